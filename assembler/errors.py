@@ -1,0 +1,35 @@
+"""Errors meant for the user: the CLI prints them as one paragraph, never a traceback."""
+
+
+class AssemblerError(Exception):
+    """A failure the user can act on. `exit_code` 2 means bad input, 1 anything else."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} {self.hint}"
+
+
+class SpecError(AssemblerError):
+    """The user's spec, lock or command line is wrong."""
+
+    exit_code = 2
+
+
+class ResolveError(AssemblerError):
+    """The requested packages cannot be installed together."""
+
+    exit_code = 2
+
+
+class IntegrityError(AssemblerError):
+    """A signature or hash did not verify: the data must not be used."""
+
+
+class NetworkError(AssemblerError):
+    """A download failed after retries."""
