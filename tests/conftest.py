@@ -1,0 +1,46 @@
+"""Shared pytest fixtures.
+
+apt archive fixtures (see tests/aptrepo.py):
+
+- `apt_key`: a session-wide generated OpenPGP key (`AptKey`); `apt_key.public_path`
+  is its armored public key file, usable as an apt `signed-by` or in a distro
+  definition.
+- `apt_repo`: a factory; `apt_repo({"stable": [Pkg(...), ...]}, **AptRepo_kwargs)`
+  builds a signed archive under tmp_path, serves it on 127.0.0.1 and returns the
+  `AptRepo` (`.url`, `.server.requests`, tampering helpers). Servers stop at
+  test teardown.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from aptrepo import AptKey, AptRepo, Pkg  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def apt_key(tmp_path_factory: pytest.TempPathFactory) -> AptKey:
+    return AptKey.generate(tmp_path_factory.mktemp("apt-key"))
+
+
+@pytest.fixture
+def apt_repo(tmp_path: Path, apt_key: AptKey):
+    repos: list[AptRepo] = []
+
+    def make(suites: dict[str, list[Pkg]], *, name: str = "archive", serve: bool = True,
+             **kwargs) -> AptRepo:
+        kwargs.setdefault("key", apt_key)
+        repo = AptRepo(tmp_path / f"{name}-{len(repos)}", suites, **kwargs)
+        repos.append(repo)
+        if serve:
+            repo.serve()
+        return repo
+
+    yield make
+    for repo in repos:
+        repo.stop()
