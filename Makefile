@@ -1,0 +1,39 @@
+# Two commands for a fresh machine: `make run` builds an example image,
+# `make test` runs every test tier. Both set up .venv (and, as root, the
+# Debian tools the tests drive) themselves.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SPEC ?= specs/python3.yaml
+DEB_TOOLS := dpkg-dev skopeo umoci docker-registry mmdebstrap apt-utils
+PYTEST_ARGS ?=
+
+.PHONY: run test lint venv sysdeps bench clean
+
+$(VENV)/.stamp: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.stamp
+
+# The Debian tools the integration tests use; installed only when running as root.
+sysdeps:
+	@if [ "$$(id -u)" = 0 ]; then \
+	  missing=""; for p in $(DEB_TOOLS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
+	else echo "not root: assuming $(DEB_TOOLS) are installed"; fi
+
+run: venv
+	$(VENV)/bin/assemble build $(SPEC)
+
+test: venv sysdeps
+	$(VENV)/bin/ruff check assembler tests bench
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: venv sysdeps
+	$(PY) bench/index_bench.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

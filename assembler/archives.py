@@ -1,0 +1,72 @@
+"""From a spec to package universes: its distro, its extra repositories, its mirrors.
+
+This is the one place that knows which package format a distro uses; every
+stage after it works on the format-neutral Universe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .cache import Cache
+from .distro import Archive, Distro, load_distro, with_components
+from .errors import SpecError
+from .index import Universe
+from .mirror import resolve_mirrors
+from .progress import Progress
+from .spec import Spec
+
+
+@dataclass
+class Options:
+    cache: Cache
+    mirrors: dict[str, str] = field(default_factory=dict)   # from --mirror
+    offline: bool = False
+    quiet: bool = False
+
+
+def distro_for(spec: Spec) -> Distro:
+    try:
+        distro = load_distro(spec.distro, spec.path.parent)
+    except SpecError as e:
+        raise SpecError(f"{spec.where(spec.distro_line)}: {e.message}") from None
+    distro = with_components(distro, spec.components)
+    for repo in spec.repositories:
+        distro.archives.append(Archive(
+            name=repo.name, suites=repo.suites, components=repo.components,
+            available_components=repo.components, keys=[Path(k) for k in repo.keys],
+            url=repo.url, host_suite="(?!)"))
+    return distro
+
+
+class Archives:
+    """Loads and remembers one Universe per architecture."""
+
+    def __init__(self, spec: Spec, options: Options) -> None:
+        self.spec = spec
+        self.options = options
+        self.distro = distro_for(spec)
+        self.mirrors = resolve_mirrors(self.distro.archives, options.mirrors, spec.mirrors,
+                                       str(spec.path))
+        self.progress = Progress(options.quiet)
+        self._loader = self._make_loader()
+        self._universes: dict[str, Universe] = {}
+
+    def _make_loader(self):  # noqa: ANN202 - one of the format loaders
+        if self.distro.family == "debian":
+            from .debian.archive import DebianIndexLoader
+
+            return DebianIndexLoader(self.distro, self.mirrors, self.options.cache,
+                                     offline=self.options.offline, progress=self.progress)
+        raise SpecError(f"{self.distro.path}: distro family {self.distro.family!r} is not "
+                        "supported yet.")
+
+    @property
+    def timings(self):  # noqa: ANN201
+        return self._loader.timings
+
+    def universe(self, arch: str) -> Universe:
+        if arch not in self._universes:
+            self._universes[arch] = self._loader.load(arch)
+        return self._universes[arch]

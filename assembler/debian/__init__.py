@@ -1,0 +1,1 @@
+"""Debian specifics: versions, archive indexes, .deb files."""

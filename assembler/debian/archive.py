@@ -1,0 +1,193 @@
+"""A Debian archive as a package universe: verified, parsed, cached.
+
+InRelease is OpenPGP-verified against the distro's keys; each Packages file
+is fetched (by-hash where offered) and must match the SHA256 in the verified
+InRelease before it is parsed. Only then is the parsed index cached, keyed by
+that hash, so nothing unverified ever reaches the cache.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import lzma
+import marshal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..cache import Cache, atomic_write
+from ..distro import Archive, Distro
+from ..errors import IntegrityError, NetworkError
+from ..index import Universe
+from ..openpgp import verify_clearsigned
+from ..progress import Progress
+from ..transport import NotFound, fetch
+from .packages import make_package, parse_packages, provided_names
+from .release import Release, check_release, parse_release
+from .version import version_key
+
+CACHE_FORMAT = "deb-index-2"
+# Prefer the smallest transfer that is still fast to decompress.
+_COMPRESSIONS = ((".xz", lzma.decompress), (".gz", gzip.decompress), ("", lambda b: b))
+
+
+@dataclass
+class Timings:
+    download: float = 0.0
+    verify: float = 0.0
+    parse: float = 0.0
+    load: float = 0.0
+
+
+@dataclass
+class SuiteIndex:
+    archive: str
+    suite: str
+    release: Release
+    inrelease_sha256: str
+
+
+class DebianIndexLoader:
+    def __init__(self, distro: Distro, mirrors: dict[str, str], cache: Cache,
+                 offline: bool = False, progress: Progress | None = None) -> None:
+        self.distro = distro
+        self.mirrors = mirrors
+        self.cache = cache
+        self.offline = offline
+        self.progress = progress or Progress(quiet=True)
+        self.timings = Timings()
+        self._releases: dict[tuple[str, str], SuiteIndex] = {}
+
+    # -- InRelease ---------------------------------------------------------------
+    def _pointer(self, url: str) -> Path:
+        return self.cache.derived_path("inrelease", hashlib.sha256(url.encode()).hexdigest())
+
+    def release(self, archive: Archive, suite: str) -> SuiteIndex:
+        key = (archive.name, suite)
+        if key in self._releases:
+            return self._releases[key]
+        url = f"{self.mirrors[archive.name]}/dists/{suite}/InRelease"
+        pointer = self._pointer(url)
+        data: bytes | None = None
+        if self.offline:
+            try:
+                data = self.cache.get_blob(pointer.read_text().strip())
+            except FileNotFoundError:
+                data = None
+            if data is None:
+                raise NetworkError(f"--offline: {url} is not in the cache; run once online.")
+        else:
+            t = time.perf_counter()
+            self.progress.status(f"fetching {archive.name} {suite} InRelease")
+            try:
+                data = fetch(url)
+            except NotFound:
+                raise NetworkError(f"{url} does not exist: is {self.mirrors[archive.name]} "
+                                   f"really a mirror of archive {archive.name!r} that carries "
+                                   f"suite {suite!r}?") from None
+            self.timings.download += time.perf_counter() - t
+        t = time.perf_counter()
+        signed = verify_clearsigned(data, archive.keys, url)
+        rel = parse_release(signed.decode("utf-8", "replace"), url)
+        check_release(rel, suite, url)
+        self.timings.verify += time.perf_counter() - t
+        digest = hashlib.sha256(data).hexdigest()
+        if not self.offline:  # cache only what verified
+            self.cache.put_blob(data, digest)
+            atomic_write(pointer, digest.encode())
+        si = SuiteIndex(archive.name, suite, rel, digest)
+        self._releases[key] = si
+        return si
+
+    # -- Packages ----------------------------------------------------------------
+    def _packages(self, archive: Archive, si: SuiteIndex, component: str, arch: str
+                  ) -> list[tuple[str, str, str]] | None:
+        base = f"{component}/binary-{arch}/Packages"
+        for ext, decompress in _COMPRESSIONS:  # noqa: B007 (used after the loop)
+            entry = si.release.sha256.get(base + ext)
+            if entry:
+                break
+        else:
+            return None  # the suite has no such component/arch (e.g. empty -updates)
+        sha, size = entry
+        cached = self.cache.derived_path("index", f"{CACHE_FORMAT}-{sha}.marshal")
+        if cached.is_file():
+            t = time.perf_counter()
+            records = marshal.loads(cached.read_bytes())
+            self.timings.load += time.perf_counter() - t
+            return records
+        if self.offline:
+            raise NetworkError(f"--offline: the {si.archive} {si.suite} {base} index is not in "
+                               "the cache; run once online.")
+        mirror = self.mirrors[archive.name]
+        url = f"{mirror}/dists/{si.suite}/{base}{ext}"
+        self.progress.status(f"downloading {si.archive} {si.suite} {base}{ext} "
+                             f"({size / 1e6:.1f} MB)", force=True)
+        t = time.perf_counter()
+        data = None
+        if si.release.acquire_by_hash:
+            # by-hash cannot change under us mid-update; fall back like apt does.
+            try:
+                data = fetch(f"{mirror}/dists/{si.suite}/{component}/binary-{arch}/"
+                             f"by-hash/SHA256/{sha}")
+            except NotFound:
+                data = None
+        if data is None:
+            data = fetch(url)
+        self.timings.download += time.perf_counter() - t
+        t = time.perf_counter()
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha or len(data) != size:
+            raise IntegrityError(
+                f"{url}: sha256 {actual} ({len(data)} bytes) does not match the signed InRelease "
+                f"({sha}, {size} bytes). The index was not used or cached; the mirror may be "
+                "mid-update (try again) or tampered with.")
+        self.timings.verify += time.perf_counter() - t
+        t = time.perf_counter()
+        self.progress.status(f"parsing {si.archive} {si.suite} {base}", force=True)
+        try:
+            text = decompress(data).decode("utf-8", "replace")
+        except (lzma.LZMAError, OSError, EOFError) as e:
+            raise IntegrityError(f"{url}: cannot decompress ({e}).") from None
+        records = parse_packages(text)
+        self.timings.parse += time.perf_counter() - t
+        atomic_write(cached, marshal.dumps(records))
+        return records
+
+    def load(self, arch: str) -> Universe:
+        sources: list[dict] = []
+        universe = Universe(arch, version_key, lambda r: make_package(r[0], sources[r[1]]))
+        for archive in self.distro.archives:
+            for suite in archive.suites:
+                si = self.release(archive, suite)
+                if arch not in si.release.architectures:
+                    raise IntegrityError(f"{archive.name} {suite} does not carry architecture "
+                                         f"{arch!r} (it has "
+                                         + ", ".join(si.release.architectures) + ").")
+                # Like apt: binary-all only when the Release lists "all" and does not
+                # say it is folded into each architecture's index.
+                archs = [arch]
+                if "all" in si.release.architectures and not si.release.all_in_arch:
+                    archs.append("all")
+                for component in archive.components:
+                    for a in archs:
+                        records = self._packages(archive, si, component, a)
+                        if records is None:
+                            continue
+                        idx = len(sources)
+                        sources.append({"archive": archive.name, "suite": suite,
+                                        "component": component})
+                        universe.add_bulk(records, idx, provided_names)
+                universe.sources.append({
+                    "archive": archive.name, "suite": suite,
+                    "date": si.release.date.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "inrelease-sha256": si.inrelease_sha256,
+                })
+        self.progress.done()
+        return universe
+
+
+def describe_timings(t: Timings) -> str:
+    return json.dumps({k: round(v, 3) for k, v in t.__dict__.items()})

@@ -1,0 +1,74 @@
+"""InRelease: the signed table of contents of one suite of a Debian archive."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from ..errors import IntegrityError
+
+
+@dataclass
+class Release:
+    suite: str
+    codename: str
+    date: datetime
+    valid_until: datetime | None
+    acquire_by_hash: bool
+    architectures: list[str]
+    components: list[str]
+    all_in_arch: bool                      # binary-all folded into binary-<arch>
+    sha256: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+
+def _date(value: str, what: str) -> datetime:
+    try:
+        d = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        raise IntegrityError(f"{what}: unreadable date {value!r}.") from None
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+def parse_release(text: str, what: str) -> Release:
+    fields: dict[str, str] = {}
+    sha256: dict[str, tuple[str, int]] = {}
+    key = ""
+    for line in text.splitlines():
+        if not line:
+            continue
+        if line[0] in " \t":
+            if key == "sha256":
+                parts = line.split()
+                if len(parts) == 3:
+                    sha256[parts[2]] = (parts[0], int(parts[1]))
+            continue
+        k, _, v = line.partition(":")
+        key = k.strip().lower()
+        fields[key] = v.strip()
+    if "date" not in fields or not sha256:
+        raise IntegrityError(f"{what}: not a Release file (no Date or SHA256 list).")
+    no_all = fields.get("no-support-for-architecture-all", "")
+    return Release(
+        suite=fields.get("suite", ""),
+        codename=fields.get("codename", ""),
+        date=_date(fields["date"], what),
+        valid_until=_date(fields["valid-until"], what) if "valid-until" in fields else None,
+        acquire_by_hash=fields.get("acquire-by-hash", "no").lower() == "yes",
+        architectures=fields.get("architectures", "").split(),
+        components=fields.get("components", "").split(),
+        all_in_arch=no_all == "Packages",
+        sha256=sha256,
+    )
+
+
+def check_release(rel: Release, suite: str, what: str, now: datetime | None = None) -> None:
+    """Refuse an expired index, or one that answers for a different suite (a replay)."""
+    now = now or datetime.now(UTC)
+    if rel.valid_until is not None and now > rel.valid_until:
+        raise IntegrityError(
+            f"{what} expired on {rel.valid_until:%Y-%m-%d %H:%M} UTC (Valid-Until); the mirror "
+            "is stale or an old index is being replayed. Use an up-to-date mirror.")
+    if suite not in (rel.suite, rel.codename):
+        raise IntegrityError(f"{what} is for suite {rel.codename or rel.suite!r}, not {suite!r}; "
+                             "refusing it.")

@@ -1,0 +1,135 @@
+"""The lockfile: exactly which package files an image is built from.
+
+It names archives, never mirrors (archive-relative `pool/...` paths plus
+sha256), so a lock works against any mirror. Output is stable: sorted keys
+in a fixed order, one package per block, so diffs read well in review.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from .cache import atomic_write
+from .errors import SpecError
+from .resolve import Resolution
+from .spec import Spec
+
+LOCK_VERSION = 1
+# Only what changes the package set makes a lock stale: editing cmd or env does not.
+INPUT_KEYS = ("distro", "archs", "contents")
+
+
+def lock_path(spec_path: Path) -> Path:
+    return spec_path.with_name(spec_path.stem + ".lock.json")
+
+
+def inputs_digest(spec: Spec) -> str:
+    raw = spec.raw or {}
+    inputs = {k: raw.get(k) for k in INPUT_KEYS}
+    inputs["archs"] = spec.archs
+    blob = json.dumps(inputs, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
+
+
+def build_lock(spec: Spec, resolutions: dict[str, Resolution],
+               indexes: dict[str, list[dict]]) -> dict[str, Any]:
+    archs: dict[str, Any] = {}
+    for arch in sorted(resolutions):
+        res = resolutions[arch]
+        packages = []
+        for p in res.ordered():
+            packages.append({
+                "name": p.name,
+                "version": p.version,
+                "arch": p.arch,
+                "archive": p.archive,
+                "suite": p.suite,
+                "filename": p.filename,
+                "size": p.size,
+                "sha256": p.sha256,
+                "source": p.source,
+                "reason": sorted(res.reasons.get(p.name, [])),
+            })
+        entry: dict[str, Any] = {"indexes": indexes[arch], "packages": packages}
+        if res.excluded:
+            entry["excluded"] = {k: sorted(set(v)) for k, v in sorted(res.excluded.items())}
+        archs[arch] = entry
+    return {
+        "lockfile-version": LOCK_VERSION,
+        "spec": {"file": spec.path.name, "inputs-digest": inputs_digest(spec)},
+        "distro": spec.distro,
+        "archs": archs,
+    }
+
+
+def dumps(lock: dict[str, Any]) -> str:
+    return json.dumps(lock, indent=2, ensure_ascii=False) + "\n"
+
+
+def write_lock(path: Path, lock: dict[str, Any]) -> bool:
+    """Write atomically; returns False (and leaves the file alone) if nothing changed."""
+    text = dumps(lock)
+    try:
+        if path.read_text() == text:
+            return False
+    except FileNotFoundError:
+        pass
+    atomic_write(path, text.encode())
+    return True
+
+
+def read_lock(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no lockfile; run 'assemble lock' first.") from None
+    except json.JSONDecodeError as e:
+        raise SpecError(f"{path}:{e.lineno}: the lockfile is not valid JSON ({e.msg}); "
+                        "restore it from git or run 'assemble lock --update'.") from None
+    if not isinstance(data, dict) or data.get("lockfile-version") != LOCK_VERSION:
+        raise SpecError(f"{path}: unsupported lockfile version "
+                        f"{data.get('lockfile-version') if isinstance(data, dict) else '?'}; "
+                        f"this assembler writes version {LOCK_VERSION}. Run "
+                        "'assemble lock --update'.")
+    try:
+        for arch, entry in data["archs"].items():
+            for p in entry["packages"]:
+                for k in ("name", "version", "arch", "archive", "filename", "size", "sha256"):
+                    if k not in p:
+                        raise SpecError(f"{path}: package entry {p.get('name', '?')} for {arch} "
+                                        f"lacks {k!r}; the lockfile is damaged.")
+    except (KeyError, TypeError, AttributeError):
+        raise SpecError(f"{path}: the lockfile is damaged (missing 'archs' or 'packages'); "
+                        "run 'assemble lock --update'.") from None
+    return data
+
+
+def staleness(lock: dict[str, Any], spec: Spec) -> str | None:
+    """Why the lock no longer matches the spec, or None if it does."""
+    if lock.get("spec", {}).get("inputs-digest") != inputs_digest(spec):
+        return "the spec's distro, archs or contents changed since it was locked"
+    if sorted(lock.get("archs", {})) != sorted(spec.archs):
+        return "the spec's archs differ from the lock's"
+    return None
+
+
+def why(lock: dict[str, Any], arch: str, name: str) -> list[list[str]]:
+    """Chains of package names from a request down to `name`, shortest first."""
+    reasons = {p["name"]: p["reason"] for p in lock["archs"][arch]["packages"]}
+    chains: list[list[str]] = []
+
+    def walk(n: str, path: list[str]) -> None:
+        if n in path or len(chains) >= 10:
+            return
+        for r in reasons.get(n, []):
+            if r in ("requested", "essential"):
+                chains.append([*reversed([*path, n])] + [])
+                chains[-1].insert(0, f"({r})")
+            else:
+                walk(r, [*path, n])
+
+    walk(name, [])
+    return sorted(chains, key=len)

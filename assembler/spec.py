@@ -1,0 +1,378 @@
+"""image.yaml: strict loading, with every error pointing at a file and line.
+
+The YAML node tree is kept beside the plain values so that later stages
+(resolution, for instance) can point at the line a package was named on.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import SpecError
+
+RELATION = re.compile(r"^(?P<name>[a-z0-9][a-z0-9+.\-]*)(?:_(?P<slice>[a-z0-9][a-z0-9\-]*))?"
+                      r"(?::(?P<arch>[a-z0-9-]+))?"
+                      r"(?:\s*(?P<op>>=|<=|<<|>>|=|<|>)\s*(?P<version>[A-Za-z0-9.+~:\-]+))?$")
+
+
+def did_you_mean(word: str, choices: list[str] | set[str]) -> str:
+    close = difflib.get_close_matches(word, sorted(choices), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return " Did you mean " + " or ".join(repr(c) for c in close) + "?"
+
+
+@dataclass
+class Located:
+    """A value and where it was written."""
+
+    value: Any
+    line: int
+
+
+@dataclass
+class Request:
+    """One entry of contents.packages: a package or slice, maybe with a version relation."""
+
+    name: str
+    arch: str | None
+    op: str | None
+    version: str | None
+    line: int
+    slice: str | None = None
+
+    def __str__(self) -> str:
+        s = self.name + (f"_{self.slice}" if self.slice else "")
+        if self.op:
+            s += f" {self.op} {self.version}"
+        return s
+
+
+@dataclass
+class Repository:
+    name: str
+    url: str | None
+    suites: list[str]
+    components: list[str]
+    keys: list[Path]
+    line: int
+
+
+@dataclass
+class Spec:
+    path: Path
+    digest: str
+    distro: str
+    distro_line: int
+    archs: list[str]
+    packages: list[Request]
+    exclude: list[Located]
+    include_essential: bool
+    components: list[str] | None
+    repositories: list[Repository]
+    mirrors: dict[str, str]
+    accounts: dict[str, Any]
+    entrypoint: list[str] | None
+    cmd: list[str] | None
+    work_dir: str | None
+    environment: dict[str, str]
+    paths: list[dict[str, Any]]
+    annotations: dict[str, str]
+    layering: dict[str, Any]
+    raw: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    def where(self, line: int) -> str:
+        return f"{self.path}:{line}"
+
+
+def _node_line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+class _Reader:
+    """Walks the composed YAML tree, converting and checking as it goes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def err(self, node: yaml.Node | int, msg: str) -> SpecError:
+        line = node if isinstance(node, int) else _node_line(node)
+        return SpecError(f"{self.path}:{line}: {msg}")
+
+    def mapping(self, node: yaml.Node, what: str, allowed: dict[str, str]) -> dict[str, yaml.Node]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.err(node, f"{what} must be a mapping of keys to values.")
+        out: dict[str, yaml.Node] = {}
+        for k, v in node.value:
+            key = k.value if isinstance(k, yaml.ScalarNode) else None
+            if not isinstance(key, str) or key not in allowed:
+                raise self.err(k, f"unknown key {key!r} in {what}."
+                               + did_you_mean(str(key), list(allowed))
+                               + " Allowed keys: " + ", ".join(sorted(allowed)) + ".")
+            if key in out:
+                raise self.err(k, f"key {key!r} appears twice in {what}.")
+            out[key] = v
+        return out
+
+    def scalar(self, node: yaml.Node, what: str) -> str:
+        if not isinstance(node, yaml.ScalarNode) or node.value == "" and node.tag.endswith("null"):
+            raise self.err(node, f"{what} must be a single value.")
+        return str(node.value)
+
+    def string(self, node: yaml.Node, what: str) -> str:
+        value = self.scalar(node, what)
+        return value
+
+    def boolean(self, node: yaml.Node, what: str) -> bool:
+        v = self.scalar(node, what).lower()
+        if v in ("true", "yes", "on"):
+            return True
+        if v in ("false", "no", "off"):
+            return False
+        raise self.err(node, f"{what} must be true or false, not {v!r}.")
+
+    def seq(self, node: yaml.Node, what: str) -> list[yaml.Node]:
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.err(node, f"{what} must be a list.")
+        return list(node.value)
+
+    def strings(self, node: yaml.Node, what: str) -> list[str]:
+        return [self.string(n, f"each item of {what}") for n in self.seq(node, what)]
+
+    def string_map(self, node: yaml.Node, what: str) -> dict[str, str]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.err(node, f"{what} must be a mapping.")
+        return {self.string(k, f"a key of {what}"): self.string(v, f"{what} values")
+                for k, v in node.value}
+
+
+TOP_KEYS = {
+    "distro": "distro definition",
+    "archs": "target architectures",
+    "contents": "packages",
+    "mirrors": "archive URLs",
+    "accounts": "users and groups",
+    "entrypoint": "entrypoint",
+    "cmd": "cmd",
+    "work-dir": "working directory",
+    "environment": "environment",
+    "paths": "paths",
+    "annotations": "annotations",
+    "layering": "layering",
+}
+CONTENTS_KEYS = {"packages": "", "exclude": "", "repositories": "", "include-essential": "",
+                 "components": ""}
+REPO_KEYS = {"name": "", "url": "", "suites": "", "components": "", "keys": ""}
+ACCOUNT_KEYS = {"groups": "", "users": "", "run-as": ""}
+GROUP_KEYS = {"groupname": "", "gid": "", "members": ""}
+USER_KEYS = {"username": "", "uid": "", "gid": "", "home": "", "shell": "", "gecos": ""}
+PATH_KEYS = {"path": "", "type": "", "uid": "", "gid": "", "mode": "", "source": "",
+             "target": "", "content": "", "recursive": ""}
+PATH_TYPES = ("directory", "file", "empty-file", "symlink", "hardlink", "permissions")
+LAYERING_KEYS = {"strategy": "", "budget": ""}
+KNOWN_ARCHS = {"amd64", "arm64", "armhf", "armel", "i386", "ppc64el", "s390x", "riscv64",
+               "mips64el", "x86_64", "aarch64"}
+
+
+def parse_request(text: str, line: int, where: str) -> Request:
+    m = RELATION.match(text.strip())
+    if not m:
+        raise SpecError(f"{where}:{line}: {text!r} is not a package name (optionally with "
+                        "':arch' and a version relation such as '=1.2-3' or '>= 1.2').")
+    return Request(m["name"], m["arch"], m["op"], m["version"], line, m["slice"])
+
+
+def host_arch() -> str:
+    import platform
+
+    machine = platform.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "armhf"}.get(machine, machine)
+
+
+def load_spec(path: Path | str) -> Spec:
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such spec file. Pass the path of an image.yaml, "
+                        "or run in the directory holding one.") from None
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read the spec ({e.strerror}).") from None
+    try:
+        root = yaml.compose(text.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: the spec is not UTF-8 text.") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise SpecError(f"{path}{line}: malformed YAML: {problem}.") from None
+    r = _Reader(path)
+    if root is None:
+        raise SpecError(f"{path}: the spec is empty; it needs at least 'distro' and "
+                        "'contents: {{packages: [...]}}'.")
+    top = r.mapping(root, "the spec", TOP_KEYS)
+    if "distro" not in top:
+        raise r.err(root, "the spec has no 'distro' (for example 'distro: debian/bookworm').")
+    distro = r.string(top["distro"], "distro")
+
+    archs = [host_arch()]
+    if "archs" in top:
+        archs = r.strings(top["archs"], "archs")
+        for n, a in zip(r.seq(top["archs"], "archs"), archs, strict=True):
+            if a not in KNOWN_ARCHS:
+                raise r.err(n, f"unknown architecture {a!r}." + did_you_mean(a, KNOWN_ARCHS))
+        if not archs:
+            raise r.err(top["archs"], "archs is empty.")
+        if len(set(archs)) != len(archs):
+            raise r.err(top["archs"], "archs lists an architecture twice.")
+
+    packages: list[Request] = []
+    exclude: list[Located] = []
+    repositories: list[Repository] = []
+    include_essential = False
+    if "contents" not in top:
+        raise r.err(root, "the spec has no 'contents' (the packages to install).")
+    contents = r.mapping(top["contents"], "contents", CONTENTS_KEYS)
+    for n in r.seq(contents.get("packages", yaml.SequenceNode("", [])), "contents.packages"):
+        packages.append(parse_request(r.string(n, "a package"), _node_line(n), str(path)))
+    if not packages:
+        raise r.err(top["contents"], "contents.packages is empty: name at least one package.")
+    seen: dict[str, Request] = {}
+    for req in packages:
+        if req.name in seen and seen[req.name].version != req.version:
+            raise SpecError(f"{path}:{req.line}: {req.name!r} is requested twice with different "
+                            f"versions (also on line {seen[req.name].line}).")
+        seen[req.name] = req
+    for n in r.seq(contents.get("exclude", yaml.SequenceNode("", [])), "contents.exclude"):
+        name = r.string(n, "an excluded package")
+        exclude.append(Located(name, _node_line(n)))
+        if name in seen:
+            raise r.err(n, f"{name!r} is both requested (line {seen[name].line}) and excluded.")
+    if "include-essential" in contents:
+        include_essential = r.boolean(contents["include-essential"], "include-essential")
+    for n in r.seq(contents.get("repositories", yaml.SequenceNode("", [])),
+                   "contents.repositories"):
+        m = r.mapping(n, "a repository", REPO_KEYS)
+        for req_key in ("name", "suites", "keys"):
+            if req_key not in m:
+                raise r.err(n, f"a repository needs {req_key!r}.")
+        keys = [(path.parent / k).resolve() for k in r.strings(m["keys"], "keys")]
+        for k, kn in zip(keys, r.seq(m["keys"], "keys"), strict=True):
+            if not k.is_file():
+                raise r.err(kn, f"key file {k} does not exist.")
+        repositories.append(Repository(
+            name=r.string(m["name"], "name"),
+            url=r.string(m["url"], "url") if "url" in m else None,
+            suites=r.strings(m["suites"], "suites"),
+            components=r.strings(m["components"], "components") if "components" in m
+            else ["main"],
+            keys=keys, line=_node_line(n)))
+
+    mirrors = r.string_map(top["mirrors"], "mirrors") if "mirrors" in top else {}
+    accounts: dict[str, Any] = {"groups": [], "users": [], "run-as": None}
+    if "accounts" in top:
+        acc = r.mapping(top["accounts"], "accounts", ACCOUNT_KEYS)
+        for g in r.seq(acc.get("groups", yaml.SequenceNode("", [])), "accounts.groups"):
+            gm = r.mapping(g, "a group", GROUP_KEYS)
+            if "groupname" not in gm or "gid" not in gm:
+                raise r.err(g, "a group needs 'groupname' and 'gid'.")
+            accounts["groups"].append({
+                "groupname": r.string(gm["groupname"], "groupname"),
+                "gid": _int(r, gm["gid"], "gid"),
+                "members": r.strings(gm["members"], "members") if "members" in gm else [],
+            })
+        for u in r.seq(acc.get("users", yaml.SequenceNode("", [])), "accounts.users"):
+            um = r.mapping(u, "a user", USER_KEYS)
+            if "username" not in um or "uid" not in um:
+                raise r.err(u, "a user needs 'username' and 'uid'.")
+            uid = _int(r, um["uid"], "uid")
+            name = r.string(um["username"], "username")
+            accounts["users"].append({
+                "username": name, "uid": uid,
+                "gid": _int(r, um["gid"], "gid") if "gid" in um else uid,
+                "home": r.string(um["home"], "home") if "home" in um else f"/home/{name}",
+                "shell": r.string(um["shell"], "shell") if "shell" in um else "/sbin/nologin",
+                "gecos": r.string(um["gecos"], "gecos") if "gecos" in um else name,
+            })
+        if "run-as" in acc:
+            run_as = r.string(acc["run-as"], "run-as")
+            names = {u["username"] for u in accounts["users"]} | {"root", "nobody"}
+            if run_as not in names and not run_as.split(":")[0].isdigit():
+                raise r.err(acc["run-as"], f"run-as names user {run_as!r}, which accounts.users "
+                            "does not define." + did_you_mean(run_as, names))
+            accounts["run-as"] = run_as
+
+    def opt_list(key: str) -> list[str] | None:
+        if key not in top:
+            return None
+        if isinstance(top[key], yaml.ScalarNode):
+            return [r.string(top[key], key)]
+        return r.strings(top[key], key)
+
+    paths: list[dict[str, Any]] = []
+    for n in r.seq(top.get("paths", yaml.SequenceNode("", [])), "paths"):
+        pm = r.mapping(n, "a path", PATH_KEYS)
+        if "path" not in pm or "type" not in pm:
+            raise r.err(n, "a path entry needs 'path' and 'type'.")
+        entry: dict[str, Any] = {"line": _node_line(n)}
+        for k, v in pm.items():
+            entry[k] = _int(r, v, k) if k in ("uid", "gid") else r.string(v, k)
+        if entry["type"] not in PATH_TYPES:
+            raise r.err(pm["type"], f"unknown path type {entry['type']!r}."
+                        + did_you_mean(entry["type"], PATH_TYPES)
+                        + " Types: " + ", ".join(PATH_TYPES) + ".")
+        if "mode" in entry:
+            try:
+                entry["mode"] = int(str(entry["mode"]), 8)
+            except ValueError:
+                raise r.err(pm["mode"], f"mode {entry['mode']!r} is not an octal number "
+                            "such as \"0755\".") from None
+        paths.append(entry)
+
+    layering: dict[str, Any] = {}
+    if "layering" in top:
+        lm = r.mapping(top["layering"], "layering", LAYERING_KEYS)
+        layering = {k: r.string(v, k) for k, v in lm.items()}
+
+    raw = yaml.safe_load(text)
+    return Spec(
+        path=path,
+        digest="sha256:" + hashlib.sha256(text).hexdigest(),
+        distro=distro,
+        distro_line=_node_line(top["distro"]),
+        archs=archs,
+        packages=packages,
+        exclude=exclude,
+        include_essential=include_essential,
+        components=r.strings(contents["components"], "contents.components")
+        if "components" in contents else None,
+        repositories=repositories,
+        mirrors=mirrors,
+        accounts=accounts,
+        entrypoint=opt_list("entrypoint"),
+        cmd=opt_list("cmd"),
+        work_dir=r.string(top["work-dir"], "work-dir") if "work-dir" in top else None,
+        environment=r.string_map(top["environment"], "environment")
+        if "environment" in top else {},
+        paths=paths,
+        annotations=r.string_map(top["annotations"], "annotations")
+        if "annotations" in top else {},
+        layering=layering,
+        raw=raw,
+    )
+
+
+def _int(r: _Reader, node: yaml.Node, what: str) -> int:
+    v = r.scalar(node, what)
+    try:
+        return int(v)
+    except ValueError:
+        raise r.err(node, f"{what} must be a whole number, not {v!r}.") from None
