@@ -15,10 +15,18 @@ Typical use::
             Pkg("libfoo", "1.2-1", multi_arch="same"),
         ],
     })
-    with serve(repo.root) as server:
+    with serve(repo.root) as server:      # or: server = repo.serve(); ...; repo.stop()
         server.url            # http://127.0.0.1:PORT/  (an archive root, like a mirror)
         server.requests       # [Request(method, path, status), ...]
+        server.count("/by-hash/")   # how many GETs had that in their path
+        server.fail("/dists/stable/InRelease", 503, 503)  # next two answers are 503
         key.public_path       # armored public key file for signed-by / distro definitions
+        repo.deb("app")       # PoolFile: .filename ("pool/main/a/app/..."), .sha256, .size
+
+In pytest use the `apt_key` / `apt_repo` fixtures from tests/conftest.py:
+`repo = apt_repo({"stable": [...]})` is already served (`repo.url`,
+`repo.server`). To publish an archive update, change `repo.suites` and call
+`repo.publish()`.
 
 Tampering helpers (`tamper_inrelease`, `replace_index`, `resign`, `expire`,
 `tamper_pool_file`, `remove_signature`) mutate the published archive in place

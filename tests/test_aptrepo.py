@@ -182,6 +182,17 @@ def test_archive_layout(tmp_path: Path, apt_key: AptKey) -> None:
         assert by_hash.exists() and by_hash.stat().st_size == int(size)
 
 
+def test_republish_updates_index(tmp_path: Path, apt_key: AptKey) -> None:
+    repo = AptRepo(tmp_path, {"stable": [Pkg("a", "1")]}, key=apt_key)
+    old = repo.inrelease("stable")
+    repo.suites["stable"].append(Pkg("a", "2"))
+    repo.publish()
+    assert repo.inrelease("stable") != old
+    text = (tmp_path / repo.index_path("stable")).read_text()
+    assert "Version: 1\n" in text and "Version: 2\n" in text
+    assert (tmp_path / repo.deb("a", "2").filename).exists()
+
+
 def test_server_logs_requests_and_injects_faults(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"hello")
     with serve(tmp_path) as srv:
