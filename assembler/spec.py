@@ -24,6 +24,8 @@ RELATION = re.compile(r"^(?P<name>[a-z0-9][a-z0-9+.\-]*)(?:_(?P<slice>[a-z0-9][a
 
 def did_you_mean(word: str, choices: list[str] | set[str]) -> str:
     close = difflib.get_close_matches(word, sorted(choices), n=3, cutoff=0.6)
+    if not close and len(word) >= 3:  # abbreviations: "dir" for "directory"
+        close = sorted(c for c in choices if c.startswith(word))[:3]
     if not close:
         return ""
     return " Did you mean " + " or ".join(repr(c) for c in close) + "?"

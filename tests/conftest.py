@@ -44,3 +44,15 @@ def apt_repo(tmp_path: Path, apt_key: AptKey):
     yield make
     for repo in repos:
         repo.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One assembler cache for the whole run, so the real archive's indexes are parsed once.
+
+    ASSEMBLER_TEST_CACHE keeps it across runs (a developer's loop); CI starts empty.
+    """
+    import os
+
+    env = os.environ.get("ASSEMBLER_TEST_CACHE")
+    return Path(env) if env else tmp_path_factory.mktemp("assembler-cache")

@@ -47,6 +47,13 @@ class SuiteIndex:
     suite: str
     release: Release
     inrelease_sha256: str
+    raw: bytes
+    pointer: Path
+
+    def remember(self, cache: Cache) -> None:
+        """Cache the InRelease, once everything it vouches for has verified too."""
+        cache.put_blob(self.raw, self.inrelease_sha256)
+        atomic_write(self.pointer, self.inrelease_sha256.encode())
 
 
 class DebianIndexLoader:
@@ -94,10 +101,7 @@ class DebianIndexLoader:
         check_release(rel, suite, url)
         self.timings.verify += time.perf_counter() - t
         digest = hashlib.sha256(data).hexdigest()
-        if not self.offline:  # cache only what verified
-            self.cache.put_blob(data, digest)
-            atomic_write(pointer, digest.encode())
-        si = SuiteIndex(archive.name, suite, rel, digest)
+        si = SuiteIndex(archive.name, suite, rel, digest, data, pointer)
         self._releases[key] = si
         return si
 
@@ -180,6 +184,8 @@ class DebianIndexLoader:
                         sources.append({"archive": archive.name, "suite": suite,
                                         "component": component})
                         universe.add_bulk(records, idx, provided_names)
+                if not self.offline:
+                    si.remember(self.cache)
                 universe.sources.append({
                     "archive": archive.name, "suite": suite,
                     "date": si.release.date.strftime("%Y-%m-%dT%H:%M:%SZ"),

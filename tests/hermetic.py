@@ -1,0 +1,40 @@
+"""Helpers for tests that run `assemble` against the served test archive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from assembler.cli import main
+
+
+def write_distro(tmp: Path, key_path: Path, suites: list[str], name: str = "test",
+                 merged_usr: bool = False) -> Path:
+    d = tmp / "testdistro.yaml"
+    d.write_text(
+        "family: debian\nrelease: test\n"
+        f"merged-usr: {'true' if merged_usr else 'false'}\n"
+        "archives:\n"
+        f"  - name: {name}\n"
+        f"    suites: [{', '.join(suites)}]\n"
+        "    components: [main]\n"
+        "    available-components: [main, contrib]\n"
+        f"    keys: [{key_path}]\n")
+    return d
+
+
+def write_spec(tmp: Path, body: str, name: str = "image.yaml") -> Path:
+    p = tmp / name
+    p.write_text(body)
+    return p
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:  # noqa: ANN001
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def cache_files(cache: Path) -> list[str]:
+    if not cache.exists():
+        return []
+    return sorted(str(p.relative_to(cache)) for p in cache.rglob("*") if p.is_file())
