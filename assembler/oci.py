@@ -409,16 +409,22 @@ class _VerifyingReader:
         data = self.f.read(n)
         self.h.update(data)
         self.size += len(data)
+        if n > 0 and len(data) < n and self.size < self.layer.size:
+            self._fail()  # shrunk: fail here, before tarfile reports a bare OSError
         return data
 
     def check(self) -> None:
         extra = self.f.read(1)
         self.f.close()
         if extra or "sha256:" + self.h.hexdigest() != self.layer.digest:
-            raise IntegrityError(
-                f"Layer blob {self.layer.path} changed after it was written "
-                f"(expected {self.layer.digest}, {self.layer.size} bytes); rebuild the image."
-            )
+            self._fail()
+
+    def _fail(self) -> None:
+        self.f.close()
+        raise IntegrityError(
+            f"Layer blob {self.layer.path} changed after it was written "
+            f"(expected {self.layer.digest}, {self.layer.size} bytes); rebuild the image."
+        )
 
 
 def write_image_tar(
