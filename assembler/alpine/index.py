@@ -17,6 +17,7 @@ from assembler.alpine.signing import (
     check_signatures,
     gunzip,
     iter_tar,
+    looks_like_signature,
     member_spans,
     read_signatures,
 )
@@ -51,8 +52,11 @@ def verify_index(
     the name of the key that signed it."""
     spans = member_spans(data, what=what)
     sig_start, sig_end = spans[0]
-    sig_tar = gunzip(data[sig_start:sig_end], what=f"{what} (signature member)", limit=1 << 20)
-    sigs = read_signatures(sig_tar, what=what)
+    first = data[sig_start:sig_end]
+    sigs = None
+    if looks_like_signature(first, what=what):
+        sig_tar = gunzip(first, what=f"{what} (signature member)", limit=1 << 20)
+        sigs = read_signatures(sig_tar, what=what)
     if sigs is None:
         raise IntegrityError(
             f"{what} is not signed: its first gzip member holds no .SIGN.RSA signature, "

@@ -127,6 +127,13 @@ class GunzipReader(io.RawIOBase):
         return n
 
 
+def looks_like_signature(member: Buffer, *, what: str) -> bool:
+    """Peek at the first tar header of a gzip member: is it a .SIGN.* entry?
+    (Cheap, so an unsigned multi-megabyte index is not inflated just to say no.)"""
+    head = GunzipReader(member, what=what).read(512) or b""
+    return head.startswith(b".SIGN.")
+
+
 @dataclass(frozen=True)
 class Signature:
     key_name: str  # the file name apk looks up in /etc/apk/keys
