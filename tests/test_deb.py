@@ -173,3 +173,34 @@ def test_wrong_first_member(handmade) -> None:
     path = handmade([("control.tar", _control_tar())])
     with pytest.raises(IntegrityError, match="debian-binary"):
         deb.read_control(path)
+
+
+@needs_dpkg_deb
+def test_real_deb_into_merged_usr_tree(tmp_path: Path) -> None:
+    from assembler.rootfs import Tree
+
+    root = tmp_path / "root"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_bytes(CONTROL)
+    (root / "bin").mkdir()
+    (root / "bin" / "tool").write_bytes(b"tool")
+    (root / "bin" / "tool").chmod(0o4755)
+    (root / "bin" / "tool-again").hardlink_to(root / "bin" / "tool")
+    (root / "sbin").mkdir()
+    (root / "sbin" / "t").symlink_to("/bin/tool")
+    out = tmp_path / "tool.deb"
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(root), str(out)],
+        check=True,
+        capture_output=True,
+    )
+    with Tree(merged_usr=True) as tree:
+        warnings = tree.add_tar(deb.iter_data(out), "tool")
+        kinds = {e.path: e.kind for e in tree}
+        assert kinds["usr/bin/tool"] == "file"
+        assert kinds["usr/bin/tool-again"] == "hardlink"
+        assert kinds["usr/sbin/t"] == "symlink"
+        assert kinds["bin"] == kinds["sbin"] == "symlink"
+        assert tree.read("/sbin/t") == b"tool"
+        assert tree.get("usr/bin/tool").mode == 0o755  # type: ignore[union-attr]
+        assert any("setuid" in w for w in warnings)
