@@ -204,3 +204,47 @@ def test_real_deb_into_merged_usr_tree(tmp_path: Path) -> None:
         assert tree.read("/sbin/t") == b"tool"
         assert tree.get("usr/bin/tool").mode == 0o755  # type: ignore[union-attr]
         assert any("setuid" in w for w in warnings)
+
+
+@pytest.mark.parametrize("ext", ["", ".gz", ".xz", ".zst", ".bz2", ".lzma"])
+def test_handmade_compressions(handmade, ext: str) -> None:
+    import bz2
+    import gzip
+    import lzma
+
+    import zstandard
+
+    info = tarfile.TarInfo("./usr/share/x")
+    info.size = 5
+    plain = tar_bytes([(info, b"hello")])
+    compress = {
+        "": lambda b: b,
+        ".gz": gzip.compress,
+        ".xz": lzma.compress,
+        ".zst": zstandard.ZstdCompressor().compress,
+        ".bz2": bz2.compress,
+        ".lzma": lambda b: lzma.compress(b, format=lzma.FORMAT_ALONE),
+    }[ext]
+    path = handmade(
+        [
+            ("debian-binary", b"2.0\n"),
+            ("control.tar.gz", gzip.compress(_control_tar())),
+            ("data.tar" + ext, compress(plain)),
+        ]
+    )
+    assert deb.read_control(path) == CONTROL
+    assert [(i.name, f.read() if f else None) for i, f in deb.iter_data(path)] == [
+        ("./usr/share/x", b"hello")
+    ]
+    broken = handmade(
+        [
+            ("debian-binary", b"2.0\n"),
+            ("control.tar", _control_tar()),
+            ("data.tar" + ext, compress(plain)[:40] + b"\0" * 200),
+        ],
+        name="broken.deb",
+    )
+    with pytest.raises(IntegrityError, match="broken.deb"):
+        for _i, f in deb.iter_data(broken):
+            if f is not None:
+                f.read()

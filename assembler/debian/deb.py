@@ -1,8 +1,8 @@
 """Reading .deb files as streams: nothing is extracted to the host disk.
 
 A .deb is an ar archive holding `debian-binary`, `control.tar[.gz|.xz|.zst]`
-and `data.tar[.gz|.xz|.zst]`, in that order (dpkg-deb(5)); members whose name
-starts with `_` may sit between them and are ignored, as dpkg does. The data
+and `data.tar[.gz|.xz|.zst|.bz2|.lzma]`, in that order (deb(5)); members
+whose name starts with `_` may sit between them and are ignored, as dpkg does. The data
 tar is decompressed and parsed on the fly, so a 100 MB package costs a few
 buffers of memory, not 100 MB.
 
@@ -14,6 +14,7 @@ never something to retry or work around.
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
 import lzma
@@ -41,6 +42,7 @@ _DECODE_ERRORS = (
     zlib.error,
     gzip.BadGzipFile,
     zstandard.ZstdError,
+    OSError,  # bz2 reports damage as a bare OSError
     ValueError,
 )
 
@@ -142,6 +144,11 @@ def _decompressor(name: str, raw: IO[bytes], path: StrPath) -> IO[bytes]:
         return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
     if ext == ".xz":
         return lzma.LZMAFile(raw)  # type: ignore[return-value]
+    # Old formats dpkg still reads; a few long-lived archives have them.
+    if ext == ".bz2":
+        return bz2.BZ2File(raw)  # type: ignore[return-value]
+    if ext == ".lzma":
+        return lzma.LZMAFile(raw, format=lzma.FORMAT_ALONE)  # type: ignore[return-value]
     if ext == ".zst":
         return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
     raise _bad(path, f"unsupported compression of {name!r}")
