@@ -239,3 +239,14 @@ def test_package_without_data_is_refused() -> None:
     ctl_end = member_spans(blob, what="apk")[0][1]
     with pytest.raises(IntegrityError, match="incomplete"):
         open_apk(blob[:ctl_end], require_signature=False)
+
+
+def test_data_split_over_several_gzip_members_streams_as_one() -> None:
+    # apk hashes and reads everything after the control member as one gzip
+    # stream; a data tar spread over two members must still verify and stream.
+    payload = tar_bytes([(file_info("a"), b"1" * 3000), (file_info("b"), b"2")])
+    data = gz(payload[:1024]) + gz(payload[1024:])
+    pkginfo = f"pkgname = x\npkgver = 1-r0\ndatahash = {hashlib.sha256(data).hexdigest()}\n"
+    control = gz(tar_bytes([(file_info(".PKGINFO"), pkginfo.encode())]))
+    pkg = open_apk(control + data, require_signature=False)
+    assert [(e.path, len(e.read())) for e in pkg.iter_data()] == [("a", 3000), ("b", 1)]

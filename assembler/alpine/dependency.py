@@ -35,12 +35,20 @@ class Dependency:
         itself calls invalid (``pc:librtmp=v2.4``); they still compare, so only
         `strict` (for user input) rejects them."""
         m = _ATOM.match(text)
-        if not m or not m.group("name") or (m.group("op") and not m.group("version")):
+        if (
+            not m
+            or not m.group("name")
+            or (m.group("op") and not m.group("version"))
+            or any(c in (m.group("version") or "") for c in " \t")
+        ):
             raise ValueError(f"not an apk dependency: {text!r}")
         op = m.group("op") or ""
         ver = m.group("version") or ""
         if op:
             mask = apkver.parse_op(op)  # raises ValueError on nonsense like "=<>"
+            if mask != apkver.CHECKSUM and any(c in ver for c in "<>=~"):
+                # a checksum ends in base64 "=" padding; a version never holds these
+                raise ValueError(f"not an apk dependency: {text!r}")
             if strict and mask != apkver.CHECKSUM and not apkver.is_valid(ver):
                 raise ValueError(f"invalid version {ver!r} in apk dependency {text!r}")
             op = apkver.op_string(mask)  # "~=" and "~" are the same operator
