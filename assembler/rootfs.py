@@ -494,6 +494,8 @@ class Tree:
                 del self._blobs[sha]
 
     def _check_mode(self, path: str, mode: int, origin: str) -> int:
+        # Only called for files: setgid on a directory (/var/mail 2775) just
+        # makes new files inherit its group and grants no privilege.
         mode &= 0o7777
         if mode & _PRIVILEGE_BITS and not self.allow_setuid:
             self._warn(
