@@ -78,6 +78,8 @@ class Spec:
     exclude: list[Located]
     include_essential: bool
     components: list[str] | None
+    strip: list[str]
+    allow_setuid: bool
     repositories: list[Repository]
     mirrors: dict[str, str]
     accounts: dict[str, Any]
@@ -170,7 +172,8 @@ TOP_KEYS = {
     "layering": "layering",
 }
 CONTENTS_KEYS = {"packages": "", "exclude": "", "repositories": "", "include-essential": "",
-                 "components": ""}
+                 "components": "", "strip": "", "allow-setuid": ""}
+STRIP_KINDS = ("docs", "man", "info", "locales", "lintian")
 REPO_KEYS = {"name": "", "url": "", "suites": "", "components": "", "keys": ""}
 ACCOUNT_KEYS = {"groups": "", "users": "", "run-as": ""}
 GROUP_KEYS = {"groupname": "", "gid": "", "members": ""}
@@ -278,6 +281,13 @@ def load_spec(path: Path | str) -> Spec:
             else ["main"],
             keys=keys, line=_node_line(n)))
 
+    strip = list(STRIP_KINDS)
+    if "strip" in contents:
+        strip = r.strings(contents["strip"], "contents.strip")
+        for n, v in zip(r.seq(contents["strip"], "strip"), strip, strict=True):
+            if v not in STRIP_KINDS:
+                raise r.err(n, f"unknown strip kind {v!r}." + did_you_mean(v, STRIP_KINDS)
+                            + " Kinds: " + ", ".join(STRIP_KINDS) + ".")
     mirrors = r.string_map(top["mirrors"], "mirrors") if "mirrors" in top else {}
     accounts: dict[str, Any] = {"groups": [], "users": [], "run-as": None}
     if "accounts" in top:
@@ -356,6 +366,9 @@ def load_spec(path: Path | str) -> Spec:
         include_essential=include_essential,
         components=r.strings(contents["components"], "contents.components")
         if "components" in contents else None,
+        strip=strip,
+        allow_setuid=r.boolean(contents["allow-setuid"], "allow-setuid")
+        if "allow-setuid" in contents else False,
         repositories=repositories,
         mirrors=mirrors,
         accounts=accounts,

@@ -1,0 +1,190 @@
+"""`assemble build`: lock -> fetch -> unpack -> rootfs -> layer -> OCI image.
+
+Everything an installer's maintainer scripts would do is done declaratively
+here (accounts, CA bundle, /tmp, package database); nothing from a package runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+from .accounts import run_as, write_accounts
+from .archives import Options, distro_for
+from .certs import BUNDLE, write_ca_bundle
+from .debian import deb
+from .debian.statusd import write_status
+from .errors import AssemblerError, SpecError
+from .fetch import Wanted, fetch_all
+from .layer import write_layer
+from .mirror import resolve_mirrors
+from .oci import DEFAULT_PATH, Image, ImageConfig, platform_for, write_image_tar, write_oci_dir
+from .progress import Progress, info
+from .rootfs import Tree
+from .spec import Spec, load_spec
+
+# What a container never reads; copyright files stay (licences travel with binaries).
+STRIP = {
+    "docs": ["usr/share/doc/*"],
+    "man": ["usr/share/man/*"],
+    "info": ["usr/share/info/*"],
+    "locales": ["usr/share/locale/*"],
+    "lintian": ["usr/share/lintian/*"],
+}
+KEEP = ["usr/share/doc/*/copyright"]
+
+
+def source_date_epoch(lock: dict) -> int:
+    """SOURCE_DATE_EPOCH from the environment, else the newest index date in the lock."""
+    env = os.environ.get("SOURCE_DATE_EPOCH")
+    if env:
+        try:
+            return int(env)
+        except ValueError:
+            raise SpecError(f"SOURCE_DATE_EPOCH={env!r} is not a whole number of seconds.") \
+                from None
+    dates = [i["date"] for a in lock["archs"].values() for i in a.get("indexes", [])]
+    if not dates:
+        return 0
+    return int(max(datetime.strptime(d, "%Y-%m-%dT%H:%M:%S%z") for d in
+                   (d.replace("Z", "+0000") for d in dates)).timestamp())
+
+
+def stripped(path: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(path, p) for p in patterns) and \
+        not any(fnmatch.fnmatchcase(path, k) for k in KEEP)
+
+
+def build_tree(spec: Spec, packages: list[dict], files: dict[str, Path], merged_usr: bool,
+               progress: Progress) -> tuple[Tree, list[str]]:
+    patterns = [p for key in spec.strip for p in STRIP[key]]
+    tree = Tree(merged_usr=merged_usr, allow_setuid=spec.allow_setuid)
+    warnings: list[str] = []
+    controls: dict[str, bytes] = {}
+    for i, p in enumerate(packages):
+        progress.status(f"unpacking {i + 1}/{len(packages)} {p['name']}")
+        path = files[p["sha256"]]
+        controls[p["name"]] = deb.read_control(path)
+        for member, f in deb.iter_data(path):
+            name = member.name.lstrip("./")
+            if patterns and stripped(name, patterns) and not member.isdir():
+                continue
+            warnings += tree.add_tar_member(member, f, p["name"])
+    for p in packages:
+        write_status(tree, p["name"], controls[p["name"]])
+    if any(p["name"] == "ca-certificates" for p in packages):
+        write_ca_bundle(tree)
+    write_accounts(tree, spec.accounts)
+    apply_paths(tree, spec)
+    progress.done()
+    return tree, warnings
+
+
+def apply_paths(tree: Tree, spec: Spec) -> None:
+    for p in spec.paths:
+        where = spec.where(p["line"])
+        path, kind = p["path"], p["type"]
+        uid, gid = p.get("uid", 0), p.get("gid", 0)
+        try:
+            if kind == "directory":
+                tree.add_dir(path, p.get("mode", 0o755), uid, gid)
+            elif kind in ("file", "empty-file"):
+                tree.add_file(path, p.get("content", "").encode(), p.get("mode", 0o644), uid, gid,
+                              replace=True)
+            elif kind == "symlink":
+                tree.add_symlink(path, p["target"], uid, gid, replace=True)
+            elif kind == "hardlink":
+                tree.add_hardlink(path, p["target"])
+            elif kind == "permissions":
+                entry = tree.get(path)
+                if entry is None:
+                    raise SpecError(f"{where}: permissions for {path}, which is not in the image.")
+                if "mode" in p:
+                    entry.mode = p["mode"]
+                entry.uid, entry.gid = uid, gid
+        except KeyError as e:
+            raise SpecError(f"{where}: a {kind} path needs {e.args[0]!r}.") from None
+        except AssemblerError as e:
+            raise SpecError(f"{where}: {e.message}") from None
+
+
+def image_config(spec: Spec, has_certs: bool) -> ImageConfig:
+    env = {"PATH": DEFAULT_PATH}
+    if has_certs:
+        env["SSL_CERT_FILE"] = "/" + BUNDLE
+    env.update(spec.environment)
+    return ImageConfig(entrypoint=spec.entrypoint, cmd=spec.cmd, env=env,
+                       working_dir=spec.work_dir or "", user=run_as(spec.accounts),
+                       labels=dict(spec.annotations))
+
+
+def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: list[str] = (),
+          compression: str = "gzip", locked: bool = False,
+          archs: list[str] | None = None) -> str:
+    from .cli import load_or_lock  # the lock stage: upstream of us
+
+    lock, _ = load_or_lock(spec, options, locked=locked)
+    distro = distro_for(spec)
+    mirrors = resolve_mirrors(distro.archives, options.mirrors, spec.mirrors, str(spec.path))
+    sde = source_date_epoch(lock)
+    progress = Progress(options.quiet)
+    wanted_archs = archs or spec.archs
+    for a in wanted_archs:
+        if a not in lock["archs"]:
+            raise SpecError(f"--arch {a}: the spec builds " + ", ".join(spec.archs) + ".")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    images = []
+    with tempfile.TemporaryDirectory(prefix=".assemble-", dir=output.parent) as tmp:
+        for arch in wanted_archs:
+            packages = lock["archs"][arch]["packages"]
+            items = [Wanted(p["name"], mirrors[p["archive"]], p["filename"], p["sha256"],
+                            p["size"]) for p in packages]
+            files = fetch_all(items, options.cache, options.offline, progress)
+            tree, warnings = build_tree(spec, packages, files, distro.merged_usr, progress)
+            for w in warnings:
+                info(f"warning: {w}", options.quiet)
+            with tree:
+                progress.status(f"writing {arch} layer", force=True)
+                layer = write_layer(tree, Path(tmp) / f"layer-{arch}", compression, sde)
+                progress.done()
+                images.append(Image(platform=platform_for(arch), layers=[layer],
+                                    config=image_config(spec, tree.get(BUNDLE) is not None),
+                                    created=sde, annotations=dict(spec.annotations)))
+        if fmt == "oci-dir":
+            digest = write_oci_dir(output, images, tags)
+        else:
+            digest = write_image_tar(output, images, tags)
+    return digest
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .cli import _options, _spec_path
+
+    spec = load_spec(_spec_path(args))
+    options = _options(args)
+    default = "image" if args.format == "oci-dir" else "image.tar"
+    output = Path(args.output) if args.output else spec.path.parent / default
+    # Without --tag the image is still named, so loaders and umoci can find it.
+    tags = args.tag or [f"{spec.path.stem.lower()}:latest"]
+    digest = build(spec, options, output, args.format, tags, args.compression,
+                   args.locked, args.arch)
+    info(f"{output}: {digest}", options.quiet)
+    print(digest)
+    return 0
+
+
+def add_commands(sub, common) -> None:  # noqa: ANN001
+    b = sub.add_parser("build", parents=[common], help="build the image from the spec and lock")
+    b.add_argument("spec", nargs="?", help="spec file (default image.yaml)")
+    b.add_argument("-o", "--output", help="output path (default image.tar beside the spec)")
+    b.add_argument("--format", choices=["tar", "oci-dir"], default="tar")
+    b.add_argument("--tag", action="append", help="docker RepoTags entry (repeatable)")
+    b.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip")
+    b.add_argument("--locked", action="store_true",
+                   help="fail if the lockfile is missing or stale (like cargo --locked)")
+    b.add_argument("--arch", action="append", help="build only this arch (repeatable)")
+    b.set_defaults(func=cmd_build)

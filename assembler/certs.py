@@ -1,0 +1,23 @@
+"""The CA bundle update-ca-certificates would write, built without running it."""
+
+from __future__ import annotations
+
+from .rootfs import Tree
+
+BUNDLE = "etc/ssl/certs/ca-certificates.crt"
+SOURCE_DIR = "usr/share/ca-certificates/"
+
+
+def write_ca_bundle(tree: Tree) -> int:
+    """Concatenate every shipped certificate (sorted by path, as the tool does); return count."""
+    certs = sorted(e.path for e in tree.entries()
+                   if e.path.startswith(SOURCE_DIR) and e.path.endswith(".crt")
+                   and e.kind in ("file", "hardlink"))
+    if not certs:
+        return 0
+    parts = []
+    for path in certs:
+        pem = tree.read(path)
+        parts.append(pem if pem.endswith(b"\n") else pem + b"\n")
+    tree.add_file(BUNDLE, b"".join(parts), 0o644, replace=True)
+    return len(certs)

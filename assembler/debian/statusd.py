@@ -1,0 +1,31 @@
+"""The package database scanners read: /var/lib/dpkg/status.d/<pkg> (+ .md5sums).
+
+Trivy, Syft and Grype read distroless-style status.d entries. Each holds the
+package's control paragraph with a Status line; its md5sums list what this
+image really contains of the package (after doc stripping), so every line
+matches a file in the image.
+"""
+
+from __future__ import annotations
+
+from ..rootfs import Tree
+
+
+def control_with_status(control: bytes) -> bytes:
+    text = control.decode("utf-8", "replace").rstrip("\n")
+    lines = text.split("\n")
+    out = []
+    for i, line in enumerate(lines):
+        out.append(line)
+        if i == 0 and line.startswith("Package:"):
+            out.append("Status: install ok installed")
+    return ("\n".join(out) + "\n").encode()
+
+
+def write_status(tree: Tree, name: str, control: bytes) -> None:
+    base = f"var/lib/dpkg/status.d/{name}"
+    tree.add_file(base, control_with_status(control), 0o644, replace=True)
+    lines = [f"{e.md5}  {e.path}\n" for e in tree.entries()
+             if e.origin == name and e.kind == "file"]
+    if lines:
+        tree.add_file(base + ".md5sums", "".join(lines).encode(), 0o644, replace=True)
