@@ -184,6 +184,9 @@ class Resolver:
                 options: list[Package] = []
                 skipped_excluded = []
                 for d in group:
+                    if d.name in self.exclude:  # excluding a virtual name drops it whole
+                        skipped_excluded.append(d.name)
+                        continue
                     for cand in self._satisfiers(d):
                         if cand.name in self.exclude:
                             skipped_excluded.append(cand.name)

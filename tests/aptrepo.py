@@ -52,6 +52,7 @@ import os
 import re
 import tarfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -711,6 +712,8 @@ class Server:
     requests: list[Request] = field(default_factory=list)
     # path -> list of statuses to answer (one per request) before serving normally
     faults: dict[str, list[int]] = field(default_factory=dict)
+    # path substring -> seconds to sleep per 64 KiB sent (a slow mirror)
+    slow: dict[str, float] = field(default_factory=dict)
     _httpd: http.server.ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
 
@@ -755,8 +758,21 @@ def serve_start(root: str | os.PathLike[str]) -> Server:
             return True
 
         def do_GET(self):  # noqa: N802
-            if not self._fault():
+            if self._fault():
+                return
+            path = self.path.split("?", 1)[0]
+            delay = next((d for sub, d in server.slow.items() if sub in path), None)
+            if delay is None:
                 super().do_GET()
+                return
+            data = (root / path.lstrip("/")).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            for i in range(0, len(data), 65536):
+                self.wfile.write(data[i:i + 65536])
+                self.wfile.flush()
+                time.sleep(delay)
 
         def do_HEAD(self):  # noqa: N802
             if not self._fault():
