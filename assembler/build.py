@@ -30,10 +30,10 @@ from .spec import Spec, load_spec
 # What a container never reads; copyright files stay (licences travel with binaries).
 STRIP = {
     "docs": ["usr/share/doc/*"],
-    "man": ["usr/share/man/*"],
-    "info": ["usr/share/info/*"],
-    "locales": ["usr/share/locale/*"],
-    "lintian": ["usr/share/lintian/*"],
+    "man": ["usr/share/man", "usr/share/man/*"],
+    "info": ["usr/share/info", "usr/share/info/*"],
+    "locales": ["usr/share/locale", "usr/share/locale/*"],
+    "lintian": ["usr/share/lintian", "usr/share/lintian/*"],
 }
 KEEP = ["usr/share/doc/*/copyright"]
 
@@ -70,8 +70,8 @@ def build_tree(spec: Spec, packages: list[dict], files: dict[str, Path], merged_
         path = files[p["sha256"]]
         controls[p["name"]] = deb.read_control(path)
         for member, f in deb.iter_data(path):
-            name = member.name.lstrip("./")
-            if patterns and stripped(name, patterns) and not member.isdir():
+            name = member.name.lstrip("./").rstrip("/")
+            if patterns and stripped(name, patterns):
                 continue
             warnings += tree.add_tar_member(member, f, p["name"])
     for p in packages:
