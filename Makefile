@@ -26,7 +26,7 @@ sysdeps:
 	else echo "not root: assuming $(DEB_TOOLS) are installed"; fi
 
 run: venv
-	$(VENV)/bin/assemble build $(SPEC)
+	$(VENV)/bin/assemble build $(SPEC) -o out/$(notdir $(basename $(SPEC))).tar
 
 test: venv sysdeps
 	$(VENV)/bin/ruff check assembler tests bench
@@ -34,6 +34,7 @@ test: venv sysdeps
 
 bench: venv sysdeps
 	$(PY) bench/index_bench.py
+	$(PY) bench/build_bench.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

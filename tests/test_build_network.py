@@ -64,7 +64,8 @@ def test_python_runs_as_nonroot(python_image, tmp_path):
     rootfs = unpack(python_image / "image.tar", tmp_path)
     code = ("import ssl, sqlite3, json, zlib, ctypes, urllib.request\n"
             "c = ssl.create_default_context(); print(len(c.get_ca_certs()))")
-    r = subprocess.run([shutil.which("chroot") or "/usr/sbin/chroot", "--userspec=65532:65532", str(rootfs), "/usr/bin/python3",
+    chroot = shutil.which("chroot") or "/usr/sbin/chroot"
+    r = subprocess.run([chroot, "--userspec=65532:65532", str(rootfs), "/usr/bin/python3",
                         "-c", code], capture_output=True, text=True,
                        env={"PATH": "/usr/bin:/bin", "HOME": "/home/nonroot"})
     assert r.returncode == 0, r.stderr

@@ -1,0 +1,97 @@
+"""python3 image: assemble cold / warm, and include-essential vs mmdebstrap, in one run.
+
+The apples-to-apples pair: `include-essential: true` + python3 (assemble, cold
+cache) against `mmdebstrap --variant=essential --include=python3` writing a
+tar, both from the mirror in the host's apt sources. Prints wall time, ratio,
+image size (compressed and not) and peak RSS of each.
+Run: .venv/bin/python bench/build_bench.py
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from assembler.distro import load_distro  # noqa: E402
+from assembler.mirror import resolve_mirrors  # noqa: E402
+
+
+def timed(cmd: list[str], env: dict | None = None) -> tuple[float, int]:
+    """Wall seconds and peak RSS (MB) of one command (its own process tree's max)."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr.read().decode()[-2000:]}")
+    return wall, usage.ru_maxrss // 1024
+
+
+def layer_sizes(tar: Path) -> tuple[int, int]:
+    import json
+    import tarfile
+
+    with tarfile.open(tar) as t:
+        m = json.load(t.extractfile("manifest.json"))[0]
+        comp = t.getmember(m["Layers"][0]).size
+        with gzip.open(t.extractfile(m["Layers"][0])) as g:
+            raw = sum(len(c) for c in iter(lambda: g.read(1 << 20), b""))
+    return comp, raw
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="assembler-build-bench-"))
+    exe = str(Path(sys.executable).with_name("assemble"))
+    spec = work / "python3.yaml"
+    shutil.copy(ROOT / "specs" / "python3.yaml", spec)
+    ess = work / "python3-essential.yaml"
+    ess.write_text((ROOT / "specs" / "python3.yaml").read_text().replace(
+        "contents:\n", "contents:\n  include-essential: true\n"))
+    rows = []
+    cache = work / "cache"
+    t, rss = timed([exe, "build", str(spec), "-q", "-o", str(work / "cold.tar"),
+                    "--cache-dir", str(cache)])
+    rows.append(("assemble python3, cold cache", t, rss, *layer_sizes(work / "cold.tar")))
+    t, rss = timed([exe, "build", str(spec), "-q", "-o", str(work / "warm.tar"),
+                    "--cache-dir", str(cache)])
+    rows.append(("assemble python3, warm cache", t, rss, *layer_sizes(work / "warm.tar")))
+    t_ess, rss = timed([exe, "build", str(ess), "-q", "-o", str(work / "ess.tar"),
+                        "--cache-dir", str(work / "cache-ess")])
+    rows.append(("assemble include-essential, cold", t_ess, rss,
+                 *layer_sizes(work / "ess.tar")))
+    t_essw, rss = timed([exe, "build", str(ess), "-q", "-o", str(work / "ess2.tar"),
+                         "--cache-dir", str(work / "cache-ess")])
+    rows.append(("assemble include-essential, warm", t_essw, rss,
+                 *layer_sizes(work / "ess2.tar")))
+
+    mirrors = resolve_mirrors(load_distro("debian/bookworm").archives, {}, {})
+    mm_tar = work / "mmdebstrap.tar"
+    cmd = ["mmdebstrap", "--quiet", "--variant=essential", "--include=python3",
+           "--architectures=amd64", "--components=main", "bookworm", str(mm_tar),
+           f"deb {mirrors['debian']} bookworm main",
+           f"deb {mirrors['debian']} bookworm-updates main",
+           f"deb {mirrors['debian-security']} bookworm-security main"]
+    t_mm, rss = timed(cmd)
+    raw = mm_tar.stat().st_size
+    comp = len(gzip.compress(mm_tar.read_bytes(), 6))
+    rows.append(("mmdebstrap --variant=essential python3", t_mm, rss, comp, raw))
+
+    print(f"{'what':42} {'wall s':>7} {'RSS MB':>7} {'gz MB':>7} {'raw MB':>7}")
+    for name, t, rss, comp, raw in rows:
+        print(f"{name:42} {t:7.2f} {rss:7d} {comp / 1e6:7.1f} {raw / 1e6:7.1f}")
+    print(f"ratio mmdebstrap / assemble (include-essential, cold): {t_mm / t_ess:.1f}x")
+    print(f"ratio mmdebstrap / assemble (include-essential, warm): {t_mm / t_essw:.1f}x")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
