@@ -126,8 +126,7 @@ def why(lock: dict[str, Any], arch: str, name: str) -> list[list[str]]:
             return
         for r in reasons.get(n, []):
             if r in ("requested", "essential"):
-                chains.append([*reversed([*path, n])] + [])
-                chains[-1].insert(0, f"({r})")
+                chains.append([f"({r})", *reversed([*path, n])])
             else:
                 walk(r, [*path, n])
 

@@ -75,7 +75,6 @@ class Resolver:
     def _ok_version(self, pkg: Package, op: str | None, version: str | None) -> bool:
         if not op or version is None:
             return True
-        from .index import Dep as _D  # noqa: F401  (keeps type checkers calm)
         return _satisfies(self.u, pkg.version, op, version)
 
     def candidate(self, name: str) -> Package | None:
