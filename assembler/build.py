@@ -6,7 +6,6 @@ here (accounts, CA bundle, /tmp, package database); nothing from a package runs.
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import os
 import tempfile
@@ -21,11 +20,12 @@ from .debian.statusd import write_status
 from .errors import AssemblerError, SpecError
 from .fetch import Wanted, fetch_all
 from .layer import write_layer
+from .lock import load_or_lock
 from .mirror import resolve_mirrors
 from .oci import DEFAULT_PATH, Image, ImageConfig, platform_for, write_image_tar, write_oci_dir
 from .progress import Progress, info
 from .rootfs import Tree
-from .spec import Spec, load_spec
+from .spec import Spec
 
 # What a container never reads; copyright files stay (licences travel with binaries).
 STRIP = {
@@ -125,8 +125,6 @@ def image_config(spec: Spec, has_certs: bool) -> ImageConfig:
 def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: list[str] = (),
           compression: str = "gzip", locked: bool = False,
           archs: list[str] | None = None) -> str:
-    from .cli import load_or_lock  # the lock stage: upstream of us
-
     lock, _ = load_or_lock(spec, options, locked=locked)
     distro = distro_for(spec)
     mirrors = resolve_mirrors(distro.archives, options.mirrors, spec.mirrors, str(spec.path))
@@ -159,32 +157,3 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
         else:
             digest = write_image_tar(output, images, tags)
     return digest
-
-
-def cmd_build(args: argparse.Namespace) -> int:
-    from .cli import _options, _spec_path
-
-    spec = load_spec(_spec_path(args))
-    options = _options(args)
-    default = "image" if args.format == "oci-dir" else "image.tar"
-    output = Path(args.output) if args.output else spec.path.parent / default
-    # Without --tag the image is still named, so loaders and umoci can find it.
-    tags = args.tag or [f"{spec.path.stem.lower()}:latest"]
-    digest = build(spec, options, output, args.format, tags, args.compression,
-                   args.locked, args.arch)
-    info(f"{output}: {digest}", options.quiet)
-    print(digest)
-    return 0
-
-
-def add_commands(sub, common) -> None:  # noqa: ANN001
-    b = sub.add_parser("build", parents=[common], help="build the image from the spec and lock")
-    b.add_argument("spec", nargs="?", help="spec file (default image.yaml)")
-    b.add_argument("-o", "--output", help="output path (default image.tar beside the spec)")
-    b.add_argument("--format", choices=["tar", "oci-dir"], default="tar")
-    b.add_argument("--tag", action="append", help="docker RepoTags entry (repeatable)")
-    b.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip")
-    b.add_argument("--locked", action="store_true",
-                   help="fail if the lockfile is missing or stale (like cargo --locked)")
-    b.add_argument("--arch", action="append", help="build only this arch (repeatable)")
-    b.set_defaults(func=cmd_build)

@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .archives import Archives, Options
+from .archives import Options
+from .build import build
 from .cache import Cache
-from .errors import AssemblerError, ResolveError, SpecError
-from .lock import build_lock, lock_path, read_lock, staleness, why, write_lock
+from .errors import AssemblerError, SpecError
+from .lock import load_or_lock, lock_path, why
 from .mirror import parse_mirror_args
 from .progress import info
-from .resolve import Resolver, Want
 from .spec import Spec, load_spec
 
 
@@ -27,59 +27,6 @@ def _options(args: argparse.Namespace) -> Options:
 
 def _spec_path(args: argparse.Namespace) -> Path:
     return Path(args.spec or "image.yaml")
-
-
-def resolve_spec(spec: Spec, archives: Archives) -> dict:
-    """Resolve every arch of `spec` and return the lock document."""
-    resolutions = {}
-    indexes = {}
-    for arch in spec.archs:
-        universe = archives.universe(arch)
-        wants = []
-        for r in spec.packages:
-            if r.slice:
-                raise SpecError(f"{spec.where(r.line)}: {r.name}_{r.slice} names a slice; "
-                                "slices are not supported yet, name the whole package "
-                                f"{r.name!r}.")
-            wants.append(Want(r.name, r.op, r.version, spec.where(r.line), r.arch))
-        exclude = {e.value for e in spec.exclude}
-        for e in spec.exclude:
-            if e.value not in universe:
-                raise SpecError(f"{spec.where(e.line)}: excluded package {e.value!r} does not "
-                                "exist in the archive." + _dym(e.value, universe))
-        try:
-            resolutions[arch] = Resolver(universe, wants, exclude,
-                                         spec.include_essential).resolve()
-        except ResolveError as e:
-            raise ResolveError(f"cannot resolve {spec.path} for {arch}: {e.message}") from None
-        indexes[arch] = universe.sources
-    return build_lock(spec, resolutions, indexes)
-
-
-def _dym(name: str, universe) -> str:  # noqa: ANN001
-    from .spec import did_you_mean
-
-    return did_you_mean(name, universe.names())
-
-
-def load_or_lock(spec: Spec, options: Options, update: bool = False,
-                 locked: bool = False) -> tuple[dict, bool]:
-    """The lock for `spec`: the file when fresh, else a new resolution (written)."""
-    path = lock_path(spec.path)
-    if not update and path.exists():
-        lock = read_lock(path)
-        reason = staleness(lock, spec)
-        if reason is None:
-            return lock, False
-        if locked:
-            raise SpecError(f"{path} is stale: {reason}. Run 'assemble lock' (without "
-                            "--locked) to update it.")
-        info(f"{path} is stale ({reason}); re-resolving.", options.quiet)
-    elif locked:
-        raise SpecError(f"{path} does not exist and --locked was given; run 'assemble lock'.")
-    lock = resolve_spec(spec, Archives(spec, options))
-    changed = write_lock(path, lock)
-    return lock, changed
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
@@ -168,16 +115,35 @@ def build_parser() -> argparse.ArgumentParser:
     wy.add_argument("--spec", dest="spec")
     wy.add_argument("--arch")
     wy.set_defaults(func=cmd_why)
-    _add_build_commands(sub, common)
+    _add_build_command(sub, common)
     return p
 
 
-def _add_build_commands(sub, common) -> None:  # noqa: ANN001
-    try:
-        from .build import add_commands
-    except ImportError:
-        return
-    add_commands(sub, common)
+def cmd_build(args: argparse.Namespace) -> int:
+    spec = load_spec(_spec_path(args))
+    options = _options(args)
+    default = "image" if args.format == "oci-dir" else "image.tar"
+    output = Path(args.output) if args.output else spec.path.parent / default
+    # Without --tag the image is still named, so loaders and umoci can find it.
+    tags = args.tag or [f"{spec.path.stem.lower()}:latest"]
+    digest = build(spec, options, output, args.format, tags, args.compression,
+                   args.locked, args.arch)
+    info(f"{output}: {digest}", options.quiet)
+    print(digest)
+    return 0
+
+
+def _add_build_command(sub, common) -> None:  # noqa: ANN001
+    b = sub.add_parser("build", parents=[common], help="build the image from the spec and lock")
+    b.add_argument("spec", nargs="?", help="spec file (default image.yaml)")
+    b.add_argument("-o", "--output", help="output path (default image.tar beside the spec)")
+    b.add_argument("--format", choices=["tar", "oci-dir"], default="tar")
+    b.add_argument("--tag", action="append", help="docker RepoTags entry (repeatable)")
+    b.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip")
+    b.add_argument("--locked", action="store_true",
+                   help="fail if the lockfile is missing or stale (like cargo --locked)")
+    b.add_argument("--arch", action="append", help="build only this arch (repeatable)")
+    b.set_defaults(func=cmd_build)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,10 +12,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .archives import Archives, Options
 from .cache import atomic_write
-from .errors import SpecError
-from .resolve import Resolution
-from .spec import Spec
+from .errors import ResolveError, SpecError
+from .progress import info
+from .resolve import Resolution, Resolver, Want
+from .spec import Spec, did_you_mean
 
 LOCK_VERSION = 1
 # Only what changes the package set makes a lock stale: editing cmd or env does not.
@@ -132,3 +134,50 @@ def why(lock: dict[str, Any], arch: str, name: str) -> list[list[str]]:
 
     walk(name, [])
     return sorted(chains, key=len)
+
+
+def resolve_spec(spec: Spec, archives: Archives) -> dict:
+    """Resolve every arch of `spec` and return the lock document."""
+    resolutions = {}
+    indexes = {}
+    for arch in spec.archs:
+        universe = archives.universe(arch)
+        wants = []
+        for r in spec.packages:
+            if r.slice:
+                raise SpecError(f"{spec.where(r.line)}: {r.name}_{r.slice} names a slice; "
+                                "slices are not supported yet, name the whole package "
+                                f"{r.name!r}.")
+            wants.append(Want(r.name, r.op, r.version, spec.where(r.line), r.arch))
+        exclude = {e.value for e in spec.exclude}
+        for e in spec.exclude:
+            if e.value not in universe:
+                raise SpecError(f"{spec.where(e.line)}: excluded package {e.value!r} does not "
+                                "exist in the archive." + did_you_mean(e.value, universe.names()))
+        try:
+            resolutions[arch] = Resolver(universe, wants, exclude,
+                                         spec.include_essential).resolve()
+        except ResolveError as e:
+            raise ResolveError(f"cannot resolve {spec.path} for {arch}: {e.message}") from None
+        indexes[arch] = universe.sources
+    return build_lock(spec, resolutions, indexes)
+
+
+def load_or_lock(spec: Spec, options: Options, update: bool = False,
+                 locked: bool = False) -> tuple[dict, bool]:
+    """The lock for `spec`: the file when fresh, else a new resolution (written)."""
+    path = lock_path(spec.path)
+    if not update and path.exists():
+        lock = read_lock(path)
+        reason = staleness(lock, spec)
+        if reason is None:
+            return lock, False
+        if locked:
+            raise SpecError(f"{path} is stale: {reason}. Run 'assemble lock' (without "
+                            "--locked) to update it.")
+        info(f"{path} is stale ({reason}); re-resolving.", options.quiet)
+    elif locked:
+        raise SpecError(f"{path} does not exist and --locked was given; run 'assemble lock'.")
+    lock = resolve_spec(spec, Archives(spec, options))
+    changed = write_lock(path, lock)
+    return lock, changed
