@@ -3,9 +3,8 @@
 - `AptRoot(dir, sources)`: a private apt configuration (own lists, cache,
   empty dpkg status, no host apt.conf.d or sources) to run `apt-get update`
   and `apt-get -s install` against any archive, e.g. the served test archive.
-- `host_mirrors()`: archive name -> URL from the host's apt sources (deb822
-  `.sources` and one-line `sources.list`); "debian" is the archive with the
-  `bookworm` suite, "debian-security" the one with `bookworm-security`.
+- `host_mirrors()`: archive name -> URL, found as `assemble` finds it
+  (assembler.mirror: environment, then the host's deb822 and one-line apt sources).
 - `apt_simulate(packages)`: {package: version} that apt installs from the real
   bookworm (+updates, +security) archive with an empty dpkg status and
   Recommends off. The apt root lives in a cache dir
@@ -19,14 +18,12 @@ No mirror host name appears here: URLs come from the host's apt sources.
 from __future__ import annotations
 
 import fcntl
-import glob
 import hashlib
 import os
 import re
 import subprocess
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
@@ -41,84 +38,20 @@ MAX_AGE = float(os.environ.get("APTSIM_MAX_AGE", 24 * 3600))
 _INST = re.compile(r"^Inst (\S+)(?: \[[^\]]*\])? \((\S+) (.*?)(?: \[([^\]]+)\])?\)", re.M)
 
 
-# --------------------------------------------------------------------------- host sources
+# --------------------------------------------------------------------------- mirrors
 
 
-@dataclass(frozen=True)
-class Source:
-    types: tuple[str, ...]
-    uris: tuple[str, ...]
-    suites: tuple[str, ...]
-    components: tuple[str, ...]
+def host_mirrors(release: str = "bookworm") -> dict[str, str]:
+    """{"debian": URL/, "debian-security": URL/}, found exactly as `assemble` finds them.
 
+    Reusing assembler.mirror (host apt sources, ASSEMBLER_MIRROR_*) guarantees that
+    apt and assemble read the same mirror, so their resolutions are comparable.
+    """
+    from assembler.distro import load_distro
+    from assembler.mirror import resolve_mirrors
 
-def _parse_deb822(text: str) -> list[Source]:
-    out = []
-    for block in re.split(r"\n\s*\n", text):
-        fields: dict[str, str] = {}
-        last = None
-        for line in block.splitlines():
-            if line.startswith("#") or not line.strip():
-                continue
-            if line[0] in " \t" and last:
-                fields[last] += " " + line.strip()
-                continue
-            if ":" in line:
-                k, v = line.split(":", 1)
-                last = k.strip().lower()
-                fields[last] = v.strip()
-        if fields.get("enabled", "yes").lower() == "no" or "uris" not in fields:
-            continue
-        out.append(
-            Source(
-                tuple(fields.get("types", "deb").split()),
-                tuple(fields["uris"].split()),
-                tuple(fields.get("suites", "").split()),
-                tuple(fields.get("components", "").split()),
-            )
-        )
-    return out
-
-
-def _parse_one_line(text: str) -> list[Source]:
-    out = []
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        line = re.sub(r"\[[^\]]*\]", " ", line)  # options
-        parts = line.split()
-        if len(parts) < 3:
-            continue
-        out.append(Source((parts[0],), (parts[1],), (parts[2],), tuple(parts[3:])))
-    return out
-
-
-def host_sources(etc: str = "/etc/apt") -> list[Source]:
-    sources: list[Source] = []
-    one_line = [f"{etc}/sources.list", *sorted(glob.glob(f"{etc}/sources.list.d/*.list"))]
-    for path in one_line:
-        if os.path.exists(path):
-            sources += _parse_one_line(Path(path).read_text())
-    for path in sorted(glob.glob(f"{etc}/sources.list.d/*.sources")):
-        sources += _parse_deb822(Path(path).read_text())
-    return sources
-
-
-def host_mirrors(etc: str = "/etc/apt", release: str = "bookworm") -> dict[str, str]:
-    """{"debian": URL, "debian-security": URL} from the host's apt sources."""
-    found: dict[str, str] = {}
-    for src in host_sources(etc):
-        if "deb" not in src.types or not src.uris:
-            continue
-        uri = src.uris[0].rstrip("/") + "/"
-        if release in src.suites:
-            found.setdefault("debian", uri)
-        if f"{release}-security" in src.suites:
-            found.setdefault("debian-security", uri)
-    if "debian" not in found:
-        raise RuntimeError(f"no '{release}' archive in the host's apt sources ({etc})")
-    return found
+    archives = load_distro(f"debian/{release}").archives
+    return {name: url + "/" for name, url in resolve_mirrors(archives, {}, {}).items()}
 
 
 # --------------------------------------------------------------------------- private apt root

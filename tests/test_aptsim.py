@@ -3,27 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from aptsim import _parse_deb822, _parse_one_line, apt_simulate, host_mirrors, parse_inst
-
-
-def test_parse_sources_formats() -> None:
-    deb822 = (
-        "Types: deb deb-src\nURIs: http://mirror.invalid/debian\n"
-        "Suites: bookworm bookworm-updates\nComponents: main contrib\n"
-        "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n"
-        "# comment\nEnabled: no\nTypes: deb\nURIs: http://off.invalid/x\nSuites: bookworm\n"
-    )
-    (src,) = _parse_deb822(deb822)
-    assert src.uris == ("http://mirror.invalid/debian",)
-    assert src.suites == ("bookworm", "bookworm-updates")
-    assert "deb" in src.types
-    (one,) = _parse_one_line(
-        "# x\ndeb [arch=amd64 signed-by=/k.gpg] http://sec.invalid/debian-security "
-        "bookworm-security main\n"
-    )
-    assert one.uris == ("http://sec.invalid/debian-security",)
-    assert one.suites == ("bookworm-security",)
-    assert one.components == ("main",)
+from aptsim import apt_simulate, host_mirrors, parse_inst
 
 
 def test_parse_inst() -> None:

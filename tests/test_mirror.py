@@ -45,10 +45,10 @@ def etc(tmp_path, monkeypatch):
 
 def test_host_sources_both_formats(etc):
     srcs = host_sources()
-    assert [(s.uri, s.suites) for s in srcs] == [
-        ("http://sec.example/debian-security", ["bookworm-security"]),
-        ("http://other.example/debian", ["trixie"]),
-        ("http://mirror.example/debian", ["bookworm", "bookworm-updates"]),
+    assert [(s.uri, s.suites, s.components) for s in srcs] == [
+        ("http://sec.example/debian-security", ["bookworm-security"], ["main"]),
+        ("http://other.example/debian", ["trixie"], ["main", "contrib"]),
+        ("http://mirror.example/debian", ["bookworm", "bookworm-updates"], ["main"]),
     ]
 
 
