@@ -11,6 +11,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
+def relation_holds(cmp: int, op: str) -> bool:
+    """Given cmp(have, wanted) as -1/0/1, does `have op wanted` hold (Debian operators)?
+
+    '<' and '>' are dpkg's obsolete spellings of '<=' and '>='.
+    """
+    if op == "=":
+        return cmp == 0
+    if op in (">=", ">"):
+        return cmp >= 0
+    if op in ("<=", "<"):
+        return cmp <= 0
+    if op == ">>":
+        return cmp > 0
+    if op == "<<":
+        return cmp < 0
+    raise ValueError(f"unknown version relation {op!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class Dep:
     """One alternative of a dependency: name, optional (op, version), optional arch qualifier."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .errors import ResolveError
-from .index import Dep, Package, Universe
+from .index import Dep, Package, Universe, relation_holds
 from .spec import did_you_mean
 
 PRIORITY_RANK = {"required": 0, "important": 1, "standard": 2, "optional": 3, "extra": 4}
@@ -268,14 +268,4 @@ class Resolver:
 
 def _satisfies(u: Universe, have: str, op: str, want: str) -> bool:
     a, b = u.version_key(have), u.version_key(want)
-    if op == "=":
-        return a == b
-    if op in (">=", ">"):
-        return a >= b
-    if op in ("<=", "<"):
-        return a <= b
-    if op == ">>":
-        return a > b
-    if op == "<<":
-        return a < b
-    return False
+    return relation_holds((a > b) - (a < b), op)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from functools import cache
 
+from ..index import relation_holds
+
 _PART = re.compile(r"(\D*)(\d*)")
 # Key of the empty non-digit string: it is what a shorter version "has" where the
 # longer one goes on, so it must sort above "~..." and below everything else.
@@ -62,20 +64,4 @@ def compare(a: str, b: str) -> int:
 
 def satisfies(version: str, op: str, wanted: str) -> bool:
     """Does `version` satisfy the relation `op wanted` (op in <<, <=, =, >=, >>)."""
-    c = compare(version, wanted)
-    if op == "=":
-        return c == 0
-    if op == ">=":
-        return c >= 0
-    if op == "<=":
-        return c <= 0
-    if op == ">>":
-        return c > 0
-    if op == "<<":
-        return c < 0
-    # Obsolete forms dpkg still accepts: '<' means '<=' and '>' means '>='.
-    if op == "<":
-        return c <= 0
-    if op == ">":
-        return c >= 0
-    raise ValueError(f"unknown version relation {op!r}")
+    return relation_holds(compare(version, wanted), op)
