@@ -206,8 +206,8 @@ class Resolver:
 
         wants = list(self.wants)
         if self.include_essential:
-            names = sorted(n for n in self.u.names()
-                           if (c := self.candidate(n)) is not None and c.essential)
+            names = [n for n in self.u.essential_names()
+                     if (c := self.candidate(n)) is not None and c.essential]
             wants += [Want(n, where="include-essential") for n in names
                       if n not in self.requested and n not in self.exclude]
         for w in wants:
