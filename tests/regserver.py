@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import http.client
 import http.server
+import json
 import shutil
 import socket
 import subprocess
@@ -99,7 +100,8 @@ def htpasswd_line(user: str, password: str) -> str:
 
 class RegistryServer:
     def __init__(self, directory: Path, *, tls: Tls | None = None,
-                 users: dict[str, str] | None = None) -> None:
+                 users: dict[str, str] | None = None, token: dict[str, str] | None = None
+                 ) -> None:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.storage = directory / "storage"
@@ -117,6 +119,8 @@ class RegistryServer:
             pw = directory / "htpasswd"
             pw.write_text("".join(htpasswd_line(u, p) for u, p in users.items()))
             lines += ["auth:", "  htpasswd:", "    realm: assembler-test", f"    path: {pw}"]
+        if token:  # {realm, service, issuer, rootcertbundle}: docker's token auth
+            lines += ["auth:", "  token:"] + [f"    {k}: {v}" for k, v in token.items()]
         self.config = directory / "config.yml"
         self.config.write_text("\n".join(lines) + "\n")
 
@@ -234,3 +238,97 @@ class WireProxy:
 
     def mounts(self) -> list[Exchange]:
         return [e for e in self.log if "mount=" in e.path]
+
+
+class TokenServer:
+    """Docker's token service for one user: signs ES256 JWTs docker-registry accepts.
+
+    `requests` records (scopes, user) per token issued. The signing certificate
+    is self-signed and travels in the JWT's x5c header; the registry trusts it
+    through `rootcertbundle` (write `cert_path` there).
+    """
+
+    def __init__(self, directory: Path, user: str, password: str,
+                 service: str = "assembler-test", issuer: str = "assembler-test-issuer") -> None:
+        import base64
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+        from cryptography.x509.oid import NameOID
+
+        directory.mkdir(parents=True, exist_ok=True)
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "token signer")])
+        now = dt.datetime.now(dt.UTC)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(minutes=5))
+                .not_valid_after(now + dt.timedelta(days=1))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                .sign(key, hashes.SHA256()))
+        self.cert_path = directory / "token-signer.pem"
+        self.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        x5c = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+        self.service, self.issuer = service, issuer
+        self.requests: list[tuple[list[str], str]] = []
+        server = self
+
+        def b64(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+        def token(scopes: list[str], subject: str) -> str:
+            access = []
+            for scope in scopes:
+                kind, _, rest = scope.partition(":")
+                repo, _, actions = rest.rpartition(":")
+                access.append({"type": kind, "name": repo, "actions": actions.split(",")})
+            t = int(time.time())
+            header = {"typ": "JWT", "alg": "ES256", "x5c": [x5c]}
+            claims = {"iss": issuer, "sub": subject, "aud": service, "exp": t + 600,
+                      "nbf": t - 10, "iat": t, "jti": f"{t}-{len(server.requests)}",
+                      "access": access}
+            signing_input = (b64(json.dumps(header).encode()) + "." +
+                             b64(json.dumps(claims).encode()))
+            r, s = decode_dss_signature(key.sign(signing_input.encode(),
+                                                 ec.ECDSA(hashes.SHA256())))
+            return signing_input + "." + b64(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+        expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                from urllib.parse import parse_qs, urlsplit
+
+                query = parse_qs(urlsplit(self.path).query)
+                if self.headers.get("Authorization") != expected or \
+                        query.get("service") != [service]:
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                scopes = query.get("scope", [])
+                server.requests.append((scopes, user))
+                body = json.dumps({"token": token(scopes, user)}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.realm = f"http://127.0.0.1:{self._httpd.server_address[1]}/token"
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+
+    def registry_config(self) -> dict[str, str]:
+        return {"realm": self.realm, "service": self.service, "issuer": self.issuer,
+                "rootcertbundle": str(self.cert_path)}
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()

@@ -24,7 +24,7 @@ import pytest
 import requests
 from aptrepo import AptRepo, File, Pkg
 from hermetic import run, write_distro, write_spec
-from regserver import RegistryServer, Tls, WireProxy
+from regserver import RegistryServer, Tls, TokenServer, WireProxy
 
 from assembler import transport
 from assembler.cli import main
@@ -460,3 +460,33 @@ def test_arm64_lock_and_binaries(images):
                 for a, e in lock["archs"].items()}
     assert versions["amd64"] == versions["arm64"]
     assert set(elf_machines(images["multi"], "arm64").values()) == {EM_AARCH64}
+
+
+def test_bearer_token_flow(images, registries, clean_auth_env, tmp_path, capsys, monkeypatch):
+    """docker-registry with token auth: the token comes from the challenge's realm."""
+    tokens = TokenServer(tmp_path / "token", "bob", "hunter2")
+    try:
+        reg = registries(token=tokens.registry_config())
+        cache = tmp_path / "cache"
+        monkeypatch.setenv("DOCKER_CONFIG", str(_docker_config(tmp_path / "bad", reg.host,
+                                                                "bob", "wrong")))
+        code, _, err = push(capsys, images["one"], f"{reg.host}/team/one:1", cache=cache,
+                            extra=["--plain-http"])
+        assert code == 2 and "rejected the credentials" in err and "Traceback" not in err
+
+        monkeypatch.setenv("DOCKER_CONFIG", str(_docker_config(clean_auth_env, reg.host,
+                                                                "bob", "hunter2")))
+        code, out, err = push(capsys, images["one"], f"{reg.host}/team/one:1", cache=cache,
+                              extra=["--plain-http"])
+        assert code == 0, err
+        assert out.strip() == images["one-digest"]
+        assert (["repository:team/one:pull,push"], "bob") in tokens.requests
+        # A mount asks for pull on the source repository as well.
+        code, _, err = push(capsys, images["sibling"], f"{reg.host}/other/sibling:1",
+                            cache=cache, extra=["--plain-http"])
+        assert code == 0, err
+        assert "1 mounted" in err
+        assert (["repository:other/sibling:pull,push", "repository:team/one:pull"], "bob") \
+            in tokens.requests
+    finally:
+        tokens.stop()
