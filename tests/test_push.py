@@ -355,7 +355,8 @@ def _kill_on_patch(reg: RegistryServer, proxy: WireProxy, nth: int, restart_afte
 def test_registry_killed_mid_upload(images, registries, clean_auth_env, tmp_path, capsys,
                                     monkeypatch, restart):
     monkeypatch.setattr(transport, "RETRIES", 4)
-    monkeypatch.setattr(transport, "BACKOFF", 0.4)  # 0.4 + 0.8 + 1.6 + 3.2 s of patience
+    # Restarted: 0.4 + 0.8 + 1.6 + 3.2 s of patience for a 0.5 s outage; else fail fast.
+    monkeypatch.setattr(transport, "BACKOFF", 0.4 if restart else 0.1)
     reg = registries()
     proxy = WireProxy(reg.host)
     state = _kill_on_patch(reg, proxy, nth=3, restart_after=0.5 if restart else None)
@@ -409,6 +410,8 @@ def test_user_mistakes_are_one_paragraph(images, registries, clean_auth_env, tmp
         (["push", str(images["one"]), f"{reg.host}/x:bad tag"], 2, "Invalid image"),
         (["push", str(tmp_path / "missing.tar"), f"{reg.host}/x:1"], 2, "image.tar"),
         (["push", str(images["one"])], 2, "needs a destination"),
+        # A spec means the image.tar beside it, which these builds did not write.
+        (["push", str(images["dir"] / "one.yaml"), f"{reg.host}/x:1"], 2, "build it first"),
         # A plain-HTTP registry spoken to with TLS.
         (["push", str(images["one"]), f"{reg.host}/x:1"], 1, "--plain-http"),
     ]
@@ -444,6 +447,19 @@ def test_build_push(images, registries, clean_auth_env, tmp_path, capsys, apt_ke
     assert raw["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
     assert raw_digest(f"{reg.host}/narrow:1", "--tls-verify=false") == digest
     assert set(elf_machines(out).values()) == {EM_AARCH64}
+
+
+def test_push_oci_directory(images, registries, clean_auth_env, tmp_path, capsys):
+    """An OCI layout directory (build --format oci-dir, or skopeo's) pushes the same bytes."""
+    reg = registries()
+    layout = tmp_path / "layout"
+    skopeo("copy", "--all", "--preserve-digests", f"oci-archive:{images['multi']}",
+           f"oci:{layout}:x")
+    code, out, err = push(capsys, layout, f"{reg.host}/fromdir:1", cache=tmp_path / "c",
+                          extra=["--plain-http"])
+    assert code == 0, err
+    assert out.strip() == images["multi-digest"]
+    assert raw_digest(f"{reg.host}/fromdir:1", "--tls-verify=false") == images["multi-digest"]
 
 
 def _serve_again(tmp: Path):
