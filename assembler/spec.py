@@ -100,7 +100,7 @@ def _node_line(node: yaml.Node) -> int:
     return node.start_mark.line + 1
 
 
-class _Reader:
+class NodeReader:
     """Walks the composed YAML tree, converting and checking as it goes."""
 
     def __init__(self, path: Path) -> None:
@@ -219,7 +219,7 @@ def load_spec(path: Path | str) -> Spec:
         line = f":{mark.line + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e)
         raise SpecError(f"{path}{line}: malformed YAML: {problem}.") from None
-    r = _Reader(path)
+    r = NodeReader(path)
     if root is None:
         raise SpecError(f"{path}: the spec is empty; it needs at least 'distro' and "
                         "'contents: {{packages: [...]}}'.")
@@ -385,7 +385,7 @@ def load_spec(path: Path | str) -> Spec:
     )
 
 
-def _int(r: _Reader, node: yaml.Node, what: str) -> int:
+def _int(r: NodeReader, node: yaml.Node, what: str) -> int:
     v = r.scalar(node, what)
     try:
         return int(v)
