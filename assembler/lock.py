@@ -16,7 +16,7 @@ from .archives import Archives, Options
 from .cache import atomic_write
 from .errors import ResolveError, SpecError
 from .progress import info
-from .resolve import Resolution, Resolver, Want
+from .resolve import Resolution
 from .spec import Spec, did_you_mean
 
 LOCK_VERSION = 1
@@ -54,6 +54,8 @@ def build_lock(spec: Spec, resolutions: dict[str, Resolution],
                 "sha256": p.sha256,
                 "source": p.source,
                 "reason": sorted(res.reasons.get(p.name, [])),
+                # format-specific identity (apk: repository, checksum, datahash)
+                **p.extra.get("lock", {}),
             })
         entry: dict[str, Any] = {"indexes": indexes[arch], "packages": packages}
         if res.excluded:
@@ -142,23 +144,18 @@ def resolve_spec(spec: Spec, archives: Archives) -> dict:
     indexes = {}
     for arch in spec.archs:
         universe = archives.universe(arch)
-        wants = []
-        for r in spec.packages:
-            if r.slice:
-                raise SpecError(f"{spec.where(r.line)}: {r.name}_{r.slice} names a slice; "
-                                "slices are not supported yet, name the whole package "
-                                f"{r.name!r}.")
-            wants.append(Want(r.name, r.op, r.version, spec.where(r.line), r.arch))
+        wants = archives.wants()
         exclude = {e.value for e in spec.exclude}
         for e in spec.exclude:
             if e.value not in universe:
                 raise SpecError(f"{spec.where(e.line)}: excluded package {e.value!r} does not "
                                 "exist in the archive." + did_you_mean(e.value, universe.names()))
         try:
-            resolutions[arch] = Resolver(universe, wants, exclude,
-                                         spec.include_essential).resolve()
+            resolutions[arch] = archives.resolver(universe, wants, exclude,
+                                                  spec.include_essential).resolve()
         except ResolveError as e:
             raise ResolveError(f"cannot resolve {spec.path} for {arch}: {e.message}") from None
+        archives.complete(arch, resolutions[arch])
         indexes[arch] = universe.sources
     return build_lock(spec, resolutions, indexes)
 
