@@ -17,6 +17,7 @@ from .archives import Options, distro_for
 from .certs import BUNDLE, write_ca_bundle
 from .debian import deb
 from .debian.statusd import write_status
+from .distro import Distro
 from .errors import AssemblerError, SpecError
 from .fetch import Wanted, fetch_all
 from .layer import write_layer
@@ -76,12 +77,52 @@ def build_tree(spec: Spec, packages: list[dict], files: dict[str, Path], merged_
             warnings += tree.add_tar_member(member, f, p["name"])
     for p in packages:
         write_status(tree, p["name"], controls[p["name"]])
-    if any(p["name"] == "ca-certificates" for p in packages):
+    finish_tree(tree, spec, packages, progress)
+    return tree, warnings
+
+
+def build_apk_tree(spec: Spec, packages: list[dict], files: dict[str, Path], distro: Distro,
+                   arch: str, progress: Progress) -> tuple[Tree, list[str]]:
+    """build_tree for Alpine: .apk data, then apk's database and /etc/apk."""
+    from .alpine import install
+    from .alpine.repository import apk_arch, trust_for
+
+    patterns = [p for key in spec.strip for p in STRIP[key]]
+    tree = Tree(merged_usr=distro.merged_usr, allow_setuid=spec.allow_setuid)
+    setup = install.ApkSetup(
+        arch=apk_arch(arch),
+        trusts={a.name: trust_for(distro, a, arch) for a in distro.archives},
+        world=install.world_atoms([r.text or r.name for r in spec.packages]),
+        # The spec's mirror or the definition's default, never a --mirror/env one:
+        # those are this machine's business and must not change the image digest.
+        repositories=apk_repositories(distro, spec))
+    warnings = install.install_packages(
+        tree, packages, files, setup, lambda n: bool(patterns) and stripped(n, patterns),
+        progress)
+    finish_tree(tree, spec, packages, progress)
+    return tree, warnings
+
+
+def apk_repositories(distro: Distro, spec: Spec) -> list[str]:
+    from .alpine.repository import repository_path
+
+    out = []
+    for a in distro.archives:
+        base = spec.mirrors.get(a.name) or a.url
+        if base:
+            out += [f"{base.rstrip('/')}/{repository_path(s, c)}"
+                    for s in a.suites for c in a.components]
+    return out
+
+
+def finish_tree(tree: Tree, spec: Spec, packages: list[dict], progress: Progress) -> None:
+    """What every format's maintainer scripts would do after unpacking."""
+    # Alpine's ca-certificates-bundle ships the bundle; only generate a missing one.
+    if any(p["name"] == "ca-certificates" for p in packages) and tree.get(BUNDLE) is None:
         write_ca_bundle(tree)
     write_accounts(tree, spec.accounts)
     apply_paths(tree, spec)
     progress.done()
-    return tree, warnings
 
 
 def apply_paths(tree: Tree, spec: Spec) -> None:
@@ -142,7 +183,10 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
             items = [Wanted(p["name"], mirrors[p["archive"]], p["filename"], p["sha256"],
                             p["size"]) for p in packages]
             files = fetch_all(items, options.cache, options.offline, progress)
-            tree, warnings = build_tree(spec, packages, files, distro.merged_usr, progress)
+            if distro.family == "alpine":
+                tree, warnings = build_apk_tree(spec, packages, files, distro, arch, progress)
+            else:
+                tree, warnings = build_tree(spec, packages, files, distro.merged_usr, progress)
             for w in warnings:
                 info(f"warning: {w}", options.quiet)
             with tree:

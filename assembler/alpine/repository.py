@@ -275,10 +275,8 @@ class AlpineIndexLoader:
             if p.size and len(data) != p.size:
                 raise IntegrityError(f"{url}: {len(data)} bytes, but the signed index says "
                                      f"{p.size}; the file was discarded.")
-            trust = trusts[p.archive]
-            apk = open_apk(data, trusted_keys=trust.keys,
-                           require_signature=trust.require_signatures,
-                           expected_checksum=p.extra["checksum"], name=url)
+            apk = open_verified(data, trusts[p.archive], p.extra["checksum"], url,
+                                self.distro.path)
             sha = hashlib.sha256(data).hexdigest()
             self.cache.put_blob(data, sha, what=url)
             atomic_write(self._memo_path(p.extra["checksum"]),
@@ -305,14 +303,30 @@ def _make(record: tuple, sources: list[dict]) -> Package:
     return make_package(rec, sources[tag])
 
 
+def open_verified(source: bytes | Path, trust: Trust, checksum: str, what: str,
+                  policy_from: Path | None = None) -> ApkPackage:
+    """Open an .apk the index names: its control must hash to the index's Q1 (which
+    with datahash covers every byte), every signature by a trusted key must verify,
+    and with `require_signatures` one such signature must exist."""
+    apk = open_apk(source, trusted_keys=trust.keys, require_signature=False,
+                   expected_checksum=checksum, name=what)
+    if trust.require_signatures and apk.signed_by is None:
+        by = ", ".join(s.key_name for s in apk.signatures)
+        raise IntegrityError(
+            f"{what} is not signed" + (f" by a trusted key (only by {by})" if by else "")
+            + ", and a signature is required"
+            + (f" (package-signatures: required in {policy_from})" if policy_from else "")
+            + "; refusing it.")
+    return apk
+
+
 def verify_fetched(path: Path, entry: dict, trust: Trust) -> ApkPackage:
     """Open a locked .apk from the cache, checking it is the file the lock names."""
     for key in ("checksum", "datahash"):
         if not entry.get(key):
             raise SpecError(f"the lock entry for {entry.get('name', '?')} lacks {key!r}; the "
                             "lockfile is damaged or not for Alpine. Run 'assemble lock --update'.")
-    apk = open_apk(path, trusted_keys=trust.keys, require_signature=trust.require_signatures,
-                   expected_checksum=entry["checksum"], name=entry["filename"])
+    apk = open_verified(path, trust, entry["checksum"], entry["filename"])
     if apk.datahash != entry["datahash"]:
         raise IntegrityError(f"{entry['filename']}: datahash {apk.datahash} differs from the "
                              f"lock's {entry['datahash']}; refusing it.")
