@@ -290,13 +290,15 @@ class ApkResolver:
 
     def _unmet(self, name: str, st: _State) -> _Fail:
         atom, req = st.cons[name][-1]
-        culprit = None
-        if req != REQUESTED:
-            culprit = st.selected[req].key[:2]
-        return _Fail(culprit, f"{self._chain([req], st)} needs {_atom(atom)}, but "
-                     f"{self._explain(name, st)}")
+        if req == REQUESTED:
+            w = next((w for w in self.wants if w.name == name), None)
+            where = self._where(w) if w else ""
+            return _Fail(None, f"{where}{_atom(atom)} cannot be met: "
+                         f"{self._explain(name, atom, st)}")
+        return _Fail(st.selected[req].key[:2], f"{self._chain([req], st)} needs {_atom(atom)}, "
+                     f"but {self._explain(name, atom, st)}")
 
-    def _explain(self, name: str, st: _State) -> str:
+    def _explain(self, name: str, atom: Dep, st: _State) -> str:
         provs = self._provisions(name)
         if not provs:
             return f"no package is or provides {name}." + did_you_mean(name, self.u.names())
@@ -307,16 +309,19 @@ class ApkResolver:
                     "provider_priority; name the one you want in contents.packages.")
         parts = []
         for pkg, ver in provs[:6]:
+            at = f" (as {name}={ver})" if ver and pkg.name != name else ""
             if pkg.key[:2] in self.forbidden:
-                parts.append(f"{pkg} was ruled out by an earlier conflict")
-                continue
-            unmet = [f"{r} needs {_atom(a)}" for a, r in st.cons.get(name, ())
-                     if not provides(a, pkg, ver)]
-            why = "; ".join(unmet) or self._clash(pkg, st) or "it is excluded"
-            at = f" {ver}" if ver and pkg.name != name else ""
-            parts.append(f"{pkg}{at} does not fit ({why})")
+                why = "ruled out by an earlier conflict"
+            elif pkg.name in self.exclude:
+                why = "excluded by the spec"
+            else:
+                why = "; ".join(f"{r} needs {_atom(a)}" for a, r in st.cons.get(name, ())
+                                if a != atom and not provides(a, pkg, ver))
+                if not why and provides(atom, pkg, ver):  # fits, yet something else is in the way
+                    why = self._clash(pkg, st) or ""
+            parts.append(f"{pkg}{at}" + (f" ({why})" if why else ""))
         more = f" and {len(provs) - 6} more" if len(provs) > 6 else ""
-        return "; ".join(parts) + more + "."
+        return "available: " + ", ".join(parts) + more + "."
 
     def _chain(self, reasons: list[str], st: _State) -> str:
         if not reasons or reasons[0] == REQUESTED:
