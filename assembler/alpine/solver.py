@@ -146,9 +146,10 @@ class ApkResolver:
 
     @staticmethod
     def _final(last: _Fail, first: _Fail) -> str:
+        # The first problem is the cause; later ones are what avoiding it ran into.
         if first is last or first.message == last.message:
-            return last.message
-        return f"{last.message} (after avoiding: {first.message})"
+            return first.message
+        return f"{first.message} (no other choice of packages avoids it)"
 
     # -- one attempt ------------------------------------------------------------------
     def _attempt(self) -> Resolution:
@@ -303,8 +304,11 @@ class ApkResolver:
         if not provs:
             return f"no package is or provides {name}." + did_you_mean(name, self.u.names())
         bare = [p for p, v in provs if v is None]
+        names = ", ".join(sorted({p.name for p in bare}))
+        if bare and len(bare) == len(provs) and atom.op:
+            return (f"{name} is provided only without a version (by {names}), which cannot "
+                    "meet a dependency on a version.")
         if bare and len(bare) == len(provs) and not any(p.provider_priority for p in bare):
-            names = ", ".join(sorted({p.name for p in bare}))
             return (f"{name} is provided only without a version, by {names}, and none has a "
                     "provider_priority; name the one you want in contents.packages.")
         parts = []
