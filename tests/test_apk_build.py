@@ -308,3 +308,35 @@ def test_index_signed_by_untrusted_key_refused_and_not_cached(tmp_path, signer, 
         server.stop()
     assert code != 0 and "APKINDEX.tar.gz is signed by unknown key" in err, err
     assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize("winner", ["a", "b"])  # installed first / installed later
+def test_replaces_decides_file_ownership(tmp_path, signer, capsys, winner):
+    """Two packages shipping one path: an error, unless one replaces the other;
+    then the replacing package owns it in the image and in the installed db."""
+    loser = "b" if winner == "a" else "a"
+    pkgs = [Apk("a", files={"usr/bin/tool": b"from a"}, depends=["b"]),
+            Apk("b", files={"usr/bin/tool": b"from b", "usr/bin/b": b"b"})]
+    next(p for p in pkgs if p.name == winner).replaces = [loser]
+    argv, out, server = setup_build(tmp_path, signer, pkgs, "a")
+    try:
+        code, _, err = run([*argv, "--format", "oci-dir"], capsys)
+        assert code == 0, err
+        layer = next(p for p in (out / "blobs" / "sha256").iterdir()
+                     if p.stat().st_size > 1000 and tarfile.is_tarfile(p))
+        with tarfile.open(layer) as t:
+            tool = t.extractfile("usr/bin/tool").read()
+            db = parse_installed(t.extractfile("lib/apk/db/installed").read().decode())
+        assert tool == f"from {winner}".encode()
+        owned = {p.record.name: sorted(p.paths()) for p in db}
+        assert "usr/bin/tool" in owned[winner] and "usr/bin/tool" not in owned[loser]
+        assert "usr/bin/b" in owned["b"]
+        # without replaces: the path conflict is explained
+        for p in pkgs:
+            p.replaces = []
+        write_repo(tmp_path / "srv", REPO, pkgs, signer)
+        (tmp_path / "image.lock.json").unlink()
+        code, _, err = run([*argv, "--format", "oci-dir"], capsys)
+    finally:
+        server.stop()
+    assert code != 0 and "Path conflict at /usr/bin/tool" in err, err
