@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .cache import Cache
 from .distro import Archive, Distro, load_distro, with_components
@@ -17,6 +18,9 @@ from .mirror import resolve_mirrors
 from .progress import Progress
 from .resolve import Resolution, Resolver, Want
 from .spec import Spec
+
+if TYPE_CHECKING:
+    from .alpine.solver import ApkResolver
 
 DEBIAN_OPS = (">=", "<=", "<<", ">>", "=", "<", ">")
 
@@ -99,12 +103,12 @@ class Archives:
         return out
 
     def resolver(self, universe: Universe, wants: list[Want], exclude: set[str],
-                 include_essential: bool) -> Resolver:
+                 include_essential: bool) -> Resolver | ApkResolver:
         """The resolver with the distro's semantics (apt's or apk's)."""
         if self.distro.family == "alpine":
             from .alpine.solver import ApkResolver
 
-            return ApkResolver(universe, wants, exclude, include_essential)  # type: ignore[return-value]
+            return ApkResolver(universe, wants, exclude, include_essential)
         return Resolver(universe, wants, exclude, include_essential)
 
     def complete(self, arch: str, resolution: Resolution) -> None:

@@ -248,3 +248,18 @@ def test_unknown_request_suggests():
     u = universe("P:python3\nV:3.12-r0\n")
     with pytest.raises(ResolveError, match="spec.yaml:7: no package named 'pyhton3'.*'python3'"):
         solve(u, "pyhton3")
+
+
+def test_spec_keeps_apk_atoms(tmp_path):
+    """spec.py accepts what Debian's grammar refuses; the apk reading is exact."""
+    from assembler.spec import load_spec
+
+    spec = tmp_path / "image.yaml"
+    spec.write_text("distro: alpine/v3.21\ncontents:\n  packages:\n"
+                    "    - libnetfilter_acct\n    - so:libz.so.1\n    - python3~3.12\n"
+                    "    - py3-foo=1.0_rc1-r0\n    - freeswitch-sounds-ru-RU-elena-8000\n")
+    wants = [apk_want(r.text, "x") for r in load_spec(spec).packages]
+    assert [(w.name, w.op, w.version) for w in wants] == [
+        ("libnetfilter_acct", None, None), ("so:libz.so.1", None, None),
+        ("python3", "~", "3.12"), ("py3-foo", "=", "1.0_rc1-r0"),
+        ("freeswitch-sounds-ru-RU-elena-8000", None, None)]
