@@ -103,13 +103,14 @@ class Archives:
         return out
 
     def resolver(self, universe: Universe, wants: list[Want], exclude: set[str],
-                 include_essential: bool) -> Resolver | ApkResolver:
+                 include_essential: bool, prefer: dict[str, str] | None = None,
+                 ) -> Resolver | ApkResolver:
         """The resolver with the distro's semantics (apt's or apk's)."""
         if self.distro.family == "alpine":
             from .alpine.solver import ApkResolver
 
-            return ApkResolver(universe, wants, exclude, include_essential)
-        return Resolver(universe, wants, exclude, include_essential)
+            return ApkResolver(universe, wants, exclude, include_essential, prefer)
+        return Resolver(universe, wants, exclude, include_essential, prefer)
 
     def complete(self, arch: str, resolution: Resolution) -> None:
         """Fill in what the lock needs but the index does not say (apk: the file's

@@ -9,11 +9,13 @@ from __future__ import annotations
 import fnmatch
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
 from .accounts import run_as, write_accounts
 from .archives import Options, distro_for
+from .cache import Cache
 from .certs import BUNDLE, write_ca_bundle
 from .debian import deb
 from .debian.statusd import write_status
@@ -27,6 +29,7 @@ from .oci import DEFAULT_PATH, Image, ImageConfig, platform_for, write_image_tar
 from .progress import Progress, info
 from .rootfs import Tree
 from .spec import Spec
+from .unpacked import Unpacked, unpacked
 
 # What a container never reads; copyright files stay (licences travel with binaries).
 STRIP = {
@@ -37,6 +40,8 @@ STRIP = {
     "lintian": ["usr/share/lintian", "usr/share/lintian/*"],
 }
 KEEP = ["usr/share/doc/*/copyright"]
+# Two cores is the common CI box; more workers only queue behind the tree.
+UNPACK_WORKERS = min(4, os.cpu_count() or 1)
 
 
 def source_date_epoch(lock: dict) -> int:
@@ -60,23 +65,33 @@ def stripped(path: str, patterns: list[str]) -> bool:
         not any(fnmatch.fnmatchcase(path, k) for k in KEEP)
 
 
+def _unpack(cache: Cache, package: dict, path: Path) -> Unpacked:
+    return unpacked(cache, package["sha256"], lambda: deb.iter_data(path),
+                    lambda: {"control": deb.read_control(path)})
+
+
 def build_tree(spec: Spec, packages: list[dict], files: dict[str, Path], merged_usr: bool,
-               progress: Progress) -> tuple[Tree, list[str]]:
+               cache: Cache, progress: Progress) -> tuple[Tree, list[str]]:
     patterns = [p for key in spec.strip for p in STRIP[key]]
     tree = Tree(merged_usr=merged_usr, allow_setuid=spec.allow_setuid)
     warnings: list[str] = []
     controls: dict[str, bytes] = {}
-    for i, p in enumerate(packages):
-        progress.status(f"unpacking {i + 1}/{len(packages)} {p['name']}")
-        path = files[p["sha256"]]
-        controls[p["name"]] = deb.read_control(path)
-        for member, f in deb.iter_data(path):
-            name = member.name.lstrip("./").rstrip("/")
-            if patterns and stripped(name, patterns):
-                continue
-            warnings += tree.add_tar_member(member, f, p["name"])
-    for p in packages:
-        write_status(tree, p["name"], controls[p["name"]])
+    # Unpacking the next packages (decompression and hashing release the GIL)
+    # overlaps with adding this one to the tree; the tree sees them in lock order.
+    with ThreadPoolExecutor(UNPACK_WORKERS) as pool:
+        jobs = [pool.submit(_unpack, cache, p, files[p["sha256"]]) for p in packages]
+        for i, (p, job) in enumerate(zip(packages, jobs, strict=True)):
+            progress.status(f"unpacking {i + 1}/{len(packages)} {p['name']}")
+            got = job.result()
+            controls[p["name"]] = got.extras["control"]
+            store = tree.attach(got.path)
+            before = len(tree.warnings)
+            for member in got.members:
+                if patterns and stripped(member[0].lstrip("./").rstrip("/"), patterns):
+                    continue
+                tree.add_member(member, store, p["name"])
+            warnings += tree.warnings[before:]
+    write_status(tree, controls)
     finish_tree(tree, spec, packages, progress)
     return tree, warnings
 
@@ -186,7 +201,8 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
             if distro.family == "alpine":
                 tree, warnings = build_apk_tree(spec, packages, files, distro, arch, progress)
             else:
-                tree, warnings = build_tree(spec, packages, files, distro.merged_usr, progress)
+                tree, warnings = build_tree(spec, packages, files, distro.merged_usr,
+                                            options.cache, progress)
             for w in warnings:
                 info(f"warning: {w}", options.quiet)
             with tree:

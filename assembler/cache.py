@@ -27,15 +27,20 @@ def default_cache_dir() -> Path:
 
 
 @contextmanager
-def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[IO[bytes]]:
-    """Write to a temp file beside `path`, rename over it only if the block succeeds."""
+def atomic_writer(path: Path, mode: int = 0o644, durable: bool = True) -> Iterator[IO[bytes]]:
+    """Write to a temp file beside `path`, rename over it only if the block succeeds.
+
+    `durable=False` skips the fsync: only for entries whose reader validates
+    them (a power cut may leave such a file empty, never a killed process).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix="." + path.name)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:

@@ -15,7 +15,8 @@ from .cache import Cache
 from .errors import AssemblerError, SpecError
 from .lock import load_or_lock, lock_path, why
 from .mirror import parse_mirror_args
-from .progress import info
+from .progress import Progress, info
+from .registry import DEFAULT_CHUNK, PushOptions, parse_reference, push
 from .spec import Spec, load_spec
 
 
@@ -116,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     wy.add_argument("--arch")
     wy.set_defaults(func=cmd_why)
     _add_build_command(sub, common)
+    _add_push_command(sub, common)
     return p
 
 
@@ -126,11 +128,117 @@ def cmd_build(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else spec.path.parent / default
     # Without --tag the image is still named, so loaders and umoci can find it.
     tags = args.tag or [f"{spec.path.stem.lower()}:latest"]
+    if args.push:
+        # Refuse a bad destination before spending minutes on the build.
+        for ref in args.push:
+            parse_reference(ref)
     digest = build(spec, options, output, args.format, tags, args.compression,
                    args.locked, args.arch)
     info(f"{output}: {digest}", options.quiet)
+    if args.push:
+        pushed = _push(output, args.push, args, options.cache)
+        if pushed != digest:
+            raise AssemblerError(f"{output} holds {pushed}, not the {digest} just built.")
+    elif args.digest_file:
+        _write_digest_file(args.digest_file, digest)
     print(digest)
     return 0
+
+
+def _write_digest_file(path: str, digest: str) -> None:
+    # No newline, like skopeo's and buildah's --digestfile.
+    try:
+        Path(path).write_text(digest)
+    except OSError as e:
+        raise AssemblerError(f"cannot write the digest file {path}: {e.strerror}.") from None
+
+
+def _chunk_size(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    t = text.strip().lower().removesuffix("b").removesuffix("i")
+    try:
+        n = int(t[:-1]) * units[t[-1]] if t and t[-1] in units else int(t)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 16M, 512K or 1048576")
+    return n
+
+
+def _push(image: Path, refs: list[str], args: argparse.Namespace, cache: Cache) -> str:
+    options = PushOptions(plain_http=args.plain_http, ca_cert=args.ca_cert,
+                          authfile=args.authfile, chunk_size=args.chunk_size,
+                          hints_path=cache.root / "registry" / "mount-hints.json")
+    if args.ca_cert and not Path(args.ca_cert).is_file():
+        raise SpecError(f"--ca-cert {args.ca_cert}: no such file.")
+    progress = Progress(args.quiet)
+
+    def log(text: str) -> None:
+        progress.done()
+        info(text, args.quiet)
+
+    try:
+        result = push(image, refs, options, log=log, progress=progress.status)
+    finally:
+        progress.done()
+    s = result.stats
+    info(f"blobs: {s.uploaded} uploaded ({s.uploaded_bytes / 1e6:.1f} MB), {s.mounted} "
+         f"mounted, {s.existing} already there; {s.manifests} manifests", args.quiet)
+    if args.digest_file:
+        _write_digest_file(args.digest_file, result.digest)
+    return result.digest
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    words = list(args.args)
+    first = words[0]
+    # The first word is the image (or spec) when it names something on disk, or
+    # looks like a path: a reference never ends in .tar/.yaml or starts with / or ./.
+    looks_like_path = first.endswith((".tar", ".yaml", ".yml")) or \
+        first.startswith(("/", "./", "../"))
+    if Path(first).exists() or looks_like_path:
+        if len(words) == 1:
+            raise SpecError(f"{first} is an image or spec; push also needs a destination, "
+                            f"e.g. 'assemble push {first} registry.example/app:1.0'.")
+        source = Path(words.pop(0))
+        if not source.exists():
+            raise SpecError(f"{source} does not exist; build the image first "
+                            "('assemble build -o FILE'; the default output is image.tar).")
+    else:
+        source = Path("image.tar")
+    if source.suffix in (".yaml", ".yml"):
+        # A spec: push what 'assemble build SPEC' wrote beside it by default.
+        source = source.parent / "image.tar"
+        if not source.exists():
+            raise SpecError(f"{source} does not exist; build it first with 'assemble build "
+                            f"{args.args[0]}' (or use 'assemble build --push REF').")
+    options = _options(args)
+    print(_push(source, words, args, options.cache))
+    return 0
+
+
+def _add_push_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plain-http", action="store_true",
+                   help="talk HTTP, not HTTPS, to the registry (a local test registry)")
+    p.add_argument("--ca-cert", metavar="FILE", help="trust this CA (PEM) for the registry")
+    p.add_argument("--authfile", metavar="FILE",
+                   help="registry credentials file (default: REGISTRY_AUTH_FILE, podman's "
+                   "auth.json, ~/.docker/config.json)")
+    p.add_argument("--digest-file", metavar="FILE", help="write the image digest to FILE")
+    p.add_argument("--chunk-size", type=_chunk_size, default=DEFAULT_CHUNK, metavar="SIZE",
+                   help="upload larger blobs in chunks of SIZE (default 16M)")
+
+
+def _add_push_command(sub, common) -> None:  # noqa: ANN001
+    p = sub.add_parser("push", parents=[common], help="push a built image to registries",
+                       usage="assemble push [options] [IMAGE | SPEC] REF [REF ...]",
+                       description="Push an image (the tar or OCI directory 'assemble build' "
+                       "wrote; default image.tar) to one or more references. A SPEC pushes "
+                       "the image.tar beside it.")
+    p.add_argument("args", nargs="+", metavar="ARG",
+                   help="the image, then destinations like registry.example/app:1.0")
+    _add_push_options(p)
+    p.set_defaults(func=cmd_push)
 
 
 def _add_build_command(sub, common) -> None:  # noqa: ANN001
@@ -143,6 +251,9 @@ def _add_build_command(sub, common) -> None:  # noqa: ANN001
     b.add_argument("--locked", action="store_true",
                    help="fail if the lockfile is missing or stale (like cargo --locked)")
     b.add_argument("--arch", action="append", help="build only this arch (repeatable)")
+    b.add_argument("--push", action="append", metavar="REF",
+                   help="push the built image to REF (repeatable)")
+    _add_push_options(b)
     b.set_defaults(func=cmd_build)
 
 

@@ -80,10 +80,14 @@ class Universe:
     """
 
     def __init__(self, arch: str, version_key: Callable[[str], object],
-                 make: Callable[[tuple], Package]) -> None:
+                 make: Callable[[tuple], Package],
+                 essential: Callable[[tuple], bool] | None = None) -> None:
         self.arch = arch
         self.version_key = version_key
         self._make = make
+        # Answers "is this record Essential?" without building a Package: making
+        # all 66k Packages of an archive to find ~30 essential ones takes seconds.
+        self._essential = essential or (lambda r: self._make(r).essential)
         self._raw: dict[str, list[tuple]] = {}
         self._pkgs: dict[str, list[Package]] = {}
         self._provides: dict[str, list[tuple[str, tuple]]] = {}  # virtual -> (provider, record)
@@ -149,6 +153,12 @@ class Universe:
 
     def names(self) -> set[str]:
         return set(self._raw)
+
+    def essential_names(self) -> list[str]:
+        """Names with at least one Essential version (the candidate may still not be)."""
+        return sorted(name for name, records in self._raw.items()
+                      if any(r[0].essential if isinstance(r[0], Package) else self._essential(r)
+                             for r in records))
 
     def virtual_names(self) -> set[str]:
         return set(self._provides)

@@ -15,6 +15,7 @@ from typing import Any
 from .archives import Archives, Options
 from .cache import atomic_write
 from .errors import ResolveError, SpecError
+from .index import Universe
 from .progress import info
 from .resolve import Resolution
 from .spec import Spec, did_you_mean
@@ -138,25 +139,64 @@ def why(lock: dict[str, Any], arch: str, name: str) -> list[list[str]]:
     return sorted(chains, key=len)
 
 
+def _resolve_arch(spec: Spec, archives: Archives, universe: Universe, arch: str,
+                  prefer: dict[str, str]) -> Resolution:
+    wants = archives.wants()
+    exclude = {e.value for e in spec.exclude}
+    for e in spec.exclude:
+        if e.value not in universe:
+            raise SpecError(f"{spec.where(e.line)}: excluded package {e.value!r} does not "
+                            "exist in the archive." + did_you_mean(e.value, universe.names()))
+    try:
+        return archives.resolver(universe, wants, exclude, spec.include_essential,
+                                 prefer).resolve()
+    except ResolveError as e:
+        raise ResolveError(f"cannot resolve {spec.path} for {arch}: {e.message}") from None
+
+
+def _common_versions(resolutions: dict[str, Resolution],
+                     universes: dict[str, Universe]) -> dict[str, str]:
+    """For packages locked at different versions per arch: the highest version every one
+    of those archs offers (none when the archive has no common version, e.g. binNMUs)."""
+    out: dict[str, str] = {}
+    names = {n for r in resolutions.values() for n in r.packages}
+    for name in sorted(names):
+        archs = [a for a, r in resolutions.items() if name in r.packages]
+        if len({resolutions[a].packages[name].version for a in archs}) < 2:
+            continue
+        offered = [{p.version for p in universes[a].versions(name)} for a in archs]
+        common = set.intersection(*offered)
+        if common:
+            key = universes[archs[0]].version_key
+            out[name] = max(common, key=key)
+    return out
+
+
+# Each round can only add preferences, and a closure is small; this bounds odd archives.
+ALIGN_ROUNDS = 5
+
+
 def resolve_spec(spec: Spec, archives: Archives) -> dict:
-    """Resolve every arch of `spec` and return the lock document."""
-    resolutions = {}
-    indexes = {}
-    for arch in spec.archs:
-        universe = archives.universe(arch)
-        wants = archives.wants()
-        exclude = {e.value for e in spec.exclude}
-        for e in spec.exclude:
-            if e.value not in universe:
-                raise SpecError(f"{spec.where(e.line)}: excluded package {e.value!r} does not "
-                                "exist in the archive." + did_you_mean(e.value, universe.names()))
-        try:
-            resolutions[arch] = archives.resolver(universe, wants, exclude,
-                                                  spec.include_essential).resolve()
-        except ResolveError as e:
-            raise ResolveError(f"cannot resolve {spec.path} for {arch}: {e.message}") from None
-        archives.complete(arch, resolutions[arch])
-        indexes[arch] = universe.sources
+    """Resolve every arch of `spec` and return the lock document.
+
+    Like apko, architectures get the same package versions where the archive
+    allows: when the highest versions differ (one arch built a new upload
+    first), every arch takes the highest version they all offer.
+    """
+    universes = {arch: archives.universe(arch) for arch in spec.archs}
+    prefer: dict[str, str] = {}
+    resolutions = {arch: _resolve_arch(spec, archives, u, arch, prefer)
+                   for arch, u in universes.items()}
+    for _ in range(ALIGN_ROUNDS if len(universes) > 1 else 0):
+        common = _common_versions(resolutions, universes)
+        if all(prefer.get(k) == v for k, v in common.items()):
+            break
+        prefer.update(common)
+        resolutions = {arch: _resolve_arch(spec, archives, u, arch, prefer)
+                       for arch, u in universes.items()}
+    for arch, res in resolutions.items():
+        archives.complete(arch, res)
+    indexes = {arch: u.sources for arch, u in universes.items()}
     return build_lock(spec, resolutions, indexes)
 
 

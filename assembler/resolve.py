@@ -63,8 +63,10 @@ class _Unsatisfiable(Exception):
 
 class Resolver:
     def __init__(self, universe: Universe, wants: list[Want], exclude: set[str] | None = None,
-                 include_essential: bool = False) -> None:
+                 include_essential: bool = False, prefer: dict[str, str] | None = None) -> None:
         self.u = universe
+        # name -> version to take when available (the lock aligns architectures with it).
+        self.prefer = prefer or {}
         self.wants = wants
         self.exclude = set(exclude or ())
         self.include_essential = include_essential
@@ -81,6 +83,12 @@ class Resolver:
         """The version apt would pick: the highest, unless the spec pins this package."""
         versions = self.u.versions(name)
         pin = self.pins.get(name)
+        preferred = self.prefer.get(name)
+        if preferred is not None:
+            for p in versions:
+                if p.version == preferred and (pin is None or
+                                               self._ok_version(p, pin.op, pin.version)):
+                    return p
         for p in versions:
             if pin is None or self._ok_version(p, pin.op, pin.version):
                 return p
@@ -206,8 +214,8 @@ class Resolver:
 
         wants = list(self.wants)
         if self.include_essential:
-            names = sorted(n for n in self.u.names()
-                           if (c := self.candidate(n)) is not None and c.essential)
+            names = [n for n in self.u.essential_names()
+                     if (c := self.candidate(n)) is not None and c.essential]
             wants += [Want(n, where="include-essential") for n in names
                       if n not in self.requested and n not in self.exclude]
         for w in wants:

@@ -73,6 +73,8 @@ class Entry:
     # explicit entry for the same directory later replaces their metadata.
     implicit: bool = False
     offset: int = -1
+    # Where the bytes live: 0 is the tree's spool, others files attached with attach().
+    store: int = 0
 
 
 def normalize(path: str, origin: str = GENERATED) -> str:
@@ -155,7 +157,9 @@ class Tree:
         self._entries: dict[str, Entry] = {}
         self._spool: IO[bytes] | None = None
         self._spool_end = 0
-        # sha256 -> (offset, size): identical contents share spool space.
+        # Read-only files whose byte ranges entries may point into (unpacked packages).
+        self._stores: list[int] = [-1]
+        # sha256 -> (offset, size) in the spool: identical contents share space.
         self._blobs: dict[str, tuple[int, int]] = {}
         if merged_usr:
             for top in _MERGED_USR_ALWAYS:
@@ -167,6 +171,14 @@ class Tree:
         if self._spool is not None:
             self._spool.close()
             self._spool = None
+        for fd in self._stores[1:]:
+            os.close(fd)
+        self._stores = [-1]
+
+    def attach(self, path: str | os.PathLike[str]) -> int:
+        """Make a file's byte ranges usable as contents (add_member); returns its store id."""
+        self._stores.append(os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)))
+        return len(self._stores) - 1
 
     def __enter__(self) -> Tree:
         return self
@@ -223,9 +235,13 @@ class Tree:
             raise ValueError(f"{entry.path} is a {entry.kind}, it has no contents")
         if entry.size == 0:
             return io.BytesIO(b"")
-        spool = self._need_spool()
-        spool.flush()
-        return io.BufferedReader(_SpoolReader(spool.fileno(), entry.offset, entry.size))
+        if entry.store:
+            fd = self._stores[entry.store]
+        else:
+            spool = self._need_spool()
+            spool.flush()
+            fd = spool.fileno()
+        return io.BufferedReader(_SpoolReader(fd, entry.offset, entry.size))
 
     def read(self, path: str) -> bytes:
         with self.open(path) as f:
@@ -291,25 +307,29 @@ class Tree:
         previous_end = self._spool_end
         offset, size, sha, md5 = self._spool_data(data)
         new = Entry(canon, "file", mode, uid, gid, size, "", origin, sha, md5, mtime, False, offset)
+        if not self._place_file(new, replace):
+            self._release(offset, previous_end, sha)
+
+    def _place_file(self, new: Entry, replace: bool) -> bool:
+        """Put a file entry at its (canonical) path; False if an existing one was kept."""
+        canon, origin = new.path, new.origin
         existing = self._entries.get(canon)
         if existing is not None and not replace:
             if self._same_content(existing, new):
-                self._release(offset, previous_end, sha)
-                if (existing.mode, existing.uid, existing.gid) != (mode, uid, gid):
+                if (existing.mode, existing.uid, existing.gid) != (new.mode, new.uid, new.gid):
                     self._warn(
                         f"{canon}: shipped by {existing.origin} and {origin} with different "
                         f"modes or owners; keeping {existing.origin}'s."
                     )
-                return
+                return False
             if existing.origin != origin or existing.kind not in ("file", "hardlink"):
-                self._release(offset, previous_end, sha)
                 raise self._conflict(canon, existing, origin, "a different file")
             # Same origin twice: a tar may list a path again; the later one wins.
         if existing is not None and existing.kind == "dir":
-            self._release(offset, previous_end, sha)
             raise self._conflict(canon, existing, origin, "a file")
         self._add_parents(canon, origin)
         self._entries[canon] = new
+        return True
 
     def add_symlink(
         self,
@@ -425,6 +445,30 @@ class Tree:
                 f"(unsupported tar member type {info.type!r})."
             )
         return self.warnings[before:]
+
+    def add_member(self, member: tuple, store: int, origin: str) -> None:
+        """Add one member of an unpacked package (see unpacked.py) whose bytes are in `store`."""
+        name, kind, mode, uid, gid, size, link, mtime, offset, sha, md5, tar_type = member
+        mode &= 0o7777
+        if kind == "f":
+            canon = self._canonical(normalize(name, origin), origin)
+            if canon == "":
+                raise IntegrityError(f"{origin}: cannot install a file as the root directory.")
+            mode = self._check_mode(canon, mode, origin)
+            self._place_file(Entry(canon, "file", mode, uid, gid, size, "", origin, sha, md5,
+                                   mtime, False, offset, store if size else 0), False)
+        elif kind == "d":
+            self.add_dir(name, mode, uid, gid, origin, mtime)
+        elif kind == "l":
+            self.add_symlink(name, link, uid, gid, origin, mtime)
+        elif kind == "h":
+            self.add_hardlink(name, link, origin, mtime)
+        elif tar_type in (tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.FIFOTYPE):
+            what = "fifo" if tar_type == tarfile.FIFOTYPE else "device node"
+            self._warn(f"{origin}: dropped {what} {normalize(name, origin)!r}.")
+        else:
+            self._warn(f"{origin}: dropped {normalize(name, origin)!r} "
+                       f"(unsupported tar member type {tar_type!r}).")
 
     def add_tar(
         self, members: Iterable[tuple[tarfile.TarInfo, IO[bytes] | None]], origin: str

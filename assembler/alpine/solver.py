@@ -123,9 +123,11 @@ class _State:
 
 class ApkResolver:
     def __init__(self, universe: Universe, wants: list[Want], exclude: set[str] | None = None,
-                 include_essential: bool = False) -> None:
+                 include_essential: bool = False, prefer: dict[str, str] | None = None) -> None:
         # include_essential has no meaning for apk: Alpine packages have no Essential flag
         self.u = universe
+        # name -> version every arch offers (multi-arch locks): taken when it fits
+        self.prefer = dict(prefer or {})
         self.wants = wants
         self.exclude = set(exclude or ())
         self.requested = {w.name for w in wants}
@@ -183,7 +185,8 @@ class ApkResolver:
                 if self._drop_excluded(name, st):
                     continue
                 raise self._unmet(name, st)
-            pkg, _ = max(cands, key=_provider_key)
+            preferred = [c for c in cands if self.prefer.get(c[0].name) == c[0].version]
+            pkg, _ = max(preferred or cands, key=_provider_key)
             self._select(pkg, [r for a, r in st.cons[name] if provides(a, pkg, dict(
                 claims_of(pkg)).get(name))], st)
 

@@ -11,6 +11,7 @@ over several lines; folded fields (Description) are skipped whole.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 
 from ..index import Dep, Package
@@ -53,6 +54,26 @@ def parse_packages(text: str) -> list[tuple[str, str, str]]:
     return records
 
 
+def parse_packages_pieces(pieces: Iterable[bytes]) -> list[tuple[str, str, str]]:
+    """parse_packages over a stream of text pieces, cut at stanza boundaries.
+
+    Keeps peak memory at the records plus one piece instead of the whole text.
+    """
+    records: list[tuple[str, str, str]] = []
+    rest = b""
+    for piece in pieces:
+        buf = rest + piece
+        cut = buf.rfind(b"\n\n")
+        if cut < 0:
+            rest = buf
+            continue
+        records += parse_packages(buf[:cut + 1].decode("utf-8", "replace"))
+        rest = buf[cut + 2:]
+    if rest.strip():
+        records += parse_packages(rest.decode("utf-8", "replace"))
+    return records
+
+
 def unpack_record(joined: str) -> list[str]:
     return joined.split("\0")
 
@@ -86,6 +107,11 @@ def parse_provides(text: str) -> list[tuple[str, str | None]]:
 
 def provided_names(text: str) -> list[str]:
     return [p.split("(")[0].split(":")[0].strip() for p in text.split(",") if p.strip()]
+
+
+def is_essential(joined: str) -> bool:
+    # Cheap pre-test: almost no record contains the word at all.
+    return "yes" in joined and unpack_record(joined)[ESSENTIAL] == "yes"
 
 
 def make_package(joined: str, src: dict) -> Package:

@@ -22,10 +22,14 @@ def control_with_status(control: bytes) -> bytes:
     return ("\n".join(out) + "\n").encode()
 
 
-def write_status(tree: Tree, name: str, control: bytes) -> None:
-    base = f"var/lib/dpkg/status.d/{name}"
-    tree.add_file(base, control_with_status(control), 0o644, replace=True)
-    lines = [f"{e.md5}  {e.path}\n" for e in tree.entries()
-             if e.origin == name and e.kind == "file"]
-    if lines:
-        tree.add_file(base + ".md5sums", "".join(lines).encode(), 0o644, replace=True)
+def write_status(tree: Tree, controls: dict[str, bytes]) -> None:
+    """status.d/<pkg> and <pkg>.md5sums for every package in `controls` (name -> control)."""
+    files: dict[str, list[str]] = {}
+    for e in tree.entries():
+        if e.kind == "file" and e.origin in controls:
+            files.setdefault(e.origin, []).append(f"{e.md5}  {e.path}\n")
+    for name, control in controls.items():
+        base = f"var/lib/dpkg/status.d/{name}"
+        tree.add_file(base, control_with_status(control), 0o644, replace=True)
+        if name in files:
+            tree.add_file(base + ".md5sums", "".join(files[name]).encode(), 0o644, replace=True)
