@@ -20,6 +20,7 @@ from .certs import BUNDLE, write_ca_bundle
 from .cut import cut, member_path
 from .debian import deb
 from .debian.statusd import write_status
+from .distro import Distro
 from .errors import AssemblerError, SpecError
 from .fetch import Wanted, fetch_all
 from .layer import write_layer
@@ -125,8 +126,6 @@ def build_tree(spec: Spec, packages: list[dict], files: dict[str, Path], merged_
                     tree.add_member(member, store, name)
             warnings += tree.warnings[before:]
     generated = _make_paths(tree, made, owners)
-    if "ca-certificates" in controls and "ca-certificates" not in by_package:
-        write_ca_bundle(tree)
     for path, slice_ in generated.get("ca-bundle", []):
         write_ca_bundle(tree, path, slice_.package)
     for path in sorted(transient):
@@ -134,9 +133,8 @@ def build_tree(spec: Spec, packages: list[dict], files: dict[str, Path], merged_
         # Directories stay: something that is kept may live in them.
         if entry is not None and entry.kind != "dir":
             tree.remove(path, missing_ok=True)
-    write_accounts(tree, spec.accounts, **_masters(tree, generated))
     write_status(tree, controls)
-    apply_paths(tree, spec)
+    finish_tree(tree, spec, packages, progress, _masters(tree, generated))
     # Owners are in package spelling; the manifest speaks the image's (merged /usr).
     image_owners: dict[str, set[str]] = {}
     for path, names in owners.items():
@@ -145,8 +143,53 @@ def build_tree(spec: Spec, packages: list[dict], files: dict[str, Path], merged_
             image_owners.setdefault(entry.path, set()).update(names)
     for path, _ in generated.get("manifest", []):
         write_manifest(tree, path.removesuffix("**"), packages, image_owners)
-    progress.done()
     return tree, warnings
+
+
+def build_apk_tree(spec: Spec, packages: list[dict], files: dict[str, Path], distro: Distro,
+                   arch: str, progress: Progress) -> tuple[Tree, list[str]]:
+    """build_tree for Alpine: .apk data, then apk's database and /etc/apk."""
+    from .alpine import install
+    from .alpine.repository import apk_arch, trust_for
+
+    patterns = [p for key in spec.strip for p in STRIP[key]]
+    tree = Tree(merged_usr=distro.merged_usr, allow_setuid=spec.allow_setuid)
+    setup = install.ApkSetup(
+        arch=apk_arch(arch),
+        trusts={a.name: trust_for(distro, a, arch) for a in distro.archives},
+        world=install.world_atoms([r.text or r.name for r in spec.packages]),
+        # The spec's mirror or the definition's default, never a --mirror/env one:
+        # those are this machine's business and must not change the image digest.
+        repositories=apk_repositories(distro, spec))
+    warnings = install.install_packages(
+        tree, packages, files, setup, lambda n: bool(patterns) and stripped(n, patterns),
+        progress)
+    finish_tree(tree, spec, packages, progress)
+    return tree, warnings
+
+
+def apk_repositories(distro: Distro, spec: Spec) -> list[str]:
+    from .alpine.repository import repository_path
+
+    out = []
+    for a in distro.archives:
+        base = spec.mirrors.get(a.name) or a.url
+        if base:
+            out += [f"{base.rstrip('/')}/{repository_path(s, c)}"
+                    for s in a.suites for c in a.components]
+    return out
+
+
+def finish_tree(tree: Tree, spec: Spec, packages: list[dict], progress: Progress,
+                masters: dict[str, bytes] | None = None) -> None:
+    """What every format's maintainer scripts would do after unpacking."""
+    # Alpine's ca-certificates-bundle ships the bundle; only generate a missing one.
+    if any(p["name"] == "ca-certificates" and not p.get("slices") for p in packages) \
+            and tree.get(BUNDLE) is None:
+        write_ca_bundle(tree)
+    write_accounts(tree, spec.accounts, **(masters or {}))
+    apply_paths(tree, spec)
+    progress.done()
 
 
 def _make_paths(tree: Tree, made: list[tuple[Slice, PathSpec]], owners: dict[str, set[str]]
@@ -243,8 +286,11 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
             items = [Wanted(p["name"], mirrors[p["archive"]], p["filename"], p["sha256"],
                             p["size"]) for p in packages]
             files = fetch_all(items, options.cache, options.offline, progress)
-            tree, warnings = build_tree(spec, packages, files, distro.merged_usr, options.cache,
-                                        progress, arch, distro.slices_dir)
+            if distro.family == "alpine":
+                tree, warnings = build_apk_tree(spec, packages, files, distro, arch, progress)
+            else:
+                tree, warnings = build_tree(spec, packages, files, distro.merged_usr,
+                                            options.cache, progress, arch, distro.slices_dir)
             for w in warnings:
                 info(f"warning: {w}", options.quiet)
             with tree:

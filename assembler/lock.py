@@ -57,6 +57,8 @@ def build_lock(spec: Spec, resolutions: dict[str, Resolution],
                 "sha256": p.sha256,
                 "source": p.source,
                 "reason": sorted(res.reasons.get(p.name, [])),
+                # format-specific identity (apk: repository, checksum, datahash)
+                **p.extra.get("lock", {}),
             })
             if p.name in res.slices:
                 packages[-1]["slices"] = sorted(res.slices[p.name])
@@ -181,20 +183,17 @@ def _add_slices(spec: Spec, catalog: Catalog, universe: Universe, arch: str,
                                         | needed_by.get(s.full, set()))
 
 
-def _resolve_arch(spec: Spec, universe: Universe, arch: str,
+def _resolve_arch(spec: Spec, archives: Archives, universe: Universe, arch: str,
                   prefer: dict[str, str], catalog: Catalog | None = None) -> Resolution:
-    wants = []
-    for r in spec.packages:
-        if r.slice:
-            continue
-        wants.append(Want(r.name, r.op, r.version, spec.where(r.line), r.arch))
+    wants = archives.wants()
     exclude = {e.value for e in spec.exclude}
     for e in spec.exclude:
         if e.value not in universe:
             raise SpecError(f"{spec.where(e.line)}: excluded package {e.value!r} does not "
                             "exist in the archive." + did_you_mean(e.value, universe.names()))
     try:
-        res = Resolver(universe, wants, exclude, spec.include_essential, prefer).resolve()
+        res = archives.resolver(universe, wants, exclude, spec.include_essential,
+                                prefer).resolve()
     except ResolveError as e:
         raise ResolveError(f"cannot resolve {spec.path} for {arch}: {e.message}") from None
     if catalog is not None:
@@ -235,15 +234,17 @@ def resolve_spec(spec: Spec, archives: Archives) -> dict:
         else None
     universes = {arch: archives.universe(arch) for arch in spec.archs}
     prefer: dict[str, str] = {}
-    resolutions = {arch: _resolve_arch(spec, u, arch, prefer, catalog)
+    resolutions = {arch: _resolve_arch(spec, archives, u, arch, prefer, catalog)
                    for arch, u in universes.items()}
     for _ in range(ALIGN_ROUNDS if len(universes) > 1 else 0):
         common = _common_versions(resolutions, universes)
         if all(prefer.get(k) == v for k, v in common.items()):
             break
         prefer.update(common)
-        resolutions = {arch: _resolve_arch(spec, u, arch, prefer, catalog)
+        resolutions = {arch: _resolve_arch(spec, archives, u, arch, prefer, catalog)
                        for arch, u in universes.items()}
+    for arch, res in resolutions.items():
+        archives.complete(arch, res)
     indexes = {arch: u.sources for arch, u in universes.items()}
     return build_lock(spec, resolutions, indexes)
 
