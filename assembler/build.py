@@ -128,13 +128,14 @@ def build_tree(spec: Spec, packages: list[dict], files: dict[str, Path], merged_
     generated = _make_paths(tree, made, owners)
     for path, slice_ in generated.get("ca-bundle", []):
         write_ca_bundle(tree, path, slice_.package)
+    masters = _masters(tree, generated)   # read before until: mutate paths leave
     for path in sorted(transient):
         entry = tree.get(path)
         # Directories stay: something that is kept may live in them.
         if entry is not None and entry.kind != "dir":
             tree.remove(path, missing_ok=True)
     write_status(tree, controls)
-    finish_tree(tree, spec, packages, progress, _masters(tree, generated))
+    finish_tree(tree, spec, packages, progress, masters)
     # Owners are in package spelling; the manifest speaks the image's (merged /usr).
     image_owners: dict[str, set[str]] = {}
     for path, names in owners.items():

@@ -16,8 +16,8 @@ def write_ca_bundle(tree: Tree, path: str = BUNDLE, origin: str = GENERATED) -> 
     if not certs:
         return 0
     parts = []
-    for path in certs:
-        pem = tree.read(path)
+    for cert in certs:
+        pem = tree.read(cert)
         parts.append(pem if pem.endswith(b"\n") else pem + b"\n")
     tree.add_file(path, b"".join(parts), 0o644, origin=origin, replace=True)
     return len(certs)

@@ -164,7 +164,8 @@ def _add_slices(spec: Spec, catalog: Catalog, universe: Universe, arch: str,
     needed_by: dict[str, set[str]] = {}
     for s in chosen:
         for e in s.essentials(arch):
-            needed_by.setdefault(e, set()).add(s.full)
+            if not e.startswith(s.package + "_"):   # a package's own slices are no reason
+                needed_by.setdefault(e, set()).add(s.full)
     pins = [Want(r.name, r.op, r.version, spec.where(r.line), r.arch) for r in requests if r.op]
     picker = Resolver(universe, pins, set(), False, prefer)
     for s in chosen:
