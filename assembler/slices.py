@@ -353,6 +353,34 @@ class Catalog:
                     break
         return out
 
+    def find(self, query: str) -> list[Slice]:
+        """Slices whose full name contains every word of `query` (chisel find's rule:
+        a word matches the package or the slice name, fuzzily by substring)."""
+        words = [w.lower() for w in query.replace("_", " ").split() if w]
+        out = [s for s in self.slices.values() if all(w in s.full for w in words)]
+        return sorted(out, key=lambda s: (s.package, s.name))
+
+    def describe(self, names: list[str]) -> str:
+        """The definitions of packages or slices, as YAML in the definition format."""
+        out = []
+        for name in names:
+            if "_" in name:
+                slices = [self.get(name)]
+            elif name in self.packages:
+                slices = sorted(self.packages[name], key=lambda s: s.name)
+            else:
+                raise SpecError(f"no package or slice {name!r} in the catalog."
+                                + did_you_mean(name, list(self.packages) + list(self.slices)))
+            doc: dict = {"package": slices[0].package, "slices": {}}
+            for s in slices:
+                body: dict = {}
+                if s.essential:
+                    body["essential"] = [n for n, _ in s.essential]
+                body["contents"] = {p.path: _describe_path(p) for p in s.contents.values()}
+                doc["slices"][s.name] = body
+            out.append(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False))
+        return "---\n".join(out)
+
     # -- static checks -----------------------------------------------------------------
 
     def _check_essentials(self) -> None:
@@ -411,6 +439,21 @@ class Catalog:
                     continue
                 if overlap(p.path, q.path):
                     raise _conflict((s, p), (t, q))
+
+
+def _describe_path(p: PathSpec) -> dict | None:
+    d: dict = {}
+    for key, value in (("text", p.text), ("symlink", p.link), ("generate", p.generate),
+                       ("until", p.until), ("prefer", p.prefer)):
+        if value is not None:
+            d[key] = value
+    if p.kind == "dir":
+        d["make"] = True
+    if p.mode is not None:
+        d["mode"] = f"0{p.mode:o}"
+    if p.arch:
+        d["arch"] = list(p.arch) if len(p.arch) > 1 else p.arch[0]
+    return d or None
 
 
 def _compatible(a: tuple[Slice, PathSpec], b: tuple[Slice, PathSpec]) -> bool:

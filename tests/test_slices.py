@@ -133,3 +133,56 @@ def test_closure_follows_package_and_slice_essentials_per_arch(tmp_path: Path) -
     assert [s.full for s in c.closure(["app_bins"], "amd64")] == \
         ["app_bins", "libc6_copyright", "libc6_libs"]
     assert "extra_x" in [s.full for s in c.closure(["app_bins"], "arm64")]
+
+
+def _catalog_distro(tmp_path: Path) -> Path:
+    d = tmp_path / "slices"
+    _write(d, "libc6", "essential: [libc6_copyright]\nslices:\n"
+                       "  libs:\n    contents:\n      /usr/lib/*-linux-*/libc.so.6:\n"
+                       "      /lib64/ld-linux-x86-64.so.2: {arch: amd64}\n"
+                       "  copyright:\n    contents:\n      /usr/share/doc/libc6/copyright:\n")
+    _write(d, "openssl", "slices:\n  config:\n    essential: [libc6_libs]\n    contents:\n"
+                         "      /etc/ssl/openssl.cnf: {text: \"x=1\\n\", mode: 0640}\n"
+                         "      /run/ssl/: {make: true}\n")
+    distro = tmp_path / "d.yaml"
+    distro.write_text(f"family: debian\nrelease: t\nslices: {d}\narchives: []\n")
+    return distro
+
+
+def test_info_prints_definitions_that_load_back(tmp_path: Path, capsys) -> None:
+    from dataclasses import replace
+
+    from hermetic import run
+
+    distro = _catalog_distro(tmp_path)
+    code, out, err = run(["info", "--distro", str(distro), "openssl", "libc6"], capsys)
+    assert code == 0, err
+    again = tmp_path / "again"
+    again.mkdir()
+    for doc, name in zip(out.split("---\n"), ("openssl", "libc6"), strict=True):
+        (again / f"{name}.yaml").write_text(doc)
+    original, reloaded = Catalog.load(tmp_path / "slices"), Catalog.load(again)
+    assert set(original.slices) == set(reloaded.slices)
+
+    def same(c: Catalog) -> dict:
+        return {n: ([e for e, _ in s.essential],
+                    {k: replace(v, line=0) for k, v in s.contents.items()})
+                for n, s in c.slices.items()}
+    assert same(original) == same(reloaded)
+    code, out, _ = run(["info", "--distro", str(distro), "libc6_libs"], capsys)
+    assert "libs:" in out and "arch: amd64" in out and "copyright:\n" not in out
+
+
+def test_find_and_unknown_names(tmp_path: Path, capsys) -> None:
+    from hermetic import run
+
+    distro = _catalog_distro(tmp_path)
+    code, out, _ = run(["find", "--distro", str(distro), "libc"], capsys)
+    assert code == 0 and out.split() == ["libc6_copyright", "libc6.yaml", "libc6_libs",
+                                         "libc6.yaml"]
+    code, out, _ = run(["find", "--distro", str(distro), "ssl", "conf"], capsys)
+    assert code == 0 and out.split()[0] == "openssl_config"
+    code, _, err = run(["find", "--distro", str(distro), "nothing-like-it"], capsys)
+    assert code == 1
+    code, _, err = run(["info", "--distro", str(distro), "openssl_conf"], capsys)
+    assert code == 2 and "openssl_config" in err and "Traceback" not in err
