@@ -26,12 +26,22 @@ def users_and_groups(accounts: dict[str, Any]) -> tuple[list[dict], list[dict]]:
     return users, groups
 
 
-def write_accounts(tree: Tree, accounts: dict[str, Any]) -> None:
+def _merge(master: bytes | None, lines: list[str]) -> str:
+    """base-passwd's master entries first (as its postinst would copy them), then ours."""
+    if master is None:
+        return "".join(lines)
+    base = [ln + "\n" for ln in master.decode("utf-8", "replace").splitlines() if ln.strip()]
+    names = {ln.split(":", 1)[0] for ln in base}
+    return "".join(base + [ln for ln in lines if ln.split(":", 1)[0] not in names])
+
+
+def write_accounts(tree: Tree, accounts: dict[str, Any], passwd_master: bytes | None = None,
+                   group_master: bytes | None = None) -> None:
     users, groups = users_and_groups(accounts)
-    passwd = "".join(f"{u['username']}:x:{u['uid']}:{u['gid']}:{u['gecos']}:{u['home']}:"
-                     f"{u['shell']}\n" for u in users)
-    group = "".join(f"{g['groupname']}:x:{g['gid']}:{','.join(g.get('members', []))}\n"
-                    for g in groups)
+    passwd = _merge(passwd_master, [f"{u['username']}:x:{u['uid']}:{u['gid']}:{u['gecos']}:"
+                                    f"{u['home']}:{u['shell']}\n" for u in users])
+    group = _merge(group_master, [f"{g['groupname']}:x:{g['gid']}:"
+                                  f"{','.join(g.get('members', []))}\n" for g in groups])
     tree.add_file("etc/passwd", passwd.encode(), 0o644, replace=True)
     tree.add_file("etc/group", group.encode(), 0o644, replace=True)
     tree.add_dir("root", 0o700)

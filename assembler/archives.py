@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .cache import Cache
 from .distro import Archive, Distro, load_distro, with_components
@@ -15,7 +16,13 @@ from .errors import SpecError
 from .index import Universe
 from .mirror import resolve_mirrors
 from .progress import Progress
+from .resolve import Resolution, Resolver, Want
 from .spec import Spec
+
+if TYPE_CHECKING:
+    from .alpine.solver import ApkResolver
+
+DEBIAN_OPS = (">=", "<=", "<<", ">>", "=", "<", ">")
 
 
 @dataclass
@@ -59,6 +66,11 @@ class Archives:
 
             return DebianIndexLoader(self.distro, self.mirrors, self.options.cache,
                                      offline=self.options.offline, progress=self.progress)
+        if self.distro.family == "alpine":
+            from .alpine.repository import AlpineIndexLoader
+
+            return AlpineIndexLoader(self.distro, self.mirrors, self.options.cache,
+                                     offline=self.options.offline, progress=self.progress)
         raise SpecError(f"{self.distro.path}: distro family {self.distro.family!r} is not "
                         "supported yet.")
 
@@ -70,3 +82,37 @@ class Archives:
         if arch not in self._universes:
             self._universes[arch] = self._loader.load(arch)
         return self._universes[arch]
+
+    def wants(self) -> list[Want]:
+        """The spec's contents.packages as requests, read in the distro's own syntax."""
+        out = []
+        for r in self.spec.packages:
+            where = self.spec.where(r.line)
+            if self.distro.family == "alpine":
+                from .alpine.solver import apk_want
+
+                out.append(apk_want(r.text or r.name, where))
+                continue
+            if r.slice:
+                continue  # slices are chosen from the catalog (lock._add_slices)
+            if r.op and r.op not in DEBIAN_OPS:
+                raise SpecError(f"{where}: {r.op!r} is not a Debian version relation; use one "
+                                "of " + ", ".join(DEBIAN_OPS) + ".")
+            out.append(Want(r.name, r.op, r.version, where, r.arch))
+        return out
+
+    def resolver(self, universe: Universe, wants: list[Want], exclude: set[str],
+                 include_essential: bool, prefer: dict[str, str] | None = None,
+                 ) -> Resolver | ApkResolver:
+        """The resolver with the distro's semantics (apt's or apk's)."""
+        if self.distro.family == "alpine":
+            from .alpine.solver import ApkResolver
+
+            return ApkResolver(universe, wants, exclude, include_essential, prefer)
+        return Resolver(universe, wants, exclude, include_essential, prefer)
+
+    def complete(self, arch: str, resolution: Resolution) -> None:
+        """Fill in what the lock needs but the index does not say (apk: the file's
+        sha256 and datahash, learnt by downloading and verifying the package)."""
+        if self.distro.family == "alpine":
+            self._loader.complete(arch, resolution.ordered())

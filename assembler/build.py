@@ -17,16 +17,20 @@ from .accounts import run_as, write_accounts
 from .archives import Options, distro_for
 from .cache import Cache
 from .certs import BUNDLE, write_ca_bundle
+from .cut import cut, member_path
 from .debian import deb
 from .debian.statusd import write_status
+from .distro import Distro
 from .errors import AssemblerError, SpecError
 from .fetch import Wanted, fetch_all
 from .layer import write_layer
 from .lock import load_or_lock
+from .manifest import write_manifest
 from .mirror import resolve_mirrors
 from .oci import DEFAULT_PATH, Image, ImageConfig, platform_for, write_image_tar, write_oci_dir
 from .progress import Progress, info
 from .rootfs import Tree
+from .slices import Catalog, PathSpec, Slice
 from .spec import Spec
 from .unpacked import Unpacked, unpacked
 
@@ -69,34 +73,160 @@ def _unpack(cache: Cache, package: dict, path: Path) -> Unpacked:
                     lambda: {"control": deb.read_control(path)})
 
 
+def _catalog_slices(packages: list[dict], catalog_dir: Path | None) -> dict[str, list[Slice]]:
+    sliced = [p for p in packages if p.get("slices")]
+    if not sliced:
+        return {}
+    catalog = Catalog.load(catalog_dir) if catalog_dir else Catalog([])
+    return {p["name"]: [catalog.get(f"{p['name']}_{n}", "the lockfile") for n in p["slices"]]
+            for p in sliced}
+
+
 def build_tree(spec: Spec, packages: list[dict], files: dict[str, Path], merged_usr: bool,
-               cache: Cache, progress: Progress) -> tuple[Tree, list[str]]:
+               cache: Cache, progress: Progress, arch: str = "",
+               catalog_dir: Path | None = None) -> tuple[Tree, list[str]]:
     patterns = [p for key in spec.strip for p in STRIP[key]]
     tree = Tree(merged_usr=merged_usr, allow_setuid=spec.allow_setuid)
     warnings: list[str] = []
     controls: dict[str, bytes] = {}
+    by_package = _catalog_slices(packages, catalog_dir)
+    chosen = [s for slices in by_package.values() for s in slices]
+    # prefer: a path two packages' slices both claim comes from the preferred one only.
+    preferred = {spec_.path: spec_.prefer for s in chosen for spec_ in s.contents.values()
+                 if spec_.prefer}
+    owners: dict[str, set[str]] = {}
+    transient: set[str] = set()
+    made: list[tuple[Slice, PathSpec]] = []
     # Unpacking the next packages (decompression and hashing release the GIL)
     # overlaps with adding this one to the tree; the tree sees them in lock order.
     with ThreadPoolExecutor(UNPACK_WORKERS) as pool:
         jobs = [pool.submit(_unpack, cache, p, files[p["sha256"]]) for p in packages]
         for i, (p, job) in enumerate(zip(packages, jobs, strict=True)):
-            progress.status(f"unpacking {i + 1}/{len(packages)} {p['name']}")
+            name = p["name"]
+            progress.status(f"unpacking {i + 1}/{len(packages)} {name}")
             got = job.result()
-            controls[p["name"]] = got.extras["control"]
+            controls[name] = got.extras["control"]
             store = tree.attach(got.path)
             before = len(tree.warnings)
-            for member in got.members:
-                if patterns and stripped(member[0].lstrip("./").rstrip("/"), patterns):
-                    continue
-                tree.add_member(member, store, p["name"])
+            if name in by_package:
+                c = cut(name, p["version"], by_package[name], got.members, arch)
+                for member in c.members:
+                    path = member_path(member)
+                    if preferred.get(path, name) != name:
+                        continue
+                    tree.add_member(member, store, name)
+                    if path in c.owners:
+                        owners[path] = c.owners[path]
+                transient |= c.transient
+                made += c.made
+            else:
+                for member in got.members:
+                    if patterns and stripped(member[0].lstrip("./").rstrip("/"), patterns):
+                        continue
+                    tree.add_member(member, store, name)
             warnings += tree.warnings[before:]
+    generated = _make_paths(tree, made, owners)
+    for path, slice_ in generated.get("ca-bundle", []):
+        write_ca_bundle(tree, path, slice_.package)
+    masters = _masters(tree, generated)   # read before until: mutate paths leave
+    for path in sorted(transient):
+        entry = tree.get(path)
+        # Directories stay: something that is kept may live in them.
+        if entry is not None and entry.kind != "dir":
+            tree.remove(path, missing_ok=True)
     write_status(tree, controls)
-    if any(p["name"] == "ca-certificates" for p in packages):
+    finish_tree(tree, spec, packages, progress, masters)
+    # Owners are in package spelling; the manifest speaks the image's (merged /usr).
+    image_owners: dict[str, set[str]] = {}
+    for path, names in owners.items():
+        entry = tree.get(path)
+        if entry is not None:
+            image_owners.setdefault(entry.path, set()).update(names)
+    for path, _ in generated.get("manifest", []):
+        write_manifest(tree, path.removesuffix("**"), packages, image_owners)
+    return tree, warnings
+
+
+def build_apk_tree(spec: Spec, packages: list[dict], files: dict[str, Path], distro: Distro,
+                   arch: str, progress: Progress) -> tuple[Tree, list[str]]:
+    """build_tree for Alpine: .apk data, then apk's database and /etc/apk."""
+    from .alpine import install
+    from .alpine.repository import apk_arch, trust_for
+
+    patterns = [p for key in spec.strip for p in STRIP[key]]
+    tree = Tree(merged_usr=distro.merged_usr, allow_setuid=spec.allow_setuid)
+    setup = install.ApkSetup(
+        arch=apk_arch(arch),
+        trusts={a.name: trust_for(distro, a, arch) for a in distro.archives},
+        world=install.world_atoms([r.text or r.name for r in spec.packages]),
+        # The spec's mirror or the definition's default, never a --mirror/env one:
+        # those are this machine's business and must not change the image digest.
+        repositories=apk_repositories(distro, spec))
+    warnings = install.install_packages(
+        tree, packages, files, setup, lambda n: bool(patterns) and stripped(n, patterns),
+        progress)
+    finish_tree(tree, spec, packages, progress)
+    return tree, warnings
+
+
+def apk_repositories(distro: Distro, spec: Spec) -> list[str]:
+    from .alpine.repository import repository_path
+
+    out = []
+    for a in distro.archives:
+        base = spec.mirrors.get(a.name) or a.url
+        if base:
+            out += [f"{base.rstrip('/')}/{repository_path(s, c)}"
+                    for s in a.suites for c in a.components]
+    return out
+
+
+def finish_tree(tree: Tree, spec: Spec, packages: list[dict], progress: Progress,
+                masters: dict[str, bytes] | None = None) -> None:
+    """What every format's maintainer scripts would do after unpacking."""
+    # Alpine's ca-certificates-bundle ships the bundle; only generate a missing one.
+    if any(p["name"] == "ca-certificates" and not p.get("slices") for p in packages) \
+            and tree.get(BUNDLE) is None:
         write_ca_bundle(tree)
-    write_accounts(tree, spec.accounts)
+    write_accounts(tree, spec.accounts, **(masters or {}))
     apply_paths(tree, spec)
     progress.done()
-    return tree, warnings
+
+
+def _make_paths(tree: Tree, made: list[tuple[Slice, PathSpec]], owners: dict[str, set[str]]
+                ) -> dict[str, list[tuple[str, Slice]]]:
+    """Create the text/symlink/directory paths of the chosen slices; return the generators."""
+    generators: dict[str, list[tuple[str, Slice]]] = {}
+    for s, p in made:
+        where = s.where(p.line)
+        try:
+            if p.kind == "text":
+                tree.add_file(p.path, (p.text or "").encode(), p.mode or 0o644, origin=s.package,
+                              replace=True)
+            elif p.kind == "symlink":
+                tree.add_symlink(p.path, p.link or "", origin=s.package, replace=True)
+            elif p.kind == "dir":
+                tree.add_dir(p.path, p.mode or 0o755, origin=s.package)
+            elif p.generate:
+                generators.setdefault(p.generate, []).append((p.path, s))
+        except AssemblerError as e:
+            raise SpecError(f"{where}: {s.full}: {e.message}") from None
+        owners.setdefault(p.path, set()).add(s.full)
+    return generators
+
+
+def _masters(tree: Tree, generated: dict[str, list[tuple[str, Slice]]]) -> dict[str, bytes]:
+    """base-passwd's master files, for slices that generate /etc/passwd or /etc/group."""
+    out = {}
+    for kind in ("passwd", "group"):
+        if kind in generated:
+            master = f"usr/share/base-passwd/{kind}.master"
+            if tree.get(master) is None:
+                path, s = generated[kind][0]
+                raise SpecError(f"{s.where()}: {s.full} generates {path} from /{master}, "
+                                "which no chosen slice provides (add it with until: mutate).")
+            out[f"{kind}_master"] = tree.read(master)
+    return out
 
 
 def apply_paths(tree: Tree, spec: Spec) -> None:
@@ -157,8 +287,11 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
             items = [Wanted(p["name"], mirrors[p["archive"]], p["filename"], p["sha256"],
                             p["size"]) for p in packages]
             files = fetch_all(items, options.cache, options.offline, progress)
-            tree, warnings = build_tree(spec, packages, files, distro.merged_usr, options.cache,
-                                        progress)
+            if distro.family == "alpine":
+                tree, warnings = build_apk_tree(spec, packages, files, distro, arch, progress)
+            else:
+                tree, warnings = build_tree(spec, packages, files, distro.merged_usr,
+                                            options.cache, progress, arch, distro.slices_dir)
             for w in warnings:
                 info(f"warning: {w}", options.quiet)
             with tree:

@@ -87,6 +87,36 @@ def cmd_why(args: argparse.Namespace) -> int:
     return 0
 
 
+def _catalog(args: argparse.Namespace):  # noqa: ANN202 - a slices.Catalog
+    from .distro import load_distro
+    from .slices import Catalog
+
+    if args.distro:
+        distro = load_distro(args.distro, Path.cwd())
+    else:
+        spec = load_spec(Path(args.spec or "image.yaml"))
+        distro = load_distro(spec.distro, spec.path.parent)
+    if distro.slices_dir is None or not distro.slices_dir.is_dir():
+        raise SpecError(f"{distro.path}: this distro has no slice catalog.")
+    return Catalog.load(distro.slices_dir)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    print(_catalog(args).describe(args.names), end="")
+    return 0
+
+
+def cmd_find(args: argparse.Namespace) -> int:
+    found = _catalog(args).find(" ".join(args.query))
+    if not found:
+        print("no matching slices", file=sys.stderr)
+        return 1
+    width = max(len(s.full) for s in found)
+    for s in found:
+        print(f"{s.full:{width}}  {s.file.name}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--mirror", action="append", metavar="NAME=URL",
@@ -116,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     wy.add_argument("--spec", dest="spec")
     wy.add_argument("--arch")
     wy.set_defaults(func=cmd_why)
+    for name, func, what in (("info", cmd_info, "show slice definitions (PKG or PKG_SLICE)"),
+                             ("find", cmd_find, "search the slice catalog")):
+        c = sub.add_parser(name, help=what)
+        c.add_argument("names" if name == "info" else "query", nargs="+")
+        c.add_argument("--distro", help="e.g. debian/bookworm (default: the spec's)")
+        c.add_argument("--spec", help="spec whose distro to use (default image.yaml)")
+        c.set_defaults(func=func)
     _add_build_command(sub, common)
     _add_push_command(sub, common)
     return p

@@ -93,6 +93,9 @@ class Universe:
         self._provides: dict[str, list[tuple[str, tuple]]] = {}  # virtual -> (provider, record)
         self._by_record: dict[int, Package] = {}
         self.sources: list[dict] = []   # the indexes it was made from, for the lock
+        # name -> packages with an install_if atom on it (Alpine), so a resolver
+        # need not build every Package to find what a selection triggers
+        self.triggers: dict[str, set[str]] = {}
 
     def add_raw(self, name: str, record: tuple, provides: list[str] = ()) -> None:
         """`record` is whatever `make` understands; it must stay alive (ids are keys)."""
@@ -120,6 +123,8 @@ class Universe:
 
     def add(self, pkg: Package) -> None:
         self.add_raw(pkg.name, (pkg,), [n for n, _ in pkg.provides])
+        for d in pkg.install_if:
+            self.triggers.setdefault(d.name, set()).add(pkg.name)
 
     def _package(self, record: tuple) -> Package:
         if len(record) == 1 and isinstance(record[0], Package):

@@ -14,10 +14,12 @@ from typing import Any
 
 from .archives import Archives, Options
 from .cache import atomic_write
+from .distro import Distro
 from .errors import ResolveError, SpecError
 from .index import Universe
 from .progress import info
 from .resolve import Resolution, Resolver, Want
+from .slices import Catalog
 from .spec import Spec, did_you_mean
 
 LOCK_VERSION = 1
@@ -55,7 +57,11 @@ def build_lock(spec: Spec, resolutions: dict[str, Resolution],
                 "sha256": p.sha256,
                 "source": p.source,
                 "reason": sorted(res.reasons.get(p.name, [])),
+                # format-specific identity (apk: repository, checksum, datahash)
+                **p.extra.get("lock", {}),
             })
+            if p.name in res.slices:
+                packages[-1]["slices"] = sorted(res.slices[p.name])
         entry: dict[str, Any] = {"indexes": indexes[arch], "packages": packages}
         if res.excluded:
             entry["excluded"] = {k: sorted(set(v)) for k, v in sorted(res.excluded.items())}
@@ -131,30 +137,69 @@ def why(lock: dict[str, Any], arch: str, name: str) -> list[list[str]]:
             if r in ("requested", "essential"):
                 chains.append([f"({r})", *reversed([*path, n])])
             else:
-                walk(r, [*path, n])
+                # A slice name (pkg_slice) stands for its package in the chain.
+                walk(r.partition("_")[0], [*path, n])
 
     walk(name, [])
     return sorted(chains, key=len)
 
 
-def _resolve_arch(spec: Spec, universe: Universe, arch: str,
-                  prefer: dict[str, str]) -> Resolution:
-    wants = []
-    for r in spec.packages:
-        if r.slice:
-            raise SpecError(f"{spec.where(r.line)}: {r.name}_{r.slice} names a slice; "
-                            "slices are not supported yet, name the whole package "
-                            f"{r.name!r}.")
-        wants.append(Want(r.name, r.op, r.version, spec.where(r.line), r.arch))
+def load_catalog(spec: Spec, distro: Distro) -> Catalog:
+    if distro.slices_dir is None or not distro.slices_dir.is_dir():
+        line = next(r.line for r in spec.packages if r.slice)
+        raise SpecError(f"{spec.where(line)}: {spec.distro} has no slice catalog; name whole "
+                        "packages instead.")
+    return Catalog.load(distro.slices_dir)
+
+
+def _add_slices(spec: Spec, catalog: Catalog, universe: Universe, arch: str,
+                prefer: dict[str, str], res: Resolution) -> None:
+    """Slices bring their essential slices, never their package's Depends; a package
+    the whole-package closure already has is taken whole."""
+    requests = [r for r in spec.packages if r.slice]
+    for r in requests:
+        catalog.get(f"{r.name}_{r.slice}", spec.where(r.line))
+    requested = {f"{r.name}_{r.slice}" for r in requests}
+    chosen = catalog.closure(sorted(requested), arch)
+    needed_by: dict[str, set[str]] = {}
+    for s in chosen:
+        for e in s.essentials(arch):
+            if not e.startswith(s.package + "_"):   # a package's own slices are no reason
+                needed_by.setdefault(e, set()).add(s.full)
+    pins = [Want(r.name, r.op, r.version, spec.where(r.line), r.arch) for r in requests if r.op]
+    picker = Resolver(universe, pins, set(), False, prefer)
+    for s in chosen:
+        if s.package in res.packages and s.package not in res.slices:
+            continue
+        pkg = res.packages.get(s.package) or picker.candidate(s.package)
+        if pkg is None:
+            raise ResolveError(f"cannot resolve {spec.path} for {arch}: slice {s.full} "
+                               f"({s.where()}) is of package {s.package}, which the archive "
+                               f"does not have in a version the spec allows for {arch}.")
+        res.packages[s.package] = pkg
+        res.slices.setdefault(s.package, []).append(s.name)
+        why = {"requested"} if s.full in requested else set()
+        res.reasons.setdefault(s.package, [])
+        res.reasons[s.package] = sorted(set(res.reasons[s.package]) | why
+                                        | needed_by.get(s.full, set()))
+
+
+def _resolve_arch(spec: Spec, archives: Archives, universe: Universe, arch: str,
+                  prefer: dict[str, str], catalog: Catalog | None = None) -> Resolution:
+    wants = archives.wants()
     exclude = {e.value for e in spec.exclude}
     for e in spec.exclude:
         if e.value not in universe:
             raise SpecError(f"{spec.where(e.line)}: excluded package {e.value!r} does not "
                             "exist in the archive." + did_you_mean(e.value, universe.names()))
     try:
-        return Resolver(universe, wants, exclude, spec.include_essential, prefer).resolve()
+        res = archives.resolver(universe, wants, exclude, spec.include_essential,
+                                prefer).resolve()
     except ResolveError as e:
         raise ResolveError(f"cannot resolve {spec.path} for {arch}: {e.message}") from None
+    if catalog is not None:
+        _add_slices(spec, catalog, universe, arch, prefer, res)
+    return res
 
 
 def _common_versions(resolutions: dict[str, Resolution],
@@ -186,16 +231,21 @@ def resolve_spec(spec: Spec, archives: Archives) -> dict:
     allows: when the highest versions differ (one arch built a new upload
     first), every arch takes the highest version they all offer.
     """
+    catalog = load_catalog(spec, archives.distro) if any(r.slice for r in spec.packages) \
+        else None
     universes = {arch: archives.universe(arch) for arch in spec.archs}
     prefer: dict[str, str] = {}
-    resolutions = {arch: _resolve_arch(spec, u, arch, prefer) for arch, u in universes.items()}
+    resolutions = {arch: _resolve_arch(spec, archives, u, arch, prefer, catalog)
+                   for arch, u in universes.items()}
     for _ in range(ALIGN_ROUNDS if len(universes) > 1 else 0):
         common = _common_versions(resolutions, universes)
         if all(prefer.get(k) == v for k, v in common.items()):
             break
         prefer.update(common)
-        resolutions = {arch: _resolve_arch(spec, u, arch, prefer)
+        resolutions = {arch: _resolve_arch(spec, archives, u, arch, prefer, catalog)
                        for arch, u in universes.items()}
+    for arch, res in resolutions.items():
+        archives.complete(arch, res)
     indexes = {arch: u.sources for arch, u in universes.items()}
     return build_lock(spec, resolutions, indexes)
 

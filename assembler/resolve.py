@@ -42,6 +42,8 @@ class Resolution:
     packages: dict[str, Package]
     reasons: dict[str, list[str]]        # name -> ["requested"] or names of dependents
     excluded: dict[str, list[str]] = field(default_factory=dict)
+    # Packages taken only as slices: name -> slice names (the rest are whole).
+    slices: dict[str, list[str]] = field(default_factory=dict)
 
     def ordered(self) -> list[Package]:
         return [self.packages[n] for n in sorted(self.packages)]

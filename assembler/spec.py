@@ -20,6 +20,11 @@ from .errors import SpecError
 RELATION = re.compile(r"^(?P<name>[a-z0-9][a-z0-9+.\-]*)(?:_(?P<slice>[a-z0-9][a-z0-9\-]*))?"
                       r"(?::(?P<arch>[a-z0-9-]+))?"
                       r"(?:\s*(?P<op>>=|<=|<<|>>|=|<|>)\s*(?P<version>[A-Za-z0-9.+~:\-]+))?$")
+# What Debian's grammar above refuses but an apk atom may be: upper case and
+# several '_' in names (libnetfilter_acct), so:/cmd:/pc: names, '~' pins and
+# '_rc1' versions. The distro's own parser decides later (archives.wants).
+APK_LIKE = re.compile(r"^(?P<name>[A-Za-z0-9/][A-Za-z0-9+._\-:/]*?)"
+                      r"(?:\s*(?P<op>[<>=~]+)\s*(?P<version>[A-Za-z0-9.+~_\-=]+))?$")
 
 
 def did_you_mean(word: str, choices: list[str] | set[str]) -> str:
@@ -49,6 +54,7 @@ class Request:
     version: str | None
     line: int
     slice: str | None = None
+    text: str = ""  # as written, for distros whose atoms Debian's grammar does not cover
 
     def __str__(self) -> str:
         s = self.name + (f"_{self.slice}" if self.slice else "")
@@ -100,7 +106,7 @@ def _node_line(node: yaml.Node) -> int:
     return node.start_mark.line + 1
 
 
-class _Reader:
+class NodeReader:
     """Walks the composed YAML tree, converting and checking as it goes."""
 
     def __init__(self, path: Path) -> None:
@@ -183,15 +189,19 @@ PATH_KEYS = {"path": "", "type": "", "uid": "", "gid": "", "mode": "", "source":
 PATH_TYPES = ("directory", "file", "empty-file", "symlink", "hardlink", "permissions")
 LAYERING_KEYS = {"strategy": "", "budget": ""}
 KNOWN_ARCHS = {"amd64", "arm64", "armhf", "armel", "i386", "ppc64el", "s390x", "riscv64",
-               "mips64el", "x86_64", "aarch64"}
+               "mips64el", "x86_64", "aarch64", "x86", "armv7", "ppc64le", "loongarch64"}
 
 
 def parse_request(text: str, line: int, where: str) -> Request:
     m = RELATION.match(text.strip())
+    if m:
+        return Request(m["name"], m["arch"], m["op"], m["version"], line, m["slice"],
+                       text.strip())
+    m = APK_LIKE.match(text.strip())
     if not m:
         raise SpecError(f"{where}:{line}: {text!r} is not a package name (optionally with "
                         "':arch' and a version relation such as '=1.2-3' or '>= 1.2').")
-    return Request(m["name"], m["arch"], m["op"], m["version"], line, m["slice"])
+    return Request(m["name"], None, m["op"], m["version"], line, None, text.strip())
 
 
 def host_arch() -> str:
@@ -219,7 +229,7 @@ def load_spec(path: Path | str) -> Spec:
         line = f":{mark.line + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e)
         raise SpecError(f"{path}{line}: malformed YAML: {problem}.") from None
-    r = _Reader(path)
+    r = NodeReader(path)
     if root is None:
         raise SpecError(f"{path}: the spec is empty; it needs at least 'distro' and "
                         "'contents: {{packages: [...]}}'.")
@@ -385,7 +395,7 @@ def load_spec(path: Path | str) -> Spec:
     )
 
 
-def _int(r: _Reader, node: yaml.Node, what: str) -> int:
+def _int(r: NodeReader, node: yaml.Node, what: str) -> int:
     v = r.scalar(node, what)
     try:
         return int(v)

@@ -8,11 +8,12 @@ from assembler.cli import main
 
 
 def write_distro(tmp: Path, key_path: Path, suites: list[str], name: str = "test",
-                 merged_usr: bool = False) -> Path:
+                 merged_usr: bool = False, slices: Path | None = None) -> Path:
     d = tmp / "testdistro.yaml"
     d.write_text(
         "family: debian\nrelease: test\n"
         f"merged-usr: {'true' if merged_usr else 'false'}\n"
+        + (f"slices: {slices}\n" if slices else "") +
         "archives:\n"
         f"  - name: {name}\n"
         f"    suites: [{', '.join(suites)}]\n"

@@ -96,6 +96,11 @@ class DataEntry:
         """The ``Z:`` value for /lib/apk/db/installed (``Q1`` + base64 sha1)."""
         return q1(bytes.fromhex(self.sha1)) if self.sha1 else None
 
+    def stream(self) -> IO[bytes] | None:
+        """The raw content (unchecked; valid until iter_data() moves on), for callers
+        that stream it somewhere and check the SHA1 themselves."""
+        return self._fileobj
+
     def read(self) -> bytes:
         """The file's content, checked against its SHA1 header. Must be called
         before the iterator advances (the tar is a stream)."""
