@@ -146,9 +146,9 @@ def _dynamic(f: IO[bytes], info: ElfInfo, interpreter: str | None,
         raise ElfError(f"implausible dynamic segment size {size}")
     entry_fmt = end + ("qQ" if info.bits == 64 else "iI")
     entry_size = struct.calcsize(entry_fmt)
-    # The segment may be padded past DT_NULL, or (rarely) shorter on disk than
-    # in memory; read what is there and stop at DT_NULL.
-    data = _read_at(f, offset, size)
+    # A cut file must not pass for one without dependencies: the segment is all
+    # on disk (PT_DYNAMIC's filesz) in every file a linker writes.
+    data = _exact(f, offset, size, "dynamic segment")
     strtab = strsz = None
     needed: list[int] = []
     named: dict[int, int] = {}
