@@ -130,8 +130,9 @@ def explain(missing: Sequence[Missing], providers: Providers | None = None,
     more = len(by_name) - limit
     tail = f", and {more} more" if more > 0 else ""
     count = len(by_name)
-    return (f"Link check failed: {count} {'thing' if count == 1 else 'things'} that dynamically "
-            f"linked files in {what} need cannot be found in it: " + "; ".join(parts) + tail + ".")
+    return (f"Link check of {what} failed: {count} needed "
+            f"{'file is' if count == 1 else 'files are'} not in it: "
+            + "; ".join(parts) + tail + ".")
 
 
 class _Checker:

@@ -215,7 +215,7 @@ def test_explain_caps_the_list_and_uses_the_providers_hook():
     missing = [Missing(f"/usr/bin/p{i}", "library", f"libm{i:02}.so.1") for i in range(13)]
     missing += [Missing(f"/usr/bin/q{i}", "library", "libm00.so.1") for i in range(5)]
     text = explain(missing, providers=lambda s: "package libm00-1" if s == "libm00.so.1" else None)
-    assert text.startswith("Link check failed: 13 things")
+    assert text.startswith("Link check of the image failed: 13 needed files are not in it: ")
     assert "libm00.so.1 (needed by /usr/bin/p0, /usr/bin/q0, /usr/bin/q1 and 3 more; " \
            "provided by package libm00-1)" in text
     assert "libm09.so.1" in text and "libm10.so.1" not in text and text.endswith(", and 3 more.")
