@@ -143,6 +143,7 @@ class _Checker:
         self._found: dict[tuple, tuple[str | None, str]] = {}
         self._children: dict[str, list[str]] | None = None
         self._by_name: dict[str, list[str]] | None = None
+        self._all = tree.entries()  # sorting is the costly part: once per check
         self.has_cache = tree.resolve(LD_SO_CACHE) is not None
         self.conf_dirs, self.conf_origin = self._ld_so_conf()
 
@@ -175,7 +176,7 @@ class _Checker:
     def _listdir(self, directory: str) -> list[str]:
         if self._children is None:
             self._children = defaultdict(list)
-            for e in self.tree.entries():
+            for e in self._all:
                 parent, _, name = e.path.rpartition("/")
                 self._children[parent].append(name)
         entry = self.tree.resolve(directory)
@@ -215,7 +216,7 @@ class _Checker:
     def scan(self, ignore: Sequence[str]) -> Report:
         report = Report()
         users: list[tuple[str, ElfInfo]] = []
-        for entry in self.tree.entries():
+        for entry in self._all:
             if entry.kind not in ("file", "hardlink") or entry.size < _MIN_ELF:
                 continue
             if any(fnmatch.fnmatchcase("/" + entry.path, g) for g in ignore):
@@ -397,7 +398,7 @@ class _Checker:
         """Paths in the image whose last component is `name` (index built on first use)."""
         if self._by_name is None:
             self._by_name = defaultdict(list)
-            for e in self.tree.entries():
+            for e in self._all:
                 self._by_name[e.path.rpartition("/")[2]].append(e.path)
         return self._by_name.get(name, [])
 
