@@ -24,6 +24,7 @@ from .distro import Distro
 from .errors import AssemblerError, SpecError
 from .fetch import Wanted, fetch_all
 from .layer import write_layer
+from .linkcheck import require_links
 from .lock import load_or_lock
 from .manifest import write_manifest
 from .mirror import resolve_mirrors
@@ -295,6 +296,8 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
             for w in warnings:
                 info(f"warning: {w}", options.quiet)
             with tree:
+                # Before anything is written: an image that cannot start is not an output.
+                require_links(tree, spec.link_check_ignore, what=f"the {arch} image")
                 progress.status(f"writing {arch} layer", force=True)
                 layer = write_layer(tree, Path(tmp) / f"layer-{arch}", compression, sde)
                 progress.done()
