@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ from .distro import Distro
 from .errors import AssemblerError, SpecError
 from .fetch import Wanted, fetch_all
 from .layer import write_layer
+from .linkcheck import require_links
 from .lock import load_or_lock
 from .manifest import write_manifest
 from .mirror import resolve_mirrors
@@ -193,6 +195,35 @@ def finish_tree(tree: Tree, spec: Spec, packages: list[dict], progress: Progress
     progress.done()
 
 
+def _providers(distro: Distro, mirrors: dict[str, str], options: Options, arch: str
+               ) -> Callable[[str], str | None]:
+    """What would provide a missing file: a catalog slice, or the package the archive's
+    Contents index says ships it. Only consulted when the link check fails."""
+    state: dict[str, object] = {}
+
+    def lookup(name: str) -> str | None:
+        filename = name.rpartition("/")[2]
+        found = []
+        if distro.slices_dir is not None and distro.slices_dir.is_dir():
+            if "catalog" not in state:
+                state["catalog"] = Catalog.load(distro.slices_dir)
+            slices = state["catalog"].providers_of(filename, arch)  # type: ignore[attr-defined]
+            if slices:
+                found.append(("slice " if len(slices) == 1 else "slices ")
+                             + ", ".join(s.full for s in slices[:3]))
+        if distro.family == "debian":
+            from .debian.contents import LibraryIndex
+
+            if "index" not in state:
+                state["index"] = LibraryIndex(distro, mirrors, options.cache, arch,
+                                              options.offline)
+            package = state["index"](filename)  # type: ignore[operator]
+            if package:
+                found.append(package)
+        return " or ".join(found) or None
+    return lookup
+
+
 def _make_paths(tree: Tree, made: list[tuple[Slice, PathSpec]], owners: dict[str, set[str]]
                 ) -> dict[str, list[tuple[str, Slice]]]:
     """Create the text/symlink/directory paths of the chosen slices; return the generators."""
@@ -295,6 +326,9 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
             for w in warnings:
                 info(f"warning: {w}", options.quiet)
             with tree:
+                # Before anything is written: an image that cannot start is not an output.
+                require_links(tree, spec.link_check_ignore, what=f"the {arch} image",
+                              providers=_providers(distro, mirrors, options, arch))
                 progress.status(f"writing {arch} layer", force=True)
                 layer = write_layer(tree, Path(tmp) / f"layer-{arch}", compression, sde)
                 progress.done()

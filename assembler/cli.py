@@ -13,6 +13,8 @@ from .archives import Options
 from .build import build
 from .cache import Cache
 from .errors import AssemblerError, SpecError
+from .imagefile import ImageError, open_image
+from .linkcheck import explain, scan_tree
 from .lock import load_or_lock, lock_path, why
 from .mirror import parse_mirror_args
 from .progress import Progress, info
@@ -155,7 +157,49 @@ def build_parser() -> argparse.ArgumentParser:
         c.set_defaults(func=func)
     _add_build_command(sub, common)
     _add_push_command(sub, common)
+
+    ck = sub.add_parser("check", help="check that an image's ELF files find their interpreter "
+                        "and libraries", description="Link-check an image: every dynamically "
+                        "linked ELF file must find its interpreter and each DT_NEEDED library "
+                        "inside the image. IMAGE is an image tar (assemble build, docker save, "
+                        "OCI archive) or an OCI layout directory. Exit 0: all found; 1: "
+                        "something is missing; 2: IMAGE is not a readable image.")
+    ck.add_argument("image", metavar="IMAGE")
+    ck.add_argument("--arch", help="check only this platform's image (e.g. arm64)")
+    ck.add_argument("--ignore", action="append", default=[], metavar="GLOB",
+                    help="do not check ELF files whose absolute path matches GLOB (repeatable)")
+    ck.add_argument("-q", "--quiet", action="store_true", help="print only what is missing")
+    ck.set_defaults(func=cmd_check)
     return p
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    with open_image(args.image) as image_file:
+        images = image_file.images()
+        if args.arch:
+            wanted = [i for i in images if args.arch in (i.arch, i.platform)]
+            if not wanted:
+                have = ", ".join(i.platform or "unknown" for i in images)
+                raise ImageError(f"{args.image} has no {args.arch} image; it has {have}.")
+            images = wanted
+        failed = False
+        for image in images:
+            label = f"{args.image} ({image.platform or 'platform unknown'})"
+            with image_file.load_tree(image) as tree:
+                report = scan_tree(tree, args.ignore)
+            for path, why in report.unreadable:
+                info(f"warning: {path} looks like ELF but is not readable ({why}); "
+                     "not checked.", args.quiet)
+            if report.missing:
+                failed = True
+                print(explain(report.missing, what=label))
+                for m in report.missing:
+                    print(f"  {m.path}: {m.kind} {m.name}" + (f" ({m.note})" if m.note else ""))
+            elif not args.quiet:
+                n = report.checked
+                print(f"{label}: {n} dynamically linked ELF file{'' if n == 1 else 's'}; every "
+                      "interpreter and library needed is in the image.")
+    return 1 if failed else 0
 
 
 def cmd_build(args: argparse.Namespace) -> int:

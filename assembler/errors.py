@@ -33,3 +33,7 @@ class IntegrityError(AssemblerError):
 
 class NetworkError(AssemblerError):
     """A download failed after retries."""
+
+
+class LinkError(AssemblerError):
+    """A dynamically linked file in the image needs an interpreter or library the image lacks."""

@@ -353,6 +353,16 @@ class Catalog:
                     break
         return out
 
+    def providers_of(self, filename: str, arch: str) -> list[Slice]:
+        """Slices with a path (or glob) whose last component names `filename`."""
+        out = []
+        for s in self.slices.values():
+            if any(p.from_package and p.applies(arch)
+                   and matches(p.path.rstrip("/").rpartition("/")[2], filename)
+                   for p in s.contents.values()):
+                out.append(s)
+        return sorted(out, key=lambda s: s.full)
+
     def find(self, query: str) -> list[Slice]:
         """Slices whose full name contains every word of `query` (chisel find's rule:
         a word matches the package or the slice name, fuzzily by substring)."""

@@ -97,6 +97,8 @@ class Spec:
     annotations: dict[str, str]
     layering: dict[str, Any]
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
+    # Globs over absolute paths of ELF files the link check skips (linkcheck.py).
+    link_check_ignore: list[str] = field(default_factory=list)
 
     def where(self, line: int) -> str:
         return f"{self.path}:{line}"
@@ -176,6 +178,7 @@ TOP_KEYS = {
     "paths": "paths",
     "annotations": "annotations",
     "layering": "layering",
+    "link-check": "link check",
 }
 CONTENTS_KEYS = {"packages": "", "exclude": "", "repositories": "", "include-essential": "",
                  "components": "", "strip": "", "allow-setuid": ""}
@@ -188,6 +191,7 @@ PATH_KEYS = {"path": "", "type": "", "uid": "", "gid": "", "mode": "", "source":
              "target": "", "content": "", "recursive": ""}
 PATH_TYPES = ("directory", "file", "empty-file", "symlink", "hardlink", "permissions")
 LAYERING_KEYS = {"strategy": "", "budget": ""}
+LINK_CHECK_KEYS = {"ignore": ""}
 KNOWN_ARCHS = {"amd64", "arm64", "armhf", "armel", "i386", "ppc64el", "s390x", "riscv64",
                "mips64el", "x86_64", "aarch64", "x86", "armv7", "ppc64le", "loongarch64"}
 
@@ -364,6 +368,17 @@ def load_spec(path: Path | str) -> Spec:
         lm = r.mapping(top["layering"], "layering", LAYERING_KEYS)
         layering = {k: r.string(v, k) for k, v in lm.items()}
 
+    link_check_ignore: list[str] = []
+    if "link-check" in top:
+        lc = r.mapping(top["link-check"], "link-check", LINK_CHECK_KEYS)
+        if "ignore" in lc:
+            link_check_ignore = r.strings(lc["ignore"], "link-check.ignore")
+            for n, g in zip(r.seq(lc["ignore"], "link-check.ignore"), link_check_ignore,
+                            strict=True):
+                if not g.startswith("/"):
+                    raise r.err(n, f"link-check.ignore entry {g!r} must be an absolute path "
+                                "or glob, such as /usr/lib/app/plugins/*.so.")
+
     raw = yaml.safe_load(text)
     return Spec(
         path=path,
@@ -392,6 +407,7 @@ def load_spec(path: Path | str) -> Spec:
         if "annotations" in top else {},
         layering=layering,
         raw=raw,
+        link_check_ignore=link_check_ignore,
     )
 
 
