@@ -354,11 +354,20 @@ class Catalog:
         return out
 
     def providers_of(self, filename: str, arch: str) -> list[Slice]:
-        """Slices with a path (or glob) whose last component names `filename`."""
+        """Slices with a path (or glob) whose last component names `filename`.
+
+        A last component that is only wildcards or has `**` (`/usr/share/zoneinfo/*`,
+        `/usr/lib/python3.11/json/**`) names no file in particular, so it does not
+        count: it would "provide" every name.
+        """
+        def names(last: str) -> bool:
+            return "**" not in last and bool(last.replace("*", "").replace("?", ""))
+
         out = []
         for s in self.slices.values():
             if any(p.from_package and p.applies(arch)
-                   and matches(p.path.rstrip("/").rpartition("/")[2], filename)
+                   and names(last := p.path.rstrip("/").rpartition("/")[2])
+                   and matches(last, filename)
                    for p in s.contents.values()):
                 out.append(s)
         return sorted(out, key=lambda s: s.full)

@@ -186,3 +186,13 @@ def test_find_and_unknown_names(tmp_path: Path, capsys) -> None:
     assert code == 1
     code, _, err = run(["info", "--distro", str(distro), "openssl_conf"], capsys)
     assert code == 2 and "openssl_config" in err and "Traceback" not in err
+
+
+def test_providers_of_ignores_globs_that_name_no_file(tmp_path: Path) -> None:
+    """A link-check hint names slices that take the file by name, not every `dir/**`."""
+    _write(tmp_path, "libssl3", "slices:\n  libs:\n    contents:\n"
+           "      /usr/lib/*-linux-*/libcrypto.so.3:\n")
+    _write(tmp_path, "tzdata", "slices:\n  zoneinfo:\n    contents:\n"
+           "      /usr/share/zoneinfo/*:\n      /usr/share/zoneinfo/Europe/**:\n")
+    cat = Catalog.load(tmp_path)
+    assert [s.full for s in cat.providers_of("libcrypto.so.3", "amd64")] == ["libssl3_libs"]
