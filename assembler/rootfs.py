@@ -602,9 +602,10 @@ class Tree:
         if not norm:
             return norm
         parts = norm.split("/")
-        if self.merged_usr and len(parts) > 1 and parts[0] in MERGED_USR_DIRS:
-            if create:
-                self._ensure_merged_link(parts[0])
+        # Installing under /lib64 creates the merged-/usr link; a lookup only follows
+        # links that exist (below), so /lib64/x is missing in an image without /lib64.
+        if create and self.merged_usr and len(parts) > 1 and parts[0] in MERGED_USR_DIRS:
+            self._ensure_merged_link(parts[0])
             parts = ["usr", *parts]
         out: list[str] = []
         hops = 0

@@ -306,3 +306,14 @@ def test_sorted_order_parents_first() -> None:
             "usr/bin-x",
             "usr/bin-x/a",
         ]
+
+
+def test_merged_usr_lookup_needs_the_link_to_exist() -> None:
+    """/lib64/x must not be found through a /lib64 link the image does not have."""
+    with Tree(merged_usr=True) as t:
+        t.add_file("usr/lib64/ld-linux-x86-64.so.2", b"ld", 0o755)
+        assert t.get("usr/lib64/ld-linux-x86-64.so.2") is not None
+        assert t.get("lib64/ld-linux-x86-64.so.2") is None
+        assert "lib64" not in t
+        t.add_symlink("lib64", "usr/lib64")
+        assert t.get("lib64/ld-linux-x86-64.so.2").path == "usr/lib64/ld-linux-x86-64.so.2"

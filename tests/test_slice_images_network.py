@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def images(tmp_path_factory, shared_cache) -> dict[str, Path]:
 
 @pytest.mark.parametrize("name", FAMILY + [f"{n}-nonroot" for n in FAMILY])
 def test_each_slice_image_passes_the_link_check(images, name) -> None:
-    r = subprocess.run(["python3", "-m", "assembler.cli", "check", str(images[name])],
+    r = subprocess.run([sys.executable, "-m", "assembler.cli", "check", str(images[name])],
                        capture_output=True, text=True, cwd=ROOT,
                        env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 0, r.stdout + r.stderr
