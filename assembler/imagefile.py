@@ -22,7 +22,6 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import posixpath
 import tarfile
 from dataclasses import dataclass
@@ -33,7 +32,8 @@ import zstandard
 
 from .elf import MAGIC
 from .errors import AssemblerError
-from .layout import INDEX_TYPES, MAX_DOCUMENT, Descriptor
+from .imagestore import TarOrDir
+from .layout import INDEX_TYPES, Descriptor
 from .rootfs import Tree, normalize
 
 WHITEOUT = ".wh."
@@ -61,63 +61,24 @@ class PlatformImage:
         return parts[1] if len(parts) > 1 else ""
 
 
-class ImageFile:
+class ImageFile(TarOrDir):
     """Read access to an image archive or layout directory; use `open_image`."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._tar: tarfile.TarFile | None = None
-        self._members: dict[str, tarfile.TarInfo] = {}
-        if not path.is_dir():
-            try:
-                self._tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed in close()
-                for m in self._tar.getmembers():
-                    if m.isfile() or m.issym() or m.islnk():
-                        self._members[os.path.normpath(m.name.lstrip("/"))] = m
-            except OSError as e:
-                self.close()
-                raise ImageError(f"{path} is unreadable ({e.strerror or e}).") from None
-            except (tarfile.TarError, EOFError):
-                self.close()
-                raise ImageError(f"{path} is not an image: not a readable tar archive "
-                                 "(truncated, or another kind of file) nor an OCI layout "
-                                 "directory.") from None
+    error = ImageError
+
+    def not_a_tar(self, e: Exception) -> str:
+        return (f"{self.path} is not an image: not a readable tar archive (truncated, or "
+                "another kind of file) nor an OCI layout directory.")
+
+    def missing(self, name: str) -> str:
+        return f"{self.path}: {name} is missing; the image is incomplete."
 
     def __enter__(self) -> ImageFile:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._tar is not None:
-            self._tar.close()
-            self._tar = None
-
-    # -- raw access ------------------------------------------------------------
-    def _has(self, name: str) -> bool:
-        if self._tar is None:
-            return (self.path / name).is_file()
-        return name in self._members
-
-    def _open(self, name: str) -> IO[bytes]:
-        try:
-            if self._tar is None:
-                return open(self.path / name, "rb")  # noqa: SIM115 - caller closes
-            member = self._members.get(os.path.normpath(name))
-            f = self._tar.extractfile(member) if member is not None else None
-        except (OSError, tarfile.TarError, KeyError):
-            f = None
-        if f is None:
-            raise ImageError(f"{self.path}: {name} is missing; the image is incomplete.")
-        return f
-
     def _json(self, name: str) -> Any:
-        with self._open(name) as f:
-            data = f.read(MAX_DOCUMENT + 1)
+        data = self.read_small(name)
         try:
-            if len(data) > MAX_DOCUMENT:
-                raise ValueError("too large")
             return json.loads(data)
         except (ValueError, UnicodeDecodeError):
             raise ImageError(f"{self.path}: {name} is not a JSON document.") from None
@@ -125,9 +86,9 @@ class ImageFile:
     # -- structure -------------------------------------------------------------
     def images(self) -> list[PlatformImage]:
         """Every image in the file, one per platform, in the order the file lists them."""
-        if self._has("index.json"):
+        if self.has("index.json"):
             found = self._oci()
-        elif self._has("manifest.json"):
+        elif self.has("manifest.json"):
             found = self._docker()
         else:
             raise ImageError(f"{self.path} is not an image: it has neither index.json (OCI) "
@@ -191,7 +152,7 @@ class ImageFile:
         tree = Tree(allow_setuid=True)
         try:
             for i, (name, digest) in enumerate(image.layers):
-                with self._open(name) as raw:
+                with self.open(name) as raw:
                     hashing = _HashingReader(raw)
                     self._apply_layer(tree, hashing, f"layer {i + 1}", name)
                     if digest is not None and hashing.hexdigest() != digest.partition(":")[2]:

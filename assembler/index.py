@@ -72,6 +72,16 @@ class Package:
         return f"{self.name}={self.version}"
 
 
+@dataclass
+class Timings:
+    """Where an index loader's time went (the benches print it)."""
+
+    download: float = 0.0
+    verify: float = 0.0
+    parse: float = 0.0
+    load: float = 0.0
+
+
 class Universe:
     """All available packages for one architecture, merged over archives and suites.
 

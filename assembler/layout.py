@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
 from .errors import AssemblerError, IntegrityError
+from .imagestore import MAX_DOCUMENT, TarOrDir
 
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -28,7 +27,6 @@ DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 INDEX_TYPES = (MEDIA_INDEX, DOCKER_LIST)
 MANIFEST_TYPES = (MEDIA_MANIFEST, DOCKER_MANIFEST)
 # Documents are read into memory; nothing legitimate comes close.
-MAX_DOCUMENT = 4 << 20
 
 
 class LayoutError(AssemblerError):
@@ -57,65 +55,30 @@ class Descriptor:
         return cls(media_type, digest, size, obj.get("platform"))
 
 
-class Layout:
+class Layout(TarOrDir):
     """Read access to one OCI image layout; use `open_layout`."""
 
+    error = LayoutError
+
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._tar: tarfile.TarFile | None = None
-        self._members: dict[str, tarfile.TarInfo] = {}
-        if path.is_dir():
-            if not (path / "oci-layout").is_file():
-                raise LayoutError(f"{path} is a directory but not an OCI image layout "
-                                  "(no oci-layout file).")
-        else:
-            try:
-                self._tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed in close()
-            except (OSError, tarfile.TarError) as e:
-                raise LayoutError(f"{path} is not an image tar ({e}); give the file that "
-                                  "'assemble build' wrote, or an OCI layout directory.") from None
-            for m in self._tar.getmembers():
-                if m.isfile():
-                    self._members[os.path.normpath(m.name.lstrip("/"))] = m
-            if "oci-layout" not in self._members:
-                self.close()
-                raise LayoutError(f"{path} holds no OCI image layout (no oci-layout member).")
+        super().__init__(path)
+        if not self.has("oci-layout"):
+            self.close()
+            raise LayoutError(f"{path} is a directory but not an OCI image layout (no "
+                              "oci-layout file)." if path.is_dir() else
+                              f"{path} holds no OCI image layout (no oci-layout member).")
+
+    def not_a_tar(self, e: Exception) -> str:
+        return (f"{self.path} is not an image tar ({e}); give the file that 'assemble build' "
+                "wrote, or an OCI layout directory.")
 
     def __enter__(self) -> Layout:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._tar is not None:
-            self._tar.close()
-            self._tar = None
-
-    # -- raw access ------------------------------------------------------------------
-    def _open(self, name: str) -> IO[bytes]:
-        if self._tar is None:
-            try:
-                return open(self.path / name, "rb")  # noqa: SIM115 - caller closes
-            except FileNotFoundError:
-                raise LayoutError(f"{self.path}: {name} is missing.") from None
-        member = self._members.get(name)
-        f = self._tar.extractfile(member) if member is not None else None
-        if f is None:
-            raise LayoutError(f"{self.path}: {name} is missing.")
-        return f
-
-    def _read_small(self, name: str) -> bytes:
-        with self._open(name) as f:
-            data = f.read(MAX_DOCUMENT + 1)
-        if len(data) > MAX_DOCUMENT:
-            raise LayoutError(f"{self.path}: {name} is implausibly large for a JSON document.")
-        return data
-
     # -- blobs -----------------------------------------------------------------------
     def open_blob(self, desc: Descriptor) -> IO[bytes]:
         """A stream of the blob's bytes; the caller verifies the digest while reading."""
-        return self._open("blobs/sha256/" + desc.digest.partition(":")[2])
+        return self.open("blobs/sha256/" + desc.digest.partition(":")[2])
 
     def read_blob(self, desc: Descriptor) -> bytes:
         """The blob's exact bytes, checked against its descriptor."""
@@ -145,7 +108,7 @@ class Layout:
     def top(self) -> Descriptor:
         """What index.json names: one image (all tags must name the same digest)."""
         try:
-            index = json.loads(self._read_small("index.json"))
+            index = json.loads(self.read_small("index.json"))
             entries = [Descriptor.from_json(e, f"{self.path}: index.json")
                        for e in index["manifests"]]
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):

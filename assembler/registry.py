@@ -268,6 +268,11 @@ class Client:
     def close(self) -> None:
         self.session.close()
 
+    def _tls_error(self, e: Exception) -> RegistryError:
+        return RegistryError(f"TLS to {self.registry} failed ({_reason(e)}). For a registry "
+                             "with a private CA pass --ca-cert FILE; for a plain-HTTP registry, "
+                             "--plain-http.")
+
     # -- one request -----------------------------------------------------------------
     def _send(self, method: str, url: str, repository: str, scopes: tuple[str, ...],
               headers: dict[str, str] | None = None, data: bytes | None = None,
@@ -282,10 +287,7 @@ class Client:
                                          allow_redirects=method in ("GET", "HEAD"),
                                          verify=self.verify)
             except requests.exceptions.SSLError as e:
-                raise RegistryError(
-                    f"TLS to {self.registry} failed ({_reason(e)}). For a registry with a "
-                    "private CA pass --ca-cert FILE; for a plain-HTTP registry, --plain-http."
-                ) from None
+                raise self._tls_error(e) from None
             except (requests.ConnectionError, requests.Timeout) as e:
                 raise _Retryable(_reason(e)) from None
             if r.status_code == 401 and attempt == 0 and r.headers.get("WWW-Authenticate"):
@@ -350,10 +352,7 @@ class Client:
             try:
                 r = self.session.get(self.base + "/v2/", timeout=TIMEOUT, verify=self.verify)
             except requests.exceptions.SSLError as e:
-                raise RegistryError(
-                    f"TLS to {self.registry} failed ({_reason(e)}). For a registry with a "
-                    "private CA pass --ca-cert FILE; for a plain-HTTP registry, --plain-http."
-                ) from None
+                raise self._tls_error(e) from None
             except (requests.ConnectionError, requests.Timeout) as e:
                 raise _Retryable(_reason(e)) from None
             if r.status_code in _RETRY_STATUS:

@@ -27,7 +27,7 @@ from pathlib import Path
 from ..cache import Cache, atomic_write
 from ..distro import Archive, Distro
 from ..errors import IntegrityError, NetworkError, SpecError
-from ..index import Dep, Package, Universe
+from ..index import Dep, Package, Timings, Universe
 from ..progress import Progress
 from ..transport import NotFound, fetch
 from .dependency import Dependency
@@ -122,14 +122,6 @@ def make_package(rec: PackageRecord, source: dict) -> Package:
 
 def _provided_names(text: str) -> list[str]:
     return text.split()
-
-
-@dataclass
-class Timings:
-    download: float = 0.0
-    verify: float = 0.0
-    parse: float = 0.0
-    load: float = 0.0
 
 
 @dataclass

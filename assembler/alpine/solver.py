@@ -58,14 +58,9 @@ def provides(atom: Dep, pkg: Package, version: str | None) -> bool:
 
 
 def conflict_hits(atom: Dep, pkg: Package, version: str | None) -> bool:
-    """Does the conflict atom ``!name[op ver]`` forbid this provision?"""
-    if not atom.op:
-        return True
-    if atom.op == "><":
-        return pkg.extra.get("checksum") == atom.version
-    if version is None:
-        return False
-    return apkver.satisfies(version, atom.op, atom.version or "")
+    """Does the conflict atom ``!name[op ver]`` forbid this provision? (apk matches the
+    atom the same way as a dependency; only the verdict's meaning is inverted.)"""
+    return provides(atom, pkg, version)
 
 
 def claims_of(pkg: Package) -> list[tuple[str, str | None]]:

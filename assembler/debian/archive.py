@@ -21,7 +21,7 @@ from pathlib import Path
 from ..cache import Cache, atomic_write
 from ..distro import Archive, Distro
 from ..errors import IntegrityError, NetworkError
-from ..index import Universe
+from ..index import Timings, Universe
 from ..openpgp import verify_clearsigned
 from ..progress import Progress
 from ..transport import NotFound, fetch
@@ -61,14 +61,6 @@ def _decompressed_pieces(data: bytes, make: Callable[[], object]) -> Iterator[by
         if tail:
             yield tail
 
-
-
-@dataclass
-class Timings:
-    download: float = 0.0
-    verify: float = 0.0
-    parse: float = 0.0
-    load: float = 0.0
 
 
 @dataclass
