@@ -10,6 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .cache import Cache
+from .distro import Distro
+from .progress import Progress
+
 
 def relation_holds(cmp: int, op: str) -> bool:
     """Given cmp(have, wanted) as -1/0/1, does `have op wanted` hold (Debian operators)?
@@ -80,6 +84,20 @@ class Timings:
     verify: float = 0.0
     parse: float = 0.0
     load: float = 0.0
+
+
+class IndexLoader:
+    """What every format's index loader holds: where the archives are, the cache, and
+    whether the network may be used. Subclasses implement load(arch) -> Universe."""
+
+    def __init__(self, distro: Distro, mirrors: dict[str, str], cache: Cache,
+                 offline: bool = False, progress: Progress | None = None) -> None:
+        self.distro = distro
+        self.mirrors = mirrors
+        self.cache = cache
+        self.offline = offline
+        self.progress = progress or Progress(quiet=True)
+        self.timings = Timings()
 
 
 class Universe:

@@ -24,11 +24,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..cache import Cache, atomic_write
+from ..cache import atomic_write
 from ..distro import Archive, Distro
 from ..errors import IntegrityError, NetworkError, SpecError
-from ..index import Dep, Package, Timings, Universe
-from ..progress import Progress
+from ..index import Dep, IndexLoader, Package, Universe
 from ..transport import NotFound, fetch
 from .dependency import Dependency
 from .index import parse_index_tar, verify_index
@@ -139,15 +138,8 @@ class _Verified:
     writes: list[tuple[Path, bytes]] = field(default_factory=list)
 
 
-class AlpineIndexLoader:
-    def __init__(self, distro: Distro, mirrors: dict[str, str], cache: Cache,
-                 offline: bool = False, progress: Progress | None = None) -> None:
-        self.distro = distro
-        self.mirrors = mirrors
-        self.cache = cache
-        self.offline = offline
-        self.progress = progress or Progress(quiet=True)
-        self.timings = Timings()
+class AlpineIndexLoader(IndexLoader):
+    """APKINDEX per repository: fetch, verify with the arch's keys, parse, cache."""
 
     # -- indexes -------------------------------------------------------------------
     def _pointer(self, url: str) -> Path:

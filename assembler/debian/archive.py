@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..cache import Cache, atomic_write
-from ..distro import Archive, Distro
+from ..distro import Archive
 from ..errors import IntegrityError, NetworkError
-from ..index import Timings, Universe
+from ..index import IndexLoader, Timings, Universe
 from ..openpgp import verify_clearsigned
-from ..progress import Progress
 from ..transport import NotFound, fetch
 from .packages import is_essential, make_package, parse_packages_pieces, provided_names
 from .release import Release, check_release, parse_release
@@ -78,15 +77,11 @@ class SuiteIndex:
         atomic_write(self.pointer, self.inrelease_sha256.encode())
 
 
-class DebianIndexLoader:
-    def __init__(self, distro: Distro, mirrors: dict[str, str], cache: Cache,
-                 offline: bool = False, progress: Progress | None = None) -> None:
-        self.distro = distro
-        self.mirrors = mirrors
-        self.cache = cache
-        self.offline = offline
-        self.progress = progress or Progress(quiet=True)
-        self.timings = Timings()
+class DebianIndexLoader(IndexLoader):
+    """InRelease + Packages per suite: fetch (by-hash), verify, parse, cache."""
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 - IndexLoader's
+        super().__init__(*args, **kwargs)
         self._releases: dict[tuple[str, str], SuiteIndex] = {}
 
     # -- InRelease ---------------------------------------------------------------
