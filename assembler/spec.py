@@ -134,7 +134,7 @@ class NodeReader:
         return out
 
     def scalar(self, node: yaml.Node, what: str) -> str:
-        if not isinstance(node, yaml.ScalarNode) or node.value == "" and node.tag.endswith("null"):
+        if not isinstance(node, yaml.ScalarNode) or node.tag.endswith(":null"):
             raise self.err(node, f"{what} must be a single value.")
         return str(node.value)
 
@@ -161,8 +161,13 @@ class NodeReader:
     def string_map(self, node: yaml.Node, what: str) -> dict[str, str]:
         if not isinstance(node, yaml.MappingNode):
             raise self.err(node, f"{what} must be a mapping.")
-        return {self.string(k, f"a key of {what}"): self.string(v, f"{what} values")
-                for k, v in node.value}
+        out: dict[str, str] = {}
+        for k, v in node.value:
+            key = self.string(k, f"a key of {what}")
+            if key in out:
+                raise self.err(k, f"key {key!r} appears twice in {what}.")
+            out[key] = self.string(v, f"{what} values")
+        return out
 
 
 TOP_KEYS = {
@@ -236,7 +241,7 @@ def load_spec(path: Path | str) -> Spec:
     r = NodeReader(path)
     if root is None:
         raise SpecError(f"{path}: the spec is empty; it needs at least 'distro' and "
-                        "'contents: {{packages: [...]}}'.")
+                        "'contents: {packages: [...]}'.")
     top = r.mapping(root, "the spec", TOP_KEYS)
     if "distro" not in top:
         raise r.err(root, "the spec has no 'distro' (for example 'distro: debian/bookworm').")
@@ -306,34 +311,56 @@ def load_spec(path: Path | str) -> Spec:
     accounts: dict[str, Any] = {"groups": [], "users": [], "run-as": None}
     if "accounts" in top:
         acc = r.mapping(top["accounts"], "accounts", ACCOUNT_KEYS)
+        seen_ids: dict[tuple[str, object], int] = {}
+
+        def once(node: yaml.Node, kind: str, value: object) -> None:
+            """A user or group name, uid or gid may be given once: /etc/passwd and
+            /etc/group would otherwise hold two entries for it."""
+            if (kind, value) in seen_ids:
+                shown = repr(value) if isinstance(value, str) else value
+                raise r.err(node, f"{kind} {shown} appears twice in accounts (also on line "
+                            f"{seen_ids[(kind, value)]}).")
+            seen_ids[(kind, value)] = _node_line(node)
+
         for g in r.seq(acc.get("groups", yaml.SequenceNode("", [])), "accounts.groups"):
             gm = r.mapping(g, "a group", GROUP_KEYS)
             if "groupname" not in gm or "gid" not in gm:
                 raise r.err(g, "a group needs 'groupname' and 'gid'.")
-            accounts["groups"].append({
-                "groupname": r.string(gm["groupname"], "groupname"),
-                "gid": _int(r, gm["gid"], "gid"),
-                "members": r.strings(gm["members"], "members") if "members" in gm else [],
-            })
+            group = {
+                "groupname": _field(r, gm["groupname"], "groupname", name=True),
+                "gid": _id(r, gm["gid"], "gid"),
+                "members": [_field(r, n, "a member", name=True)
+                            for n in r.seq(gm["members"], "members")] if "members" in gm
+                else [],
+            }
+            once(g, "groupname", group["groupname"])
+            once(g, "gid", group["gid"])
+            accounts["groups"].append(group)
         for u in r.seq(acc.get("users", yaml.SequenceNode("", [])), "accounts.users"):
             um = r.mapping(u, "a user", USER_KEYS)
             if "username" not in um or "uid" not in um:
                 raise r.err(u, "a user needs 'username' and 'uid'.")
-            uid = _int(r, um["uid"], "uid")
-            name = r.string(um["username"], "username")
-            accounts["users"].append({
+            uid = _id(r, um["uid"], "uid")
+            name = _field(r, um["username"], "username", name=True)
+            user = {
                 "username": name, "uid": uid,
-                "gid": _int(r, um["gid"], "gid") if "gid" in um else uid,
-                "home": r.string(um["home"], "home") if "home" in um else f"/home/{name}",
-                "shell": r.string(um["shell"], "shell") if "shell" in um else "/sbin/nologin",
-                "gecos": r.string(um["gecos"], "gecos") if "gecos" in um else name,
-            })
+                "gid": _id(r, um["gid"], "gid") if "gid" in um else uid,
+                "home": _field(r, um["home"], "home") if "home" in um else f"/home/{name}",
+                "shell": _field(r, um["shell"], "shell") if "shell" in um else "/sbin/nologin",
+                "gecos": _field(r, um["gecos"], "gecos") if "gecos" in um else name,
+            }
+            if not user["home"].startswith("/"):
+                raise r.err(um["home"], f"home {user['home']!r} must be an absolute path.")
+            once(u, "username", name)
+            once(u, "uid", uid)
+            accounts["users"].append(user)
         if "run-as" in acc:
             run_as = r.string(acc["run-as"], "run-as")
             names = {u["username"] for u in accounts["users"]} | {"root", "nobody"}
-            if run_as not in names and not run_as.split(":")[0].isdigit():
-                raise r.err(acc["run-as"], f"run-as names user {run_as!r}, which accounts.users "
-                            "does not define." + did_you_mean(run_as, names))
+            if run_as not in names and not re.fullmatch(r"\d+(:\d+)?", run_as):
+                raise r.err(acc["run-as"], f"run-as {run_as!r} is neither a user accounts.users "
+                            "defines nor a numeric uid or uid:gid."
+                            + did_you_mean(run_as, names))
             accounts["run-as"] = run_as
 
     def opt_list(key: str) -> list[str] | None:
@@ -350,7 +377,7 @@ def load_spec(path: Path | str) -> Spec:
             raise r.err(n, "a path entry needs 'path' and 'type'.")
         entry: dict[str, Any] = {"line": _node_line(n)}
         for k, v in pm.items():
-            entry[k] = _int(r, v, k) if k in ("uid", "gid") else r.string(v, k)
+            entry[k] = _id(r, v, k) if k in ("uid", "gid") else r.string(v, k)
         if entry["type"] not in PATH_TYPES:
             raise r.err(pm["type"], f"unknown path type {entry['type']!r}."
                         + did_you_mean(entry["type"], PATH_TYPES)
@@ -359,8 +386,10 @@ def load_spec(path: Path | str) -> Spec:
             try:
                 entry["mode"] = int(str(entry["mode"]), 8)
             except ValueError:
-                raise r.err(pm["mode"], f"mode {entry['mode']!r} is not an octal number "
-                            "such as \"0755\".") from None
+                entry["mode"] = -1
+            if not 0 <= entry["mode"] <= 0o7777:
+                raise r.err(pm["mode"], f"mode {r.string(pm['mode'], 'mode')!r} is not an octal "
+                            "mode such as \"0755\" (at most 07777).")
         paths.append(entry)
 
     layering: dict[str, Any] = {}
@@ -379,7 +408,14 @@ def load_spec(path: Path | str) -> Spec:
                     raise r.err(n, f"link-check.ignore entry {g!r} must be an absolute path "
                                 "or glob, such as /usr/lib/app/plugins/*.so.")
 
-    raw = yaml.safe_load(text)
+    try:
+        raw = yaml.safe_load(text)
+    except CONSTRUCT_ERRORS:
+        # The tree above reads every value as text; only a tag (!foo, !!binary) that
+        # YAML itself cannot construct gets here.
+        bad = _unconstructible(root)
+        raise r.err(bad, f"YAML cannot read the value tagged {bad.tag!r}. Remove the tag "
+                    "(values are plain strings, lists and mappings).") from None
     return Spec(
         path=path,
         digest="sha256:" + hashlib.sha256(text).hexdigest(),
@@ -399,9 +435,8 @@ def load_spec(path: Path | str) -> Spec:
         accounts=accounts,
         entrypoint=opt_list("entrypoint"),
         cmd=opt_list("cmd"),
-        work_dir=r.string(top["work-dir"], "work-dir") if "work-dir" in top else None,
-        environment=r.string_map(top["environment"], "environment")
-        if "environment" in top else {},
+        work_dir=_work_dir(r, top["work-dir"]) if "work-dir" in top else None,
+        environment=_environment(r, top["environment"]) if "environment" in top else {},
         paths=paths,
         annotations=r.string_map(top["annotations"], "annotations")
         if "annotations" in top else {},
@@ -411,9 +446,66 @@ def load_spec(path: Path | str) -> Spec:
     )
 
 
+CONSTRUCT_ERRORS = (yaml.YAMLError, ValueError, TypeError, OverflowError)
+
+
+def _unconstructible(node: yaml.Node) -> yaml.Node:
+    """The innermost node of `node` that YAML's safe loader cannot construct."""
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.MappingNode):
+        children = [n for pair in node.value for n in pair]
+    elif isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    for child in children:
+        try:
+            yaml.SafeLoader("").construct_object(child, deep=True)
+        except CONSTRUCT_ERRORS:
+            return _unconstructible(child)
+    return node
+
+
 def _int(r: NodeReader, node: yaml.Node, what: str) -> int:
     v = r.scalar(node, what)
     try:
         return int(v)
     except ValueError:
         raise r.err(node, f"{what} must be a whole number, not {v!r}.") from None
+
+
+# 2**32 - 1 is (uid_t)-1, "no user", to the kernel.
+MAX_ID = 2**32 - 2
+
+
+def _id(r: NodeReader, node: yaml.Node, what: str) -> int:
+    v = _int(r, node, what)
+    if not 0 <= v <= MAX_ID:
+        raise r.err(node, f"{what} {v} is out of range (0 to {MAX_ID}).")
+    return v
+
+
+def _field(r: NodeReader, node: yaml.Node, what: str, name: bool = False) -> str:
+    """A field of /etc/passwd or /etc/group: no ':' or line break; names no spaces either."""
+    v = r.string(node, what)
+    bad = ":\n\r" + (" \t," if name else "")
+    if (name and not v) or any(c in bad for c in v):
+        raise r.err(node, f"{what} {v!r} cannot be used in /etc/passwd or /etc/group"
+                    + (" (a name is not empty and has no ':', ',', space or line break)."
+                       if name else " (it has a ':' or a line break)."))
+    return v
+
+
+def _work_dir(r: NodeReader, node: yaml.Node) -> str:
+    v = r.string(node, "work-dir")
+    if not v.startswith("/"):
+        raise r.err(node, f"work-dir {v!r} must be an absolute path (runtimes refuse a "
+                    "relative one).")
+    return v
+
+
+def _environment(r: NodeReader, node: yaml.Node) -> dict[str, str]:
+    env = r.string_map(node, "environment")
+    for k, kn in zip(env, (k for k, _ in node.value), strict=True):
+        if not k or "=" in k or "\0" in k:
+            raise r.err(kn, f"environment variable name {k!r} is not usable (it must be "
+                        "non-empty, without '=').")
+    return env
