@@ -26,7 +26,7 @@ from .errors import AssemblerError, SpecError
 from .fetch import Wanted, fetch_all
 from .layer import write_layer
 from .linkcheck import require_links
-from .lock import load_or_lock
+from .lock import load_or_lock, lock_path
 from .manifest import write_manifest
 from .mirror import resolve_mirrors
 from .oci import DEFAULT_PATH, Image, ImageConfig, platform_for, write_image_tar, write_oci_dir
@@ -47,6 +47,7 @@ STRIP = {
 KEEP = ["usr/share/doc/*/copyright"]
 # Two cores is the common CI box; more workers only queue behind the tree.
 UNPACK_WORKERS = min(4, os.cpu_count() or 1)
+MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z: what image configs' dates can hold
 
 
 def source_date_epoch(lock: dict) -> int:
@@ -54,10 +55,14 @@ def source_date_epoch(lock: dict) -> int:
     env = os.environ.get("SOURCE_DATE_EPOCH")
     if env:
         try:
-            return int(env)
+            value = int(env)
         except ValueError:
             raise SpecError(f"SOURCE_DATE_EPOCH={env!r} is not a whole number of seconds.") \
                 from None
+        if not 0 <= value <= MAX_EPOCH:
+            raise SpecError(f"SOURCE_DATE_EPOCH={env!r} is out of range (0 to {MAX_EPOCH}, "
+                            "the end of year 9999).")
+        return value
     dates = [i["date"] for a in lock["archs"].values() for i in a.get("indexes", [])]
     if not dates:
         return 0
@@ -75,23 +80,25 @@ def _unpack(cache: Cache, package: dict, path: Path) -> Unpacked:
                     lambda: {"control": deb.read_control(path)})
 
 
-def _catalog_slices(packages: list[dict], catalog_dir: Path | None) -> dict[str, list[Slice]]:
+def _catalog_slices(packages: list[dict], catalog_dir: Path | None,
+                    lock_file: str = "the lockfile") -> dict[str, list[Slice]]:
     sliced = [p for p in packages if p.get("slices")]
     if not sliced:
         return {}
     catalog = Catalog.load(catalog_dir) if catalog_dir else Catalog([])
-    return {p["name"]: [catalog.get(f"{p['name']}_{n}", "the lockfile") for n in p["slices"]]
+    return {p["name"]: [catalog.get(f"{p['name']}_{n}", lock_file) for n in p["slices"]]
             for p in sliced}
 
 
 def build_tree(spec: Spec, packages: list[dict], files: dict[str, Path], merged_usr: bool,
                cache: Cache, progress: Progress, arch: str = "",
-               catalog_dir: Path | None = None) -> tuple[Tree, list[str]]:
+               catalog_dir: Path | None = None,
+               lock_file: str = "the lockfile") -> tuple[Tree, list[str]]:
     patterns = [p for key in spec.strip for p in STRIP[key]]
     tree = Tree(merged_usr=merged_usr, allow_setuid=spec.allow_setuid)
     warnings: list[str] = []
     controls: dict[str, bytes] = {}
-    by_package = _catalog_slices(packages, catalog_dir)
+    by_package = _catalog_slices(packages, catalog_dir, lock_file)
     chosen = [s for slices in by_package.values() for s in slices]
     # prefer: a path two packages' slices both claim comes from the preferred one only.
     preferred = {spec_.path: spec_.prefer for s in chosen for spec_ in s.contents.values()
@@ -301,6 +308,7 @@ def image_config(spec: Spec, has_certs: bool) -> ImageConfig:
 def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: list[str] = (),
           compression: str = "gzip", locked: bool = False,
           archs: list[str] | None = None) -> str:
+    check_output(output, fmt, spec)
     lock, _ = load_or_lock(spec, options, locked=locked)
     distro = distro_for(spec)
     mirrors = resolve_mirrors(distro.archives, options.mirrors, spec.mirrors, str(spec.path))
@@ -310,9 +318,19 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
     for a in wanted_archs:
         if a not in lock["archs"]:
             raise SpecError(f"--arch {a}: the spec builds " + ", ".join(spec.archs) + ".")
-    output.parent.mkdir(parents=True, exist_ok=True)
+        for p in lock["archs"][a]["packages"]:
+            if p["archive"] not in mirrors:
+                raise SpecError(f"{lock_path(spec.path)}: {p['name']} for {a} comes from "
+                                f"archive {p['archive']!r}, which {spec.distro} does not have "
+                                "(it has " + ", ".join(sorted(mirrors)) + "); restore the lock "
+                                "from git or run 'assemble lock --update'.")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        workdir = tempfile.TemporaryDirectory(prefix=".assemble-", dir=output.parent)
+    except OSError as e:
+        raise SpecError(f"-o {output}: cannot write there ({e.strerror or e}).") from None
     images = []
-    with tempfile.TemporaryDirectory(prefix=".assemble-", dir=output.parent) as tmp:
+    with workdir as tmp:
         for arch in wanted_archs:
             packages = lock["archs"][arch]["packages"]
             items = [Wanted(p["name"], mirrors[p["archive"]], p["filename"], p["sha256"],
@@ -322,7 +340,8 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
                 tree, warnings = build_apk_tree(spec, packages, files, distro, arch, progress)
             else:
                 tree, warnings = build_tree(spec, packages, files, distro.merged_usr,
-                                            options.cache, progress, arch, distro.slices_dir)
+                                            options.cache, progress, arch, distro.slices_dir,
+                                            str(lock_path(spec.path)))
             for w in warnings:
                 info(f"warning: {w}", options.quiet)
             with tree:
@@ -335,8 +354,29 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
                 images.append(Image(platform=platform_for(arch), layers=[layer],
                                     config=image_config(spec, tree.get(BUNDLE) is not None),
                                     created=sde, annotations=dict(spec.annotations)))
-        if fmt == "oci-dir":
-            digest = write_oci_dir(output, images, tags)
-        else:
-            digest = write_image_tar(output, images, tags)
+        try:
+            if fmt == "oci-dir":
+                digest = write_oci_dir(output, images, tags)
+            else:
+                digest = write_image_tar(output, images, tags)
+        except OSError as e:
+            raise AssemblerError(f"writing {output} failed ({e.strerror or e}); nothing was "
+                                 "written.") from None
     return digest
+
+
+def check_output(output: Path, fmt: str, spec: Spec) -> None:
+    """Refuse, before any work, an output that would destroy an input or cannot be one."""
+    target = output.resolve()
+    for what, path in (("spec", spec.path), ("lockfile", lock_path(spec.path))):
+        if target == path.resolve():
+            raise SpecError(f"-o {output} is the {what}; building would overwrite it. Choose "
+                            "another output path (the default is image.tar beside the spec).")
+    if fmt == "tar" and output.is_dir():
+        raise SpecError(f"-o {output} is a directory; give a file name such as "
+                        f"{output / 'image.tar'} (or --format oci-dir for a layout directory).")
+    for parent in output.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise SpecError(f"-o {output}: {parent} is not a directory.")
+            break

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -98,22 +100,72 @@ def read_lock(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as e:
         raise SpecError(f"{path}:{e.lineno}: the lockfile is not valid JSON ({e.msg}); "
                         "restore it from git or run 'assemble lock --update'.") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: the lockfile is not UTF-8 text; restore it from git or run "
+                        "'assemble lock --update'.") from None
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read the lockfile ({e.strerror}).") from None
     if not isinstance(data, dict) or data.get("lockfile-version") != LOCK_VERSION:
         raise SpecError(f"{path}: unsupported lockfile version "
                         f"{data.get('lockfile-version') if isinstance(data, dict) else '?'}; "
                         f"this assembler writes version {LOCK_VERSION}. Run "
                         "'assemble lock --update'.")
-    try:
-        for arch, entry in data["archs"].items():
-            for p in entry["packages"]:
-                for k in ("name", "version", "arch", "archive", "filename", "size", "sha256"):
-                    if k not in p:
-                        raise SpecError(f"{path}: package entry {p.get('name', '?')} for {arch} "
-                                        f"lacks {k!r}; the lockfile is damaged.")
-    except (KeyError, TypeError, AttributeError):
-        raise SpecError(f"{path}: the lockfile is damaged (missing 'archs' or 'packages'); "
-                        "run 'assemble lock --update'.") from None
+    problem = _lock_problem(data)
+    if problem:
+        raise SpecError(f"{path}: the lockfile is damaged ({problem}); restore it from git "
+                        "or run 'assemble lock --update'.")
     return data
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_STRING_FIELDS = ("name", "version", "arch", "archive", "suite", "filename", "source")
+
+
+def _lock_problem(data: dict[str, Any]) -> str | None:
+    """What is wrong with a parsed lock's shape, or None: every field the commands read
+    has the type they expect, so a hand-edited lock fails here and not in a traceback."""
+    if not isinstance(data.get("spec"), dict):
+        return "'spec' is not an object"
+    archs = data.get("archs")
+    if not isinstance(archs, dict) or not archs:
+        return "'archs' is missing or not an object of architectures"
+    for arch, entry in archs.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("packages"), list):
+            return f"{arch} has no list of 'packages'"
+        indexes = entry.get("indexes", [])
+        if not isinstance(indexes, list) or not all(isinstance(i, dict) for i in indexes):
+            return f"'indexes' of {arch} is not a list of objects"
+        for i in indexes:
+            try:
+                datetime.strptime(str(i.get("date")).replace("Z", "+0000"),
+                                  "%Y-%m-%dT%H:%M:%S%z")
+            except ValueError:
+                return f"an index of {arch} has no valid 'date' ({i.get('date')!r})"
+        excluded = entry.get("excluded", {})
+        if not isinstance(excluded, dict) or not all(
+                isinstance(v, list) and all(isinstance(x, str) for x in v)
+                for v in excluded.values()):
+            return f"'excluded' of {arch} is not an object of package lists"
+        for p in entry["packages"]:
+            if not isinstance(p, dict):
+                return f"a package entry of {arch} is not an object"
+            name = p.get("name", "?")
+            for k in ("name", "version", "arch", "archive", "filename", "size", "sha256",
+                      "reason"):
+                if k not in p:
+                    return f"package entry {name} for {arch} lacks {k!r}"
+            for k in _STRING_FIELDS:
+                if k in p and not isinstance(p[k], str):
+                    return f"{k!r} of package entry {name} for {arch} is not a string"
+            if not isinstance(p["size"], int) or isinstance(p["size"], bool) or p["size"] < 0:
+                return f"'size' of {name} for {arch} is not a byte count"
+            if not isinstance(p["sha256"], str) or not _SHA256.fullmatch(p["sha256"]):
+                return f"'sha256' of {name} for {arch} is not 64 hex digits"
+            for k in ("reason", "slices"):
+                if k in p and not (isinstance(p[k], list)
+                                   and all(isinstance(x, str) for x in p[k])):
+                    return f"{k!r} of {name} for {arch} is not a list of names"
+    return None
 
 
 def staleness(lock: dict[str, Any], spec: Spec) -> str | None:
