@@ -22,8 +22,20 @@ from .registry import DEFAULT_CHUNK, PushOptions, parse_reference, push
 from .spec import Spec, load_spec
 
 
+def _cache(args: argparse.Namespace) -> Cache:
+    cache = Cache(Path(args.cache_dir) if args.cache_dir else None)
+    try:
+        cache.root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        where = "--cache-dir" if args.cache_dir else "the cache directory"
+        raise SpecError(f"{where} {cache.root}: cannot use it ({e.strerror or e}); pass "
+                        "--cache-dir DIR or set ASSEMBLER_CACHE to a writable directory."
+                        ) from None
+    return cache
+
+
 def _options(args: argparse.Namespace) -> Options:
-    return Options(cache=Cache(Path(args.cache_dir) if args.cache_dir else None),
+    return Options(cache=_cache(args),
                    mirrors=parse_mirror_args(args.mirror or []),
                    offline=getattr(args, "offline", False), quiet=args.quiet)
 

@@ -135,6 +135,11 @@ def resolve_mirrors(archives: list[Archive], cli: dict[str, str], spec: dict[str
     out: dict[str, str] = {}
     for a in archives:
         url = cli.get(a.name) or spec.get(a.name) or os.environ.get(env_var(a.name)) or a.url
+        if url:
+            origin = ("--mirror" if a.name in cli else f"{spec_where} mirrors" if a.name in spec
+                      else env_var(a.name) if os.environ.get(env_var(a.name))
+                      else "the distro definition")
+            check_url(url, f"{origin}: {a.name}")
         if not url:
             if sources is None:
                 sources = host_sources()
@@ -146,6 +151,21 @@ def resolve_mirrors(archives: list[Archive], cli: dict[str, str], spec: dict[str
                 f"or add an apt source for it on this host ({apt_dir()}/sources.list.d/).")
         out[a.name] = url.rstrip("/")
     return out
+
+
+def check_url(url: str, what: str) -> None:
+    """A mirror URL must be http(s) with a host, or file: with a path; else say so now
+    rather than after retrying a request that can never be made."""
+    try:
+        parsed = urlparse(url)
+        ok = parsed.scheme in ("http", "https") and bool(parsed.hostname) or \
+            parsed.scheme == "file" and bool(parsed.path)
+        parsed.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        ok = False
+    if not ok or any(c.isspace() for c in url):
+        raise SpecError(f"{what}={url!r} is not a mirror URL; expected http://HOST/PATH, "
+                        "https://HOST/PATH or file:///PATH.")
 
 
 def parse_mirror_args(values: list[str]) -> dict[str, str]:
