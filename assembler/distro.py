@@ -64,31 +64,56 @@ def load_distro(name: str, spec_dir: Path | None = None) -> Distro:
     path = find_distro(name, spec_dir)
     try:
         data = yaml.safe_load(path.read_text())
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: the distro definition is not UTF-8 text.") from None
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read the distro definition ({e.strerror}).") from None
     except yaml.YAMLError as e:
-        raise SpecError(f"{path}: malformed distro definition: {e}") from None
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise SpecError(f"{path}{line}: malformed YAML in the distro definition ({problem}).") \
+            from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: a distro definition is a mapping with family, release and "
+                        "archives.")
     base = path.parent
+
+    def strings(value: object, what: str) -> list[str]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise SpecError(f"{path}: {what} must be a list of strings, not {value!r}.")
+        return list(value)
+
     try:
         archives = []
+        if not isinstance(data["archives"], list):
+            raise SpecError(f"{path}: archives must be a list of archive mappings.")
         for a in data["archives"]:
-            keys = [(base / k).resolve() for k in a["keys"]]
+            if not isinstance(a, dict):
+                raise SpecError(f"{path}: each archive must be a mapping (name, suites, keys, "
+                                f"...), not {a!r}.")
+            keys = [(base / k).resolve() for k in strings(a["keys"], f"keys of {a['name']!r}")]
             for k in keys:
                 if not k.is_file():
                     raise SpecError(f"{path}: archive {a['name']!r} names key {k}, "
                                     "which does not exist.")
+            components = strings(a.get("components", ["main"]), "components")
             archives.append(Archive(
-                name=a["name"], suites=list(a["suites"]),
-                components=list(a.get("components", ["main"])),
-                available_components=list(a.get("available-components",
-                                                 a.get("components", ["main"]))),
+                name=a["name"], suites=strings(a["suites"], f"suites of {a['name']!r}"),
+                components=components,
+                available_components=strings(a.get("available-components", components),
+                                             "available-components"),
                 keys=keys, host_suite=a.get("host-suite", ".*"),
                 host_path=a.get("host-path", ""), url=a.get("url")))
         slices = data.get("slices")
+        if slices is not None and not isinstance(slices, str):
+            raise SpecError(f"{path}: slices must be a directory path, not {slices!r}.")
         return Distro(family=data["family"], release=data["release"], path=path,
                       archives=archives, merged_usr=bool(data.get("merged-usr", False)),
                       slices_dir=(base / slices) if slices else None,
                       extra={k: v for k, v in data.items()
                              if k not in ("family", "release", "archives", "slices")})
-    except (KeyError, TypeError) as e:
+    except KeyError as e:
         raise SpecError(f"{path}: incomplete distro definition (missing {e}).") from None
 
 

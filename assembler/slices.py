@@ -188,8 +188,10 @@ def _path_spec(r: NodeReader, key: yaml.Node, node: yaml.Node, owner: str) -> Pa
             # YAML 1.1 already read 0644 as octal; a quoted "0644" is read here.
             mode = int(raw, 8) if raw.startswith("0") and raw.isdigit() else int(raw)
         except ValueError:
+            mode = -1
+        if not 0 <= mode <= 0o7777:
             raise r.err(opts["mode"], f"{owner}: mode of {path} must be a number "
-                                      "such as 0644.") from None
+                                      "such as 0644 (at most 07777).")
     if "until" in opts:
         until = r.string(opts["until"], f"until of {path}")
         if until != "mutate":
@@ -232,6 +234,10 @@ def _load_file(path: Path) -> list[Slice]:
     r = NodeReader(path)
     try:
         root = yaml.compose(path.read_text())
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: the slice definition is not UTF-8 text.") from None
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read the slice definition ({e.strerror}).") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark else 1
@@ -255,6 +261,8 @@ def _load_file(path: Path) -> list[Slice]:
         if not _NAME.match(name):
             raise r.err(k, f"slice name {name!r}: use lowercase letters, digits and '-'.")
         s = Slice(package, name, path, k.start_mark.line + 1)
+        if any(o.name == name for o in out):
+            raise r.err(k, f"slice {s.full} is defined twice.")
         body = r.mapping(v, f"slice {s.full}", SLICE_KEYS) \
             if not (isinstance(v, yaml.ScalarNode) and v.value in ("", "~")) else {}
         own = _essentials(r, body.get("essential"), package)
