@@ -108,10 +108,18 @@ def _catalog(args: argparse.Namespace):  # noqa: ANN202 - a slices.Catalog
     if args.distro:
         distro = load_distro(args.distro, Path.cwd())
     else:
-        spec = load_spec(Path(args.spec or "image.yaml"))
+        path = Path(args.spec or "image.yaml")
+        if not args.spec and not path.exists():
+            raise SpecError(f"{args.command} needs a distro: pass --distro (for example "
+                            "--distro debian/bookworm) or --spec SPEC; there is no image.yaml "
+                            "here to take it from.")
+        spec = load_spec(path)
         distro = load_distro(spec.distro, spec.path.parent)
-    if distro.slices_dir is None or not distro.slices_dir.is_dir():
+    if distro.slices_dir is None:
         raise SpecError(f"{distro.path}: this distro has no slice catalog.")
+    if not distro.slices_dir.is_dir():
+        raise SpecError(f"{distro.path}: its slice catalog {distro.slices_dir} is not a "
+                        "directory.")
     return Catalog.load(distro.slices_dir)
 
 
@@ -225,6 +233,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         # Refuse a bad destination before spending minutes on the build.
         for ref in args.push:
             parse_reference(ref)
+        _check_push_files(args)
     digest = build(spec, options, output, args.format, tags, args.compression,
                    args.locked, args.arch)
     info(f"{output}: {digest}", options.quiet)
@@ -258,12 +267,27 @@ def _chunk_size(text: str) -> int:
     return n
 
 
+def _check_push_files(args: argparse.Namespace) -> None:
+    """--ca-cert and --authfile name usable files: checked before a build or upload."""
+    if args.ca_cert:
+        import ssl
+
+        if not Path(args.ca_cert).is_file():
+            raise SpecError(f"--ca-cert {args.ca_cert}: no such file.")
+        try:
+            ssl.create_default_context(cafile=args.ca_cert)
+        except (ssl.SSLError, ValueError):
+            raise SpecError(f"--ca-cert {args.ca_cert}: not a PEM certificate file.") from None
+    if args.authfile and not Path(args.authfile).is_file():
+        raise SpecError(f"--authfile {args.authfile}: no such file (log in with 'docker login' "
+                        "or 'podman login', or leave --authfile out).")
+
+
 def _push(image: Path, refs: list[str], args: argparse.Namespace, cache: Cache) -> str:
     options = PushOptions(plain_http=args.plain_http, ca_cert=args.ca_cert,
                           authfile=args.authfile, chunk_size=args.chunk_size,
                           hints_path=cache.root / "registry" / "mount-hints.json")
-    if args.ca_cert and not Path(args.ca_cert).is_file():
-        raise SpecError(f"--ca-cert {args.ca_cert}: no such file.")
+    _check_push_files(args)
     progress = Progress(args.quiet)
 
     def log(text: str) -> None:

@@ -69,8 +69,10 @@ class Layout(TarOrDir):
                               f"{path} holds no OCI image layout (no oci-layout member).")
 
     def not_a_tar(self, e: Exception) -> str:
-        return (f"{self.path} is not an image tar ({e}); give the file that 'assemble build' "
-                "wrote, or an OCI layout directory.")
+        # tarfile lists each decompressor it tried on lines of their own; one is enough.
+        reason = str(e) if "\n" not in str(e) else "not a tar archive"
+        return (f"{self.path} is not an image tar ({reason}); give the file that 'assemble "
+                "build' wrote, or an OCI layout directory.")
 
     def __enter__(self) -> Layout:
         return self
