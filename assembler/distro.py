@@ -63,7 +63,7 @@ def find_distro(name: str, spec_dir: Path | None = None) -> Path:
 def load_distro(name: str, spec_dir: Path | None = None) -> Distro:
     path = find_distro(name, spec_dir)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise SpecError(f"{path}: malformed distro definition: {e}") from None
     base = path.parent

@@ -231,7 +231,7 @@ def _path_spec(r: NodeReader, key: yaml.Node, node: yaml.Node, owner: str) -> Pa
 def _load_file(path: Path) -> list[Slice]:
     r = NodeReader(path)
     try:
-        root = yaml.compose(path.read_text())
+        root = yaml.compose(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark else 1
