@@ -13,9 +13,12 @@ build wrote under another locale.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tarfile
 
 import pytest
+import zstandard
 from apkrepo import Apk, F, Sym, write_distro, write_key, write_repo
 from aptrepo import Pkg, serve_start
 from hermetic import run, write_spec
@@ -31,6 +34,8 @@ CERTS = {f"usr/share/ca-certificates/mozilla/{n}":
          f"-----BEGIN CERTIFICATE-----\n{i}\n-----END CERTIFICATE-----\n".encode()
          for i, n in enumerate(NAMES)}
 
+RAW_NAME = b"usr/share/legacy/caf\xe9.txt"
+
 DEB_PACKAGES = [
     Pkg("libc6", "2.0", files={"usr/lib/x86_64-linux-gnu/libc.so.6": b"\x7fELF libc",
                                "usr/share/doc/libc6/copyright": b"libc licence",
@@ -42,6 +47,8 @@ DEB_PACKAGES = [
     Pkg("base-files", "1.0", files={"etc/os-release": b"ID=test\n"}),
     Pkg("tzdata", "1.0", files={"usr/share/zoneinfo/Europe/Berlin": b"TZif",
                                 "usr/share/zoneinfo/UTC": b"TZif"}),
+    # A name that is not UTF-8 at all (a Latin-1 byte), as old packages may have.
+    Pkg("legacy", "1.0", files={RAW_NAME.decode("utf-8", "surrogateescape"): b"caf\xe9\n"}),
 ]
 
 SLICES = {
@@ -173,6 +180,30 @@ def test_debian_names_survive_a_latin1_tarfile_default(tmp_path, apt_repo, apt_k
     assert utf8 == latin == warm
     names = _names_in_layer(tmp_path / "a.tar")
     assert {f"usr/share/ca-certificates/mozilla/{n}" for n in NAMES} <= names
+
+
+def test_debian_name_that_is_not_utf8_is_kept_byte_for_byte(tmp_path, apt_repo, apt_key,
+                                                            capsys):
+    """The layer, status.d's md5sums and the manifest (as Go's encoding/json writes
+    invalid UTF-8: \\ufffd) take such a name without failing the build."""
+    repo, body = _deb_setup(tmp_path, apt_repo, apt_key, ["legacy", "base-files_chisel"])
+    spec = write_spec(tmp_path, body)
+    out = tmp_path / "image.tar"
+    code, _, err = run(["build", str(spec), "-o", str(out), "-q", "--cache-dir",
+                        str(tmp_path / "c")], capsys)
+    assert code == 0, err
+    with tarfile.open(out) as outer:
+        manifest = json.load(outer.extractfile("manifest.json"))[0]
+        with tarfile.open(fileobj=outer.extractfile(manifest["Layers"][0]), mode="r:gz",
+                          encoding="utf-8") as layer:
+            names = {m.name.encode("utf-8", "surrogateescape") for m in layer}
+            md5sums = layer.extractfile("var/lib/dpkg/status.d/legacy.md5sums").read()
+            wall = zstandard.ZstdDecompressor().decompress(
+                layer.extractfile("var/lib/chisel/manifest.wall").read())
+    assert RAW_NAME in names
+    assert md5sums == hashlib.md5(b"caf\xe9\n").hexdigest().encode() + b"  " + RAW_NAME + b"\n"
+    assert b'"path":"/usr/share/legacy/caf\\ufffd.txt"' in wall
+    wall.decode("utf-8")  # valid UTF-8 throughout
 
 
 # -- Alpine -------------------------------------------------------------------------
