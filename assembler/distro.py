@@ -63,7 +63,7 @@ def find_distro(name: str, spec_dir: Path | None = None) -> Path:
 def load_distro(name: str, spec_dir: Path | None = None) -> Distro:
     path = find_distro(name, spec_dir)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise SpecError(f"{path}: the distro definition is not UTF-8 text.") from None
     except OSError as e:

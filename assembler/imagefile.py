@@ -175,7 +175,7 @@ class ImageFile(TarOrDir):
             stream = buffered
         opaque: list[str] = []
         try:
-            with tarfile.open(fileobj=stream, mode="r|") as tf:
+            with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8") as tf:
                 for info in tf:
                     _apply_member(tree, info, tf.extractfile(info) if info.isreg() else None,
                                   origin, opaque)

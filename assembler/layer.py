@@ -117,9 +117,10 @@ class ParallelGzipWriter:
     HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
     def __init__(self, out: IO[bytes] | _HashingWriter, level: int = GZIP_LEVEL,
-                 threads: int = GZIP_THREADS) -> None:
+                 threads: int | None = None) -> None:
         self.out = out
         self.level = level
+        threads = GZIP_THREADS if threads is None else threads
         self._pool = ThreadPoolExecutor(max(1, threads))
         self._pending: deque[Future[bytes]] = deque()
         self._limit = 2 * max(1, threads)

@@ -84,7 +84,7 @@ def write_lock(path: Path, lock: dict[str, Any]) -> bool:
     """Write atomically; returns False (and leaves the file alone) if nothing changed."""
     text = dumps(lock)
     try:
-        if path.read_text() == text:
+        if path.read_text(encoding="utf-8") == text:
             return False
     except FileNotFoundError:
         pass
@@ -94,7 +94,7 @@ def write_lock(path: Path, lock: dict[str, Any]) -> bool:
 
 def read_lock(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SpecError(f"{path}: no lockfile; run 'assemble lock' first.") from None
     except json.JSONDecodeError as e:

@@ -14,6 +14,7 @@ itself) are not listed: no package vouches for them.
 from __future__ import annotations
 
 import json
+import re
 
 import zstandard
 
@@ -24,10 +25,16 @@ FILENAME = "manifest.wall"
 WHOLE = "whole"
 
 
+# A byte of a package path that is not UTF-8 (kept as a surrogate by surrogateescape).
+_RAW_BYTE = re.compile("[\udc80-\udcff]")
+
+
 def _line(fields: list[tuple[str, object]]) -> str:
-    # Go's encoding/json escapes <, > and & (HTML safety); match it byte for byte.
+    # Go's encoding/json escapes <, > and & (HTML safety) and writes each byte that is
+    # not UTF-8 as \ufffd; match it byte for byte.
     body = ",".join(f"{json.dumps(k)}:{json.dumps(v, ensure_ascii=False)}"
                     for k, v in fields if v not in (None, "", [], 0))
+    body = _RAW_BYTE.sub(lambda _: "\\ufffd", body)
     return ("{" + body + "}").replace("<", "\\u003c").replace(">", "\\u003e") \
         .replace("&", "\\u0026")
 

@@ -233,7 +233,7 @@ def _path_spec(r: NodeReader, key: yaml.Node, node: yaml.Node, owner: str) -> Pa
 def _load_file(path: Path) -> list[Slice]:
     r = NodeReader(path)
     try:
-        root = yaml.compose(path.read_text())
+        root = yaml.compose(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise SpecError(f"{path}: the slice definition is not UTF-8 text.") from None
     except OSError as e:

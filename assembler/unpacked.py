@@ -32,7 +32,9 @@ from typing import IO
 
 from .cache import Cache, atomic_writer
 
-FORMAT = 1
+# 2: member names are decoded as UTF-8 whatever the locale; a version 1 entry
+# written under a non-UTF-8 locale holds mis-decoded names, so none is trusted.
+FORMAT = 2
 _MAGIC = b"ASMUNPK1"
 _TRAILER = struct.Struct("<Q8s")   # table offset, magic
 _CHUNK = 1 << 20

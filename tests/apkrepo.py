@@ -50,6 +50,8 @@ class Apk:
     raw_members: list[tuple[tarfile.TarInfo, bytes]] = field(default_factory=list)
     signed: bool = True
     datahash: str | None = None  # override: a lie about the data
+    # the data tar's format; abuild's GNU headers carry non-ASCII names as raw bytes
+    tar_format: int = tarfile.PAX_FORMAT
 
     @property
     def filename(self) -> str:
@@ -84,7 +86,7 @@ def _data_entries(pkg: Apk) -> list[tuple[tarfile.TarInfo, bytes]]:
 def build_apk(pkg: Apk, signer: Signer | None) -> tuple[bytes, str, int]:
     """The .apk bytes, its control checksum (Q1) and its installed size."""
     entries = _data_entries(pkg)
-    data_member = gz(tar_bytes(entries))
+    data_member = gz(tar_bytes(entries, fmt=pkg.tar_format))
     installed_size = sum(len(c) for _, c in entries) or 1
     lines = [f"pkgname = {pkg.name}", f"pkgver = {pkg.version}", "pkgdesc = test package",
              "url = https://example.org/", "builddate = 1700000000",

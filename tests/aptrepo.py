@@ -364,7 +364,7 @@ def build_deb(pkg: Pkg) -> bytes:
     control = format_control(pkg.control_fields(installed)).encode()
     control_entries = [Entry.dir("./"), Entry.file("./control", control)]
     if md5sums:
-        control_entries.append(Entry.file("./md5sums", md5sums.encode()))
+        control_entries.append(Entry.file("./md5sums", md5sums.encode("utf-8", "surrogateescape")))
     control_tar, cext = _tar(control_entries, pkg.compression)
     data_tar, dext = _tar(entries, pkg.compression)
     return ar_archive(

@@ -77,16 +77,23 @@ def test_python_runs_as_nonroot(python_image, tmp_path):
 
 
 def test_reproducible_across_environments(python_image, tmp_path):
-    """Same spec + lock, different cache, umask, TZ, locale and cwd: same digest."""
+    """Same spec + lock, different cache, umask, TZ, locale and cwd: same digest.
+
+    The second locale is a real Latin-1 one where it can be made: ca-certificates
+    ships file names that are not ASCII (NetLock_..._Főtanúsítvány.crt)."""
+    from repro import latin1_env
+
     spec = python_image / "image.yaml"
     first = (python_image / "image.tar").read_bytes()
+    latin1 = latin1_env(tmp_path / "locale") or {"LANG": "de_DE.UTF-8"}
     outs = []
-    for i, (umask, tz, lang) in enumerate([(0o022, "UTC", "C.UTF-8"),
-                                           (0o077, "Pacific/Kiritimati", "de_DE.UTF-8")]):
+    for i, (umask, tz, lang, extra) in enumerate([
+            (0o022, "UTC", "C.UTF-8", {}),
+            (0o077, "Pacific/Kiritimati", latin1["LANG"], latin1)]):
         cwd = tmp_path / f"cwd{i}"
         cwd.mkdir()
         env = {**os.environ, "TZ": tz, "LANG": lang, "LC_ALL": lang,
-               "PYTHONHASHSEED": str(i + 7)}
+               "PYTHONHASHSEED": str(i + 7), **extra}
         env.pop("SOURCE_DATE_EPOCH", None)
         out = tmp_path / f"image{i}.tar"
         r = assemble(["build", str(spec), "-o", str(out), "--locked", "-q",

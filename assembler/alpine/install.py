@@ -230,7 +230,8 @@ def write_state(tree: Tree, installed: list[_Owner], setup: ApkSetup) -> None:
 def _scripts_tar(installed: list[_Owner]) -> bytes:
     """apk's scripts.tar: `<name>-<version>.<Q1>.<script>` members, fixed metadata."""
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT,
+                      encoding="utf-8") as tar:
         for o in installed:
             rec = o.db.record
             for script in _SCRIPTS:

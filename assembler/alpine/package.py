@@ -138,7 +138,9 @@ class ApkPackage:
         the root ('..', absolute paths, hardlinks out of the tree) are refused."""
         what = f"{self.name} (data)"
         try:
-            with tarfile.open(fileobj=GunzipReader(self._data, what=what), mode="r|") as tar:
+            # UTF-8 whatever the locale: GNU headers hold names as raw bytes (see deb.py).
+            with tarfile.open(fileobj=GunzipReader(self._data, what=what), mode="r|",
+                              encoding="utf-8") as tar:
                 for member in tar:
                     path = safe_path(member.name, what=what)
                     if member.islnk():

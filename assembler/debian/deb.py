@@ -177,7 +177,10 @@ def _open_tar(path: StrPath, prefix: str) -> Iterator[tarfile.TarFile]:
                 stream = _Translating(raw, path, name)
                 buffered = io.BufferedReader(stream, _CHUNK)
                 try:
-                    tf = tarfile.open(fileobj=buffered, mode="r|")  # noqa: SIM115 - `with` below
+                    # Names are bytes in the tar; UTF-8 with surrogateescape (tarfile's
+                    # default errors) gives them back unchanged whatever the locale.
+                    tf = tarfile.open(fileobj=buffered, mode="r|",  # noqa: SIM115 - `with` below
+                                      encoding="utf-8")
                 except _DECODE_ERRORS as e:
                     raise _bad(path, f"{name}: {e}") from None
                 with tf:

@@ -32,4 +32,8 @@ def write_status(tree: Tree, controls: dict[str, bytes]) -> None:
         base = f"var/lib/dpkg/status.d/{name}"
         tree.add_file(base, control_with_status(control), 0o644, replace=True)
         if name in files:
-            tree.add_file(base + ".md5sums", "".join(files[name]).encode(), 0o644, replace=True)
+            # A name that is not UTF-8 holds its bytes as surrogates: write them back, as dpkg
+            # lists them.
+            tree.add_file(base + ".md5sums",
+                          "".join(files[name]).encode("utf-8", "surrogateescape"), 0o644,
+                          replace=True)
