@@ -515,7 +515,7 @@ class MountHints:
         self.data: dict[str, dict[str, list[str]]] = {}
         if path is not None:
             try:
-                loaded = json.loads(path.read_text())
+                loaded = json.loads(path.read_text(encoding="utf-8"))
                 if isinstance(loaded, dict):
                     self.data = loaded
             except (OSError, ValueError):

@@ -237,7 +237,7 @@ class AlpineIndexLoader(IndexLoader):
         for p in packages:
             memo = self._memo_path(p.extra["checksum"])
             try:
-                known = json.loads(memo.read_text())
+                known = json.loads(memo.read_text(encoding="utf-8"))
             except (FileNotFoundError, ValueError):
                 known = None
             if known and self.cache.has_blob(known["sha256"]):
