@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from .errors import SpecError
-from .spec import did_you_mean
+from .spec import compose_yaml, did_you_mean
 
 REPOS_DIR = Path(__file__).resolve().parent.parent / "repos"
 
@@ -62,18 +62,12 @@ def find_distro(name: str, spec_dir: Path | None = None) -> Path:
 
 def load_distro(name: str, spec_dir: Path | None = None) -> Distro:
     path = find_distro(name, spec_dir)
+    _, text = compose_yaml(path, "distro definition")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise SpecError(f"{path}: the distro definition is not UTF-8 text.") from None
-    except OSError as e:
-        raise SpecError(f"{path}: cannot read the distro definition ({e.strerror}).") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise SpecError(f"{path}{line}: malformed YAML in the distro definition ({problem}).") \
-            from None
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:   # a tag such as !foo: the text was YAML, the value is not
+        raise SpecError(f"{path}: malformed distro definition "
+                        f"({getattr(e, 'problem', None) or e}).") from None
     if not isinstance(data, dict):
         raise SpecError(f"{path}: a distro definition is a mapping with family, release and "
                         "archives.")

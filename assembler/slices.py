@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from .errors import SpecError
-from .spec import NodeReader, did_you_mean
+from .spec import NodeReader, compose_yaml, did_you_mean
 
 GENERATORS = ("manifest", "ca-bundle", "passwd", "group")
 PACKAGE_KEYS = {"package": "", "archive": "", "essential": "", "slices": ""}
@@ -232,16 +232,7 @@ def _path_spec(r: NodeReader, key: yaml.Node, node: yaml.Node, owner: str) -> Pa
 
 def _load_file(path: Path) -> list[Slice]:
     r = NodeReader(path)
-    try:
-        root = yaml.compose(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise SpecError(f"{path}: the slice definition is not UTF-8 text.") from None
-    except OSError as e:
-        raise SpecError(f"{path}: cannot read the slice definition ({e.strerror}).") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        raise SpecError(f"{path}:{line}: not valid YAML ({getattr(e, 'problem', e)}).") from None
+    root, _ = compose_yaml(path, "slice definition")
     if root is None:
         raise SpecError(f"{path}: empty slice definition file.")
     top = r.mapping(root, "a slice definition file", PACKAGE_KEYS)

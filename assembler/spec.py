@@ -220,24 +220,32 @@ def host_arch() -> str:
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "armhf"}.get(machine, machine)
 
 
-def load_spec(path: Path | str) -> Spec:
-    path = Path(path)
+def compose_yaml(path: Path, what: str) -> tuple[yaml.Node | None, bytes]:
+    """The YAML node tree (and bytes) of a file we read (spec, distro, slice definition),
+    or one plain error naming the file and line: unreadable, not UTF-8, not YAML."""
     try:
         text = path.read_bytes()
     except FileNotFoundError:
-        raise SpecError(f"{path}: no such spec file. Pass the path of an image.yaml, "
-                        "or run in the directory holding one.") from None
+        raise SpecError(f"{path}: no such {what} file.") from None
     except OSError as e:
-        raise SpecError(f"{path}: cannot read the spec ({e.strerror}).") from None
+        raise SpecError(f"{path}: cannot read the {what} ({e.strerror}).") from None
     try:
-        root = yaml.compose(text.decode("utf-8"))
+        return yaml.compose(text.decode("utf-8")), text
     except UnicodeDecodeError:
-        raise SpecError(f"{path}: the spec is not UTF-8 text.") from None
+        raise SpecError(f"{path}: the {what} is not UTF-8 text.") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         line = f":{mark.line + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e)
-        raise SpecError(f"{path}{line}: malformed YAML: {problem}.") from None
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise SpecError(f"{path}{line}: malformed YAML in the {what}: {problem}.") from None
+
+
+def load_spec(path: Path | str) -> Spec:
+    path = Path(path)
+    if not path.exists():
+        raise SpecError(f"{path}: no such spec file. Pass the path of an image.yaml, "
+                        "or run in the directory holding one.")
+    root, text = compose_yaml(path, "spec")
     r = NodeReader(path)
     if root is None:
         raise SpecError(f"{path}: the spec is empty; it needs at least 'distro' and "
