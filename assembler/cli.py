@@ -17,6 +17,7 @@ from .imagefile import ImageError, open_image
 from .linkcheck import explain, scan_tree
 from .lock import load_or_lock, lock_path, why
 from .mirror import parse_mirror_args
+from .oci import parse_tag
 from .progress import Progress, info
 from .registry import DEFAULT_CHUNK, PushOptions, parse_reference, push
 from .spec import Spec, load_spec
@@ -229,6 +230,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else spec.path.parent / default
     # Without --tag the image is still named, so loaders and umoci can find it.
     tags = args.tag or [f"{spec.path.stem.lower()}:latest"]
+    for tag in tags:   # refuse a bad name now, not after the build
+        parse_tag(tag)
+    if args.digest_file:
+        _check_digest_file(args.digest_file)
     if args.push:
         # Refuse a bad destination before spending minutes on the build.
         for ref in args.push:
@@ -245,6 +250,22 @@ def cmd_build(args: argparse.Namespace) -> int:
         _write_digest_file(args.digest_file, digest)
     print(digest)
     return 0
+
+
+def _check_digest_file(path: str) -> None:
+    """Before building or pushing: will the digest file be writable afterwards?"""
+    import tempfile
+
+    target = Path(path)
+    try:
+        if target.is_dir():
+            raise IsADirectoryError(path)
+        # A real probe: access() says yes to root where the kernel says no (/proc).
+        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".digest-probe-"):
+            pass
+    except OSError:
+        raise SpecError(f"--digest-file {path}: cannot write there (a directory, or a missing "
+                        "or read-only parent); nothing was built or pushed.") from None
 
 
 def _write_digest_file(path: str, digest: str) -> None:
@@ -281,6 +302,8 @@ def _check_push_files(args: argparse.Namespace) -> None:
     if args.authfile and not Path(args.authfile).is_file():
         raise SpecError(f"--authfile {args.authfile}: no such file (log in with 'docker login' "
                         "or 'podman login', or leave --authfile out).")
+    if args.digest_file:
+        _check_digest_file(args.digest_file)
 
 
 def _push(image: Path, refs: list[str], args: argparse.Namespace, cache: Cache) -> str:

@@ -369,3 +369,20 @@ def test_source_date_epoch_out_of_range(env, capsys, tmp_path, monkeypatch, valu
     out = tmp_path / "out" / "image.tar"
     _fails(["build", str(spec), "-o", str(out), *common], capsys, 2, "SOURCE_DATE_EPOCH")
     assert not out.exists()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("flag, value, word", [
+    ("--tag", "Bad Tag!!", "Bad Tag!!"),
+    ("--digest-file", "/proc/assembler-digest", "/proc/assembler-digest"),
+])
+def test_bad_tag_or_digest_file_refused_before_building(env, capsys, tmp_path, monkeypatch,
+                                                         flag, value, word):
+    spec, common = env
+
+    def no_build(*a, **k):  # noqa: ANN002, ANN003
+        raise AssertionError("built before checking the command line")
+
+    monkeypatch.setattr("assembler.cli.build", no_build)
+    _fails(["build", str(spec), "-o", str(tmp_path / "x.tar"), flag, value, *common], capsys, 2,
+           word)
