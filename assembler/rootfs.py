@@ -299,16 +299,19 @@ class Tree:
         replace: bool = False,
     ) -> None:
         """Add a regular file. `replace` lets a generated file override a package's."""
-        norm = normalize(path, origin)
-        canon = self._canonical(norm, origin)
-        if canon == "":
-            raise IntegrityError(f"{origin}: cannot install a file as the root directory.")
-        mode = self._check_mode(canon, mode, origin)
+        canon, mode = self._file_target(path, mode, origin)
         previous_end = self._spool_end
         offset, size, sha, md5 = self._spool_data(data)
         new = Entry(canon, "file", mode, uid, gid, size, "", origin, sha, md5, mtime, False, offset)
         if not self._place_file(new, replace):
             self._release(offset, previous_end, sha)
+
+    def _file_target(self, path: str, mode: int, origin: str) -> tuple[str, int]:
+        """Where a regular file goes and the mode it keeps (setuid rules applied)."""
+        canon = self._canonical(normalize(path, origin), origin)
+        if canon == "":
+            raise IntegrityError(f"{origin}: cannot install a file as the root directory.")
+        return canon, self._check_mode(canon, mode, origin)
 
     def _place_file(self, new: Entry, replace: bool) -> bool:
         """Put a file entry at its (canonical) path; False if an existing one was kept."""
@@ -451,10 +454,7 @@ class Tree:
         name, kind, mode, uid, gid, size, link, mtime, offset, sha, md5, tar_type = member
         mode &= 0o7777
         if kind == "f":
-            canon = self._canonical(normalize(name, origin), origin)
-            if canon == "":
-                raise IntegrityError(f"{origin}: cannot install a file as the root directory.")
-            mode = self._check_mode(canon, mode, origin)
+            canon, mode = self._file_target(name, mode, origin)
             self._place_file(Entry(canon, "file", mode, uid, gid, size, "", origin, sha, md5,
                                    mtime, False, offset, store if size else 0), False)
         elif kind == "d":
