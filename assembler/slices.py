@@ -105,51 +105,42 @@ def matches(pattern: str, path: str) -> bool:
     return glob_regex(pattern).match(path) is not None
 
 
-def _closure(tokens: tuple[str, ...], states: set[int]) -> set[int]:
-    out = set(states)
-    todo = list(states)
-    while todo:
-        i = todo.pop()
-        if i < len(tokens) and tokens[i] in ("*", "**") and i + 1 not in out:
-            out.add(i + 1)
-            todo.append(i + 1)
-    return out
-
-
-def _step(tokens: tuple[str, ...], states: set[int], c: str) -> set[int]:
-    nxt = set()
-    for i in states:
-        if i >= len(tokens):
-            continue
-        t = tokens[i]
-        if t == "**" or (t == "*" and c != "/"):
-            nxt.add(i)
-        elif (t == "?" and c != "/") or t == c:
-            nxt.add(i + 1)
-    return _closure(tokens, nxt)
-
-
 @lru_cache(maxsize=65536)
 def overlap(a: str, b: str) -> bool:
-    """Whether some path matches both globs (a product of the two automata, searched)."""
+    """Whether some path matches both globs.
+
+    A walk over pairs of positions (i in a, j in b): a star may match nothing
+    (skip it), or take the character the other side's token matches (stay); two
+    stars facing each other never need to take a character together. So the
+    search is over len(a) x len(b) states, whatever the alphabet.
+    """
     ta, tb = _tokens(a), _tokens(b)
-    # Characters worth trying: every literal of either, the separator, and one
-    # character neither pattern names (it stands for all the others).
-    alphabet = {t for t in ta + tb if len(t) == 1 and t not in "*?"} | {"/", "\0"}
-    start = (frozenset(_closure(ta, {0})), frozenset(_closure(tb, {0})))
-    seen = {start}
-    todo = [start]
+    stars = ("*", "**")
+    seen: set[tuple[int, int]] = set()
+    todo = [(0, 0)]
     while todo:
-        sa, sb = todo.pop()
-        if len(ta) in sa and len(tb) in sb:
+        i, j = todo.pop()
+        if (i, j) in seen:
+            continue
+        seen.add((i, j))
+        if i == len(ta) and j == len(tb):
             return True
-        for c in alphabet:
-            na, nb = _step(ta, set(sa), c), _step(tb, set(sb), c)
-            if na and nb:
-                state = (frozenset(na), frozenset(nb))
-                if state not in seen:
-                    seen.add(state)
-                    todo.append(state)
+        x = ta[i] if i < len(ta) else None
+        y = tb[j] if j < len(tb) else None
+        if x in stars:
+            todo.append((i + 1, j))
+        if y in stars:
+            todo.append((i, j + 1))
+        if x is None or y is None or (x in stars and y in stars):
+            continue
+        if x in stars:       # a's star takes the character b's token matches
+            if x == "**" or y != "/":
+                todo.append((i, j + 1))
+        elif y in stars:
+            if y == "**" or x != "/":
+                todo.append((i + 1, j))
+        elif x == y or (x == "?" and y != "/") or (y == "?" and x != "/"):
+            todo.append((i + 1, j + 1))
     return False
 
 
