@@ -64,17 +64,13 @@ def cut(package: str, version: str, slices: list[Slice], members: list[Member],
         while parent not in ("/", ""):
             wanted.add(parent + "/")
             parent = posixpath.dirname(parent)
-    targets = {}
-    for m in members:
-        if m[1] == FILE:
-            targets[member_path(m)] = m
     for m in members:
         p = member_path(m)
         if p not in wanted:
             continue
         if m[1] == HARDLINK:
-            target = targets.get("/" + m[6].removeprefix("./").lstrip("/"))
-            if target is not None and member_path(target) not in wanted:
+            target = by_path.get("/" + m[6].removeprefix("./").lstrip("/"))
+            if target is not None and target[1] == FILE and member_path(target) not in wanted:
                 # The link's target stays out of the image: it becomes a plain file.
                 m = (m[0], FILE, target[2], target[3], target[4], target[5], "", m[7],
                      target[8], target[9], target[10], b"0")
