@@ -43,7 +43,7 @@ _COMPRESSIONS = ((".xz", lzma.LZMADecompressor), (".gz", lambda: zlib.decompress
                  ("", _Plain))
 
 
-def _decompressed_pieces(data: bytes, make: Callable[[], object]) -> Iterator[bytes]:
+def decompressed_pieces(data: bytes, make: Callable[[], object]) -> Iterator[bytes]:
     # Parsed piece by piece: the whole bookworm main index is 50 MB of text
     # (more once decoded), which dominated a cold build's peak RSS.
     d = make()
@@ -169,7 +169,7 @@ class DebianIndexLoader(IndexLoader):
         t = time.perf_counter()
         self.progress.status(f"parsing {si.archive} {si.suite} {base}", force=True)
         try:
-            records = parse_packages_pieces(_decompressed_pieces(data, decompress))
+            records = parse_packages_pieces(decompressed_pieces(data, decompress))
         except (lzma.LZMAError, zlib.error, OSError, EOFError) as e:
             raise IntegrityError(f"{url}: cannot decompress ({e}).") from None
         self.timings.parse += time.perf_counter() - t

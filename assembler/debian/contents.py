@@ -18,7 +18,7 @@ from ..distro import Distro
 from ..errors import AssemblerError, IntegrityError
 from ..progress import Progress
 from ..transport import fetch
-from .archive import DebianIndexLoader
+from .archive import DebianIndexLoader, decompressed_pieces
 
 CACHE_FORMAT = "contents-libs-1"
 # Only files in library directories that look like shared objects.
@@ -28,16 +28,19 @@ _LIB = re.compile(rb"^(?:usr/)?lib[^/ ]*/(?:[^/ ]+/)?((?:lib|ld-)[^/ ]*\.so(?:\.
 
 def _reduce(text_gz: bytes) -> dict[str, list[str]]:
     out: dict[str, set[str]] = {}
-    d = zlib.decompressobj(16 + 15)
-    rest = b""
-    view = memoryview(text_gz)
-    for i in range(0, len(text_gz), 1 << 20):
-        buf = rest + d.decompress(view[i:i + (1 << 20)])
-        cut = buf.rfind(b"\n")
-        chunk, rest = buf[:cut + 1], buf[cut + 1:]
-        for m in _LIB.finditer(chunk):
+
+    def collect(lines: bytes) -> None:
+        for m in _LIB.finditer(lines):
             pkgs = {p.rpartition(b"/")[2].decode() for p in m.group(2).split(b",")}
             out.setdefault(m.group(1).decode(), set()).update(pkgs)
+
+    rest = b""
+    for piece in decompressed_pieces(text_gz, lambda: zlib.decompressobj(16 + 15)):
+        buf = rest + piece
+        cut = buf.rfind(b"\n") + 1
+        collect(buf[:cut])
+        rest = buf[cut:]
+    collect(rest + b"\n")
     return {k: sorted(v) for k, v in out.items()}
 
 
