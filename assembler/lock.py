@@ -231,8 +231,7 @@ def _add_slices(spec: Spec, catalog: Catalog, universe: Universe, arch: str,
         res.packages[s.package] = pkg
         res.slices.setdefault(s.package, []).append(s.name)
         why = {"requested"} if s.full in requested else set()
-        res.reasons.setdefault(s.package, [])
-        res.reasons[s.package] = sorted(set(res.reasons[s.package]) | why
+        res.reasons[s.package] = sorted(set(res.reasons.get(s.package, [])) | why
                                         | needed_by.get(s.full, set()))
 
 
