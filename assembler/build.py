@@ -15,9 +15,12 @@ from datetime import datetime
 from pathlib import Path
 
 from .accounts import run_as, write_accounts
+from .alternatives import apply_alternatives, load_table
 from .archives import Options, distro_for
 from .cache import Cache
-from .certs import BUNDLE, write_ca_bundle
+from .certhash import write_hash_links
+from .certs import BUNDLE, add_local_certificates, write_ca_bundle
+from .configcheck import check_config
 from .cut import cut, member_path
 from .debian import deb
 from .debian.statusd import write_status
@@ -32,8 +35,10 @@ from .mirror import resolve_mirrors
 from .oci import DEFAULT_PATH, Image, ImageConfig, platform_for, write_image_tar, write_oci_dir
 from .progress import Progress, info
 from .rootfs import Tree
+from .skeleton import write_skeleton
 from .slices import Catalog, PathSpec, Slice
 from .spec import Spec
+from .truststore import needs_truststore, write_truststore
 from .unpacked import Unpacked, unpacked
 
 # What a container never reads; copyright files stay (licences travel with binaries).
@@ -93,7 +98,8 @@ def _catalog_slices(packages: list[dict], catalog_dir: Path | None,
 def build_tree(spec: Spec, packages: list[dict], files: dict[str, Path], merged_usr: bool,
                cache: Cache, progress: Progress, arch: str = "",
                catalog_dir: Path | None = None,
-               lock_file: str = "the lockfile") -> tuple[Tree, list[str]]:
+               lock_file: str = "the lockfile",
+               distro: Distro | None = None) -> tuple[Tree, list[str]]:
     patterns = [p for key in spec.strip for p in STRIP[key]]
     tree = Tree(merged_usr=merged_usr, allow_setuid=spec.allow_setuid)
     warnings: list[str] = []
@@ -144,7 +150,7 @@ def build_tree(spec: Spec, packages: list[dict], files: dict[str, Path], merged_
         if entry is not None and entry.kind != "dir":
             tree.remove(path, missing_ok=True)
     write_status(tree, controls)
-    finish_tree(tree, spec, packages, progress, masters)
+    finish_tree(tree, spec, packages, progress, masters, distro)
     # Owners are in package spelling; the manifest speaks the image's (merged /usr).
     image_owners: dict[str, set[str]] = {}
     for path, names in owners.items():
@@ -174,7 +180,7 @@ def build_apk_tree(spec: Spec, packages: list[dict], files: dict[str, Path], dis
     warnings = install.install_packages(
         tree, packages, files, setup, lambda n: bool(patterns) and stripped(n, patterns),
         progress)
-    finish_tree(tree, spec, packages, progress)
+    finish_tree(tree, spec, packages, progress, distro=distro)
     return tree, warnings
 
 
@@ -191,12 +197,25 @@ def apk_repositories(distro: Distro, spec: Spec) -> list[str]:
 
 
 def finish_tree(tree: Tree, spec: Spec, packages: list[dict], progress: Progress,
-                masters: dict[str, bytes] | None = None) -> None:
+                masters: dict[str, bytes] | None = None, distro: Distro | None = None) -> None:
     """What every format's maintainer scripts would do after unpacking."""
     # Alpine's ca-certificates-bundle ships the bundle; only generate a missing one.
     if any(p["name"] == "ca-certificates" and not p.get("slices") for p in packages) \
             and tree.get(BUNDLE) is None:
         write_ca_bundle(tree)
+    add_local_certificates(tree, spec.certificates, str(spec.path))
+    if distro is None or distro.family == "debian":
+        write_hash_links(tree)
+        write_skeleton(tree)
+    if needs_truststore(tree, packages):
+        write_truststore(tree)
+    table = distro.extra.get("alternatives") if distro is not None else None
+    if table:
+        apply_alternatives(tree, load_table(distro.path.parent / table),  # type: ignore[union-attr]
+                           spec.alternatives, str(spec.path))
+    elif spec.alternatives:
+        raise SpecError(f"{spec.path}: alternatives: {spec.distro} has no alternatives table "
+                        "(update-alternatives is Debian's); create the links under paths.")
     write_accounts(tree, spec.accounts, **(masters or {}))
     apply_paths(tree, spec)
     progress.done()
@@ -341,18 +360,20 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
             else:
                 tree, warnings = build_tree(spec, packages, files, distro.merged_usr,
                                             options.cache, progress, arch, distro.slices_dir,
-                                            str(lock_path(spec.path)))
+                                            str(lock_path(spec.path)), distro)
             for w in warnings:
                 info(f"warning: {w}", options.quiet)
             with tree:
                 # Before anything is written: an image that cannot start is not an output.
+                config = image_config(spec, tree.get(BUNDLE) is not None)
+                check_config(tree, spec, config.env.get("PATH", DEFAULT_PATH))
                 require_links(tree, spec.link_check_ignore, what=f"the {arch} image",
                               providers=_providers(distro, mirrors, options, arch))
                 progress.status(f"writing {arch} layer", force=True)
                 layer = write_layer(tree, Path(tmp) / f"layer-{arch}", compression, sde)
                 progress.done()
                 images.append(Image(platform=platform_for(arch), layers=[layer],
-                                    config=image_config(spec, tree.get(BUNDLE) is not None),
+                                    config=config,
                                     created=sde, annotations=dict(spec.annotations)))
         try:
             if fmt == "oci-dir":
