@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
 
 from .certs import BUNDLE, pem_certificates
 from .der import children, encode, tlv
@@ -48,7 +49,10 @@ def truststore_bytes(bundle: bytes) -> bytes:
             continue
         seen.add(der)
         try:
-            cert = x509.load_der_x509_certificate(der)
+            with warnings.catch_warnings():
+                # Old roots with a negative serial: still trusted by the bundle's users.
+                warnings.simplefilter("ignore")
+                cert = x509.load_der_x509_certificate(der)
         except ValueError:
             continue  # update-ca-certificates would not have taken it either
         certs.append(pkcs12.PKCS12Certificate(cert, _alias(cert, der)))
