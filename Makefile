@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SPEC ?= specs/python3.yaml
-DEB_TOOLS := dpkg-dev skopeo umoci docker-registry mmdebstrap apt-utils gcc g++ libc6-dev
+DEB_TOOLS := dpkg-dev skopeo umoci docker-registry mmdebstrap apt-utils gcc g++ libc6-dev libssl-dev openssl
 PYTEST_ARGS ?=
 
 .PHONY: run test lint venv sysdeps bench clean

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .accounts import run_as, write_accounts
 from .alternatives import apply_alternatives, load_table
+from .applets import write_applet_links
 from .archives import Options, distro_for
 from .cache import Cache
 from .certhash import write_hash_links
@@ -143,6 +144,8 @@ def build_tree(spec: Spec, packages: list[dict], files: dict[str, Path], merged_
     generated = _make_paths(tree, made, owners)
     for path, slice_ in generated.get("ca-bundle", []):
         write_ca_bundle(tree, path, slice_.package)
+    for path, slice_ in generated.get("applets", []):
+        write_applet_links(tree, path, slice_.package, slice_.where())
     masters = _masters(tree, generated)   # read before until: mutate paths leave
     for path in sorted(transient):
         entry = tree.get(path)

@@ -4,7 +4,7 @@ One YAML file per package under `repos/<family>/<release>/slices/`. A slice
 names the paths it takes from its package (plain paths, globs with `*`,
 `**` and `?`), paths it creates (`text`, `symlink`, `make`), paths that are
 only there for a generator (`until: mutate`), and generated paths
-(`generate: manifest | ca-bundle | passwd | group`: declarative stand-ins for
+(`generate: manifest | ca-bundle | passwd | group | applets`: stand-ins for
 chisel's mutate scripts; nothing from a definition is ever executed).
 
 The checks chisel makes when a release loads are made here too, each naming
@@ -25,7 +25,7 @@ import yaml
 from .errors import SpecError
 from .spec import NodeReader, compose_yaml, did_you_mean
 
-GENERATORS = ("manifest", "ca-bundle", "passwd", "group")
+GENERATORS = ("manifest", "ca-bundle", "passwd", "group", "applets")
 PACKAGE_KEYS = {"package": "", "archive": "", "essential": "", "slices": ""}
 SLICE_KEYS = {"essential": "", "contents": ""}
 PATH_KEYS = {"text": "", "symlink": "", "make": "", "mode": "", "arch": "", "until": "",
@@ -212,6 +212,9 @@ def _path_spec(r: NodeReader, key: yaml.Node, node: yaml.Node, owner: str) -> Pa
         if generate == "manifest" and not path.endswith("/**"):
             raise r.err(key, f"{owner}: generate: manifest needs a directory glob such as "
                              "/var/lib/chisel/**.")
+        if generate == "applets" and not path.endswith("/"):
+            raise r.err(key, f"{owner}: generate: applets needs a directory path such as "
+                             "/busybox/ (the links go there).")
         kind = "generate"
     elif "copy" in opts:
         raise r.err(opts["copy"], f"{owner}: copy: is not supported; name the path itself.")
