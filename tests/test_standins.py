@@ -16,15 +16,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-from assembler.alternatives import apply_alternatives, load_table
-from assembler.certhash import subject_hash, write_hash_links
-from assembler.certs import BUNDLE, LOCAL_DIR, add_local_certificates, pem_certificates
-from assembler.configcheck import check_config
 from assembler.errors import SpecError
-from assembler.rootfs import Tree
-from assembler.skeleton import write_skeleton
-from assembler.spec import load_spec
-from assembler.truststore import TRUSTSTORE, truststore_bytes, write_truststore
+from assembler.image.configcheck import check_config
+from assembler.rootfs.alternatives import apply_alternatives, load_table
+from assembler.rootfs.certhash import subject_hash, write_hash_links
+from assembler.rootfs.certs import BUNDLE, LOCAL_DIR, add_local_certificates, pem_certificates
+from assembler.rootfs.skeleton import write_skeleton
+from assembler.rootfs.tree import Tree
+from assembler.rootfs.truststore import TRUSTSTORE, truststore_bytes, write_truststore
+from assembler.spec.document import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 ELF = b"\x7fELF" + b"\0" * 60

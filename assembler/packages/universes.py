@@ -1,0 +1,76 @@
+"""From a spec to package universes: its distro, its extra repositories, its mirrors.
+
+The distro's package format (packages/format.py) does the loading, request
+parsing and resolution; every stage after this works on the format-neutral
+Universe and Resolution.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from assembler.distro.definition import Archive, Distro, load_distro, with_components
+from assembler.distro.mirror import resolve_mirrors
+from assembler.errors import SpecError
+from assembler.options import Options
+from assembler.packages.format import format_for
+from assembler.packages.resolution import Resolution, Resolver, Want
+from assembler.packages.universe import Universe
+from assembler.progress import Progress
+from assembler.spec.document import Spec
+
+
+def distro_for(spec: Spec) -> Distro:
+    try:
+        distro = load_distro(spec.distro, spec.path.parent)
+    except SpecError as e:
+        raise SpecError(f"{spec.where(spec.distro_line)}: {e.message}") from None
+    distro = with_components(distro, spec.components)
+    for repo in spec.repositories:
+        distro.archives.append(Archive(
+            name=repo.name, suites=repo.suites, components=repo.components,
+            available_components=repo.components, keys=[Path(k) for k in repo.keys],
+            url=repo.url, host_suite="(?!)"))
+    return distro
+
+
+class Universes:
+    """Loads and remembers one Universe per architecture, in the distro's format."""
+
+    def __init__(self, spec: Spec, options: Options) -> None:
+        self.spec = spec
+        self.options = options
+        self.distro = distro_for(spec)
+        self.format = format_for(self.distro)
+        self.mirrors = resolve_mirrors(self.distro.archives, options.mirrors, spec.mirrors,
+                                       str(spec.path))
+        self.progress = Progress(options.quiet)
+        self._loader = self.format.index_loader(self.distro, self.mirrors, options.cache,
+                                                options.offline, self.progress)
+        self._universes: dict[str, Universe] = {}
+
+    @property
+    def timings(self):  # noqa: ANN201 - the loader's Timings
+        return self._loader.timings
+
+    def universe(self, arch: str) -> Universe:
+        if arch not in self._universes:
+            self._universes[arch] = self._loader.load(arch)
+        return self._universes[arch]
+
+    def wants(self) -> list[Want]:
+        """The spec's contents.packages as requests, read in the distro's own syntax."""
+        return self.format.wants(self.spec)
+
+    def resolver(self, universe: Universe, wants: list[Want], exclude: set[str],
+                 include_essential: bool, prefer: dict[str, str] | None = None) -> Resolver:
+        """The resolver with the distro's semantics (apt's or apk's)."""
+        return self.format.resolver(universe, wants, exclude, include_essential, prefer)
+
+    def slice_picker(self, universe: Universe, pins: list[Want], prefer: dict[str, str],
+                     where: str):  # noqa: ANN201 - name -> Package | None
+        return self.format.slice_picker(universe, pins, prefer, where)
+
+    def complete(self, arch: str, resolution: Resolution) -> None:
+        """Fill in what the lock needs but the index does not say."""
+        self.format.complete(self._loader, arch, resolution)
