@@ -93,7 +93,9 @@ def build_tree(spec: Spec, packages: list[dict], files: dict[str, Path], merged_
         if entry is not None and entry.kind != "dir":
             tree.remove(path, missing_ok=True)
     write_status(tree, controls)
+    before = len(tree.warnings)
     finish_tree(tree, spec, packages, progress, master_files, distro)
+    warnings += tree.warnings[before:]
     # Owners are in package spelling; the manifest speaks the image's (merged /usr).
     image_owners: dict[str, set[str]] = {}
     for path, names in owners.items():

@@ -7,6 +7,7 @@ from assembler.errors import AssemblerError, SpecError
 from assembler.progress import Progress
 from assembler.rootfs.accounts import write_accounts
 from assembler.rootfs.alternatives import apply_alternatives, load_table
+from assembler.rootfs.bytecode import compile_stdlib
 from assembler.rootfs.certhash import write_hash_links
 from assembler.rootfs.certs import BUNDLE, add_local_certificates, write_ca_bundle
 from assembler.rootfs.skeleton import write_skeleton
@@ -35,6 +36,9 @@ def finish_tree(tree: Tree, spec: Spec, packages: list[dict], progress: Progress
     elif spec.alternatives:
         raise SpecError(f"{spec.path}: alternatives: {spec.distro} has no alternatives table "
                         "(update-alternatives is Debian's); create the links under paths.")
+    if distro is not None and distro.family == "debian":
+        progress.status("compiling Python bytecode")
+        tree.warnings.extend(compile_stdlib(tree))
     write_accounts(tree, spec.accounts, **(masters or {}))
     apply_paths(tree, spec)
     progress.done()
