@@ -245,6 +245,10 @@ def _smoke(flavour: str, c: Container, url: str, port: int, programs: dict[str, 
     elif flavour == "python3":
         r = c.run("/usr/bin/python3", "-c", PYTHON_SMOKE, url)
         assert r.returncode == 0 and r.stdout == BODY.decode(), r.stderr
+        version = next(c.rootfs.glob("usr/lib/python3.*/os.py")).parent.name
+        if shutil.which(version) and subprocess.run([version, "-c", ""]).returncode == 0:
+            # The standard library's bytecode, compiled by the host's python3.X.
+            assert len(list(c.rootfs.glob(f"usr/lib/{version}/**/__pycache__/*.pyc"))) > 400
     elif flavour == "java":
         r = c.run("/usr/bin/java", "-version")
         assert r.returncode == 0 and "OpenJDK" in r.stderr, r.stderr
