@@ -11,6 +11,7 @@ from assembler.alpine.solver import ApkResolver, apk_want
 from assembler.cache import Cache
 from assembler.distro.definition import Distro
 from assembler.errors import SpecError
+from assembler.lock.model import LockedPackage
 from assembler.packages.resolution import Resolution, Want
 from assembler.packages.universe import IndexLoader, Package, Universe
 from assembler.progress import Progress
@@ -45,7 +46,7 @@ class ApkFormat:
         assert isinstance(loader, AlpineIndexLoader)
         loader.complete(arch, resolution.ordered())
 
-    def install(self, spec: Spec, packages: list[dict], files: dict[str, Path],
+    def install(self, spec: Spec, packages: list[LockedPackage], files: dict[str, Path],
                 distro: Distro, arch: str, cache: Cache, progress: Progress,
                 lock_file: str) -> tuple[Tree, list[str]]:
         """.apk data, then apk's database and /etc/apk."""
@@ -61,7 +62,10 @@ class ApkFormat:
         warnings = install.install_packages(
             tree, packages, files, setup, lambda n: bool(patterns) and stripped(n, patterns),
             progress)
-        finish_tree(tree, spec, packages, progress, distro=distro)
+        if spec.alternatives:
+            raise SpecError(f"{spec.path}: alternatives: update-alternatives is Debian's; "
+                            "apk images get their links from packages or the spec's paths.")
+        finish_tree(tree, spec, packages, progress)
         return tree, warnings
 
     def providers(self, distro: Distro, mirrors: dict[str, str], cache: Cache, arch: str,

@@ -2,43 +2,33 @@
 
 from __future__ import annotations
 
-from assembler.distro.definition import Distro
+from collections.abc import Callable
+
 from assembler.errors import AssemblerError, SpecError
+from assembler.lock.model import LockedPackage
 from assembler.progress import Progress
 from assembler.rootfs.accounts import write_accounts
-from assembler.rootfs.alternatives import apply_alternatives, load_table
-from assembler.rootfs.bytecode import compile_stdlib
-from assembler.rootfs.certhash import write_hash_links
 from assembler.rootfs.certs import BUNDLE, add_local_certificates, write_ca_bundle
-from assembler.rootfs.skeleton import write_skeleton
 from assembler.rootfs.tree import Tree
 from assembler.rootfs.truststore import needs_truststore, write_truststore
 from assembler.spec.document import Spec
 
 
-def finish_tree(tree: Tree, spec: Spec, packages: list[dict], progress: Progress,
-                masters: dict[str, bytes] | None = None, distro: Distro | None = None) -> None:
-    """What every format's maintainer scripts would do after unpacking."""
+def finish_tree(tree: Tree, spec: Spec, packages: list[LockedPackage], progress: Progress,
+                masters: dict[str, bytes] | None = None,
+                scripts: Callable[[Tree], list[str]] | None = None) -> None:
+    """What every format's maintainer scripts would do after unpacking; `scripts` is the
+    format's own part (before accounts and the spec's paths, which win), returning
+    warnings."""
     # Alpine's ca-certificates-bundle ships the bundle; only generate a missing one.
-    if any(p["name"] == "ca-certificates" and not p.get("slices") for p in packages) \
+    if any(p.name == "ca-certificates" and not p.slices for p in packages) \
             and tree.get(BUNDLE) is None:
         write_ca_bundle(tree)
     add_local_certificates(tree, spec.certificates, str(spec.path))
-    if distro is None or distro.family == "debian":
-        write_hash_links(tree)
-        write_skeleton(tree)
     if needs_truststore(tree, packages):
         write_truststore(tree)
-    table = distro.extra.get("alternatives") if distro is not None else None
-    if distro is not None and table:
-        apply_alternatives(tree, load_table(distro.path.parent / table), spec.alternatives,
-                           str(spec.path))
-    elif spec.alternatives:
-        raise SpecError(f"{spec.path}: alternatives: {spec.distro} has no alternatives table "
-                        "(update-alternatives is Debian's); create the links under paths.")
-    if distro is not None and distro.family == "debian":
-        progress.status("compiling Python bytecode")
-        tree.warnings.extend(compile_stdlib(tree))
+    if scripts is not None:
+        tree.warnings.extend(scripts(tree))
     write_accounts(tree, spec.accounts, **(masters or {}))
     apply_paths(tree, spec)
     progress.done()

@@ -13,6 +13,7 @@ import hashlib
 import re
 import warnings
 
+from assembler.lock.model import LockedPackage
 from assembler.rootfs.certs import BUNDLE, pem_certificates
 from assembler.rootfs.der import children, encode, tlv
 from assembler.rootfs.tree import Tree
@@ -20,9 +21,9 @@ from assembler.rootfs.tree import Tree
 TRUSTSTORE = "etc/ssl/certs/java/cacerts"
 
 
-def needs_truststore(tree: Tree, packages: list[dict]) -> bool:
+def needs_truststore(tree: Tree, packages: list[LockedPackage]) -> bool:
     """A JRE links to the store, or ca-certificates-java (whose job it is) is installed."""
-    if any(p["name"] == "ca-certificates-java" for p in packages):
+    if any(p.name == "ca-certificates-java" for p in packages):
         return True
     return any(e.kind == "symlink" and e.link.lstrip("/") == TRUSTSTORE
                for e in tree.entries())
