@@ -15,7 +15,7 @@ from .distro import Archive, Distro, load_distro, with_components
 from .errors import SpecError
 from .index import Universe
 from .mirror import resolve_mirrors
-from .progress import Progress
+from .progress import Progress, info
 from .resolve import Resolution, Resolver, Want
 from .spec import Spec
 
@@ -39,6 +39,10 @@ def distro_for(spec: Spec) -> Distro:
     except SpecError as e:
         raise SpecError(f"{spec.where(spec.distro_line)}: {e.message}") from None
     distro = with_components(distro, spec.components)
+    # An archive for other architectures only (Ubuntu's ports) needs no mirror here.
+    distro.archives = [a for a in distro.archives if any(a.serves(x) for x in spec.archs)]
+    for note in distro.extra.get("notes", []):
+        info(f"note: {distro.path}: {note}")
     for repo in spec.repositories:
         distro.archives.append(Archive(
             name=repo.name, suites=repo.suites, components=repo.components,

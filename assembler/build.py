@@ -85,8 +85,8 @@ def _catalog_slices(packages: list[dict], catalog_dir: Path | None,
     sliced = [p for p in packages if p.get("slices")]
     if not sliced:
         return {}
-    catalog = Catalog.load(catalog_dir) if catalog_dir else Catalog([])
-    return {p["name"]: [catalog.get(f"{p['name']}_{n}", lock_file) for n in p["slices"]]
+    catalog = Catalog.open(catalog_dir) if catalog_dir else Catalog([])
+    return {p["name"]: catalog.chosen([f"{p['name']}_{n}" for n in p["slices"]], lock_file)
             for p in sliced}
 
 

@@ -181,6 +181,8 @@ class DebianIndexLoader(IndexLoader):
         universe = Universe(arch, version_key, lambda r: make_package(r[0], sources[r[1]]),
                             lambda r: is_essential(r[0]))
         for archive in self.distro.archives:
+            if not archive.serves(arch):
+                continue
             for suite in archive.suites:
                 si = self.release(archive, suite)
                 if arch not in si.release.architectures:
