@@ -89,7 +89,7 @@ def test_bad_accounts(tmp_path, capsys, extra, words):
 
 
 def test_numeric_run_as_still_allowed(tmp_path):
-    from assembler.spec import load_spec
+    from assembler.spec.document import load_spec
 
     for who in ("1000", "1000:1000"):
         spec = load_spec(_spec(tmp_path, BASE + f"accounts:\n  run-as: '{who}'\n"))
@@ -150,7 +150,7 @@ def _catalog(tmp_path: Path, files: dict[str, str | bytes]) -> Path:
 
 @pytest.mark.parametrize("files, words", [
     ({"hello.yaml": b"\xff\xfe"}, ["hello.yaml", "UTF-8"]),
-    ({"hello.yaml": None}, ["hello.yaml"]),
+    ({"Hello.yaml": "package: Hello\n"}, ["Hello.yaml", "invalid slice definition filename"]),
     ({"hello.yaml": "package: hello\nslices:\n  bins: {}\n  bins: {}\n"},
      ["hello.yaml:4:", "hello_bins", "twice"]),
     ({"hello.yaml": "package: hello\nslices:\n  bins:\n    contents:\n"
