@@ -210,3 +210,18 @@ def test_a_conflict_outside_the_selection_does_not_stop_it(tmp_path, apt_key) ->
         Catalog.open(d).closure(["one_bins", "two_bins"], "amd64")
     with pytest.raises(SpecError, match="conflict on /x"):
         Catalog.load(d)
+
+
+@pytest.mark.parametrize("release", ["focal", "jammy", "noble", "resolute", "stonking"])
+def test_ubuntu_definitions_split_primary_and_ports(release) -> None:
+    from assembler.debian.openpgp import fingerprints
+    from assembler.distro.definition import load_distro
+
+    d = load_distro(f"ubuntu/{release}")
+    primary, ports = d.archives
+    assert (primary.name, ports.name) == ("ubuntu", "ubuntu-ports")
+    assert primary.serves("amd64") and not primary.serves("arm64")
+    assert ports.serves("arm64") and not ports.serves("amd64")
+    assert primary.suites == [release, f"{release}-security", f"{release}-updates"]
+    assert primary.components == ["main", "universe"]
+    assert fingerprints(primary.keys) == ["f6ecb3762474eda9d21b7022871920d1991bc93c"]
