@@ -144,19 +144,19 @@ def _head(path: str) -> list[str]:
 
 
 class _Node:
-    __slots__ = ("kids", "literal", "wild", "wild_starts", "end", "deep", "_all", "_seen")
+    __slots__ = ("kids", "literal", "wild", "wild_starts", "wild_lens", "end", "deep", "_all",
+                 "_seen")
 
     def __init__(self) -> None:
         self.kids: dict[str, _Node] = {}
-        self.literal: list[str] = []              # sorted literal kid names
-        self.wild: dict[str, list[str]] = {}      # literal start -> wildcard kid names
-        self.wild_starts: list[str] = []          # sorted keys of wild
         self.end: list[str] = []                  # paths that end here
         self.deep: list[str] = []                 # paths that go on with `**` here
         self._all: list[str] | None = None
-        self._seen: dict[str, list[_Node]] = {}   # many globs share a component here
 
     def freeze(self) -> None:
+        self.literal: list[str] = []              # sorted literal kid names
+        self.wild: dict[str, list[str]] = {}      # literal start -> wildcard kid names
+        self._seen: dict[str, list[_Node]] = {}   # many globs share a component here
         for name, kid in self.kids.items():
             start = literal_prefix(name)
             if start == name:
@@ -166,6 +166,7 @@ class _Node:
             kid.freeze()
         self.literal.sort()
         self.wild_starts = sorted(self.wild)
+        self.wild_lens = sorted({len(w) for w in self.wild})
 
     def below(self) -> list[str]:
         if self._all is None:
@@ -188,8 +189,11 @@ class _Node:
             hi = bisect.bisect_left(self.wild_starts, start + "\U0010ffff")
             for w in self.wild_starts[lo:hi]:
                 names += self.wild[w]
-        for i in range(len(start) + (start == comp)):
-            names += self.wild.get(start[:i], [])
+        # Wildcard kids whose literal start ours extends (shorter, or equal for a literal).
+        for n in self.wild_lens:
+            if n >= len(start) + (start == comp):
+                break
+            names += self.wild.get(start[:n], [])
         out = self._seen[comp] = [self.kids[n] for n in dict.fromkeys(names)]
         return out
 
