@@ -240,6 +240,7 @@ class Catalog:
         """Slices whose full name contains every word of `query` (chisel find's rule:
         a word matches the package or the slice name, fuzzily by substring)."""
         self.read_all()
+        self.check()   # chisel checks the release on find too
         words = [w.lower() for w in query.replace("_", " ").split() if w]
         out = [s for s in self.slices.values() if all(w in s.full for w in words)]
         return sorted(out, key=lambda s: (s.package, s.name))
