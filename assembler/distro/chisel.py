@@ -195,9 +195,9 @@ def _maintenance(path: Path, m: object) -> dict[str, str]:
 
 def chisel_distro(path: Path) -> Distro:
     release = read_release(path)
-    # Ubuntu packages are Debian packages: the Debian format reads them. Paths stay as
+    # Ubuntu packages are Debian packages: the deb format reads them. Paths stay as
     # the slices write them (chisel merges nothing; base-files' slices make the links).
-    return Distro(family="debian", release=release.codename, path=path,
+    return Distro(family="ubuntu", release=release.codename, path=path, format="deb",
                   archives=release.archives, merged_usr=False,
                   slices_dir=path.parent / "slices",
                   extra={"version": release.version, "chisel-format": release.format,
