@@ -10,30 +10,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from test_chisel_setup import chisel_yaml
+from test_chisel_setup import BASE_PASSWD, chisel_yaml
 
 from assembler.errors import SpecError
 from assembler.slices.catalog import Catalog
 from assembler.slices.mutate import script_digest
 
 ROOT = Path(__file__).resolve().parent.parent
-
-BASE_PASSWD = """\
-package: base-passwd
-slices:
-  data:
-    contents:
-      /etc/group: {text: FIXME, mutable: true}
-      /etc/passwd: {text: FIXME, mutable: true}
-      /usr/share/base-passwd/group.master: {until: mutate}
-      /usr/share/base-passwd/passwd.master: {until: mutate}
-    mutate: |
-      gr = content.read("/usr/share/base-passwd/group.master")
-      content.write("/etc/group", gr)
-      pw = content.read("/usr/share/base-passwd/passwd.master")
-      content.write("/etc/passwd", pw)
-"""
-
 
 TOOL_SLICES = """\
     hint: Run the tool

@@ -24,6 +24,28 @@ archives:
     public-keys: [test-key]
 """
 
+# chisel-releases' base-passwd, whose mutate script a generator covers (slices/mutate.py).
+BASE_PASSWD = """\
+package: base-passwd
+
+slices:
+  data:
+    contents:
+      /etc/group: {text: FIXME, mutable: true}
+      /etc/passwd: {text: FIXME, mutable: true}
+      /usr/share/base-passwd/group.master: {until: mutate}
+      /usr/share/base-passwd/passwd.master: {until: mutate}
+    mutate: |
+      gr = content.read("/usr/share/base-passwd/group.master")
+      content.write("/etc/group", gr)
+      pw = content.read("/usr/share/base-passwd/passwd.master")
+      content.write("/etc/passwd", pw)
+
+  copyright:
+    contents:
+      /usr/share/doc/base-passwd/copyright:
+"""
+
 
 def _keys(key) -> str:  # noqa: ANN001 - an aptrepo.AptKey
     armor = textwrap.indent(key.public_armored, " " * 6)

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from aptrepo import AptRepo, File, Pkg
 from hermetic import run
-from test_chisel_setup import chisel_yaml
+from test_chisel_setup import BASE_PASSWD, chisel_yaml
 
 pytestmark = pytest.mark.integration
 
@@ -70,30 +70,6 @@ slices:
   copyright:
     contents:
       /usr/share/doc/base-files/copyright:
-"""
-
-BASE_PASSWD = """\
-package: base-passwd
-
-essential:
-  base-passwd_copyright:
-
-slices:
-  data:
-    contents:
-      /etc/group: {text: FIXME, mutable: true}
-      /etc/passwd: {text: FIXME, mutable: true}
-      /usr/share/base-passwd/group.master: {until: mutate}
-      /usr/share/base-passwd/passwd.master: {until: mutate}
-    mutate: |
-      gr = content.read("/usr/share/base-passwd/group.master")
-      content.write("/etc/group", gr)
-      pw = content.read("/usr/share/base-passwd/passwd.master")
-      content.write("/etc/passwd", pw)
-
-  copyright:
-    contents:
-      /usr/share/doc/base-passwd/copyright:
 """
 
 HELLO = """\
