@@ -211,3 +211,36 @@ def _unpack(tar: Path, dest: Path) -> Path:
     subprocess.run(["umoci", "unpack", "--image", f"{layout}:latest", str(dest / "bundle")],
                    check=True, capture_output=True)
     return dest / "bundle" / "rootfs"
+
+
+def test_archive_priority_decides_over_versions(tmp_path, apt_key, capsys) -> None:
+    """chisel's rule: a package comes from the highest-priority archive that has it."""
+    high = AptRepo(tmp_path / "high", {"noble": [Pkg("tool", "1.0")]}, key=apt_key)
+    low = AptRepo(tmp_path / "low", {"noble": [Pkg("tool", "2.0"), Pkg("other", "3.0")]},
+                  key=apt_key)
+    high.serve()
+    low.serve()
+    try:
+        release = tmp_path / "release"
+        (release / "slices").mkdir(parents=True)
+        archives = textwrap.dedent("""\
+            archives:
+              ubuntu: {version: 24.04, suites: [noble], components: [main], priority: 20,
+                       public-keys: [test-key]}
+              extra: {version: 24.04, suites: [noble], components: [main], priority: 10,
+                      public-keys: [test-key]}
+            """)
+        (release / "chisel.yaml").write_text(chisel_yaml(apt_key, "v3", archives))
+        spec = tmp_path / "image.yaml"
+        spec.write_text(f"distro: {release}\narchs: [amd64]\n"
+                        "contents:\n  packages: [tool, other]\n")
+        code, _, err = run(["lock", str(spec), "--mirror", f"ubuntu={high.url}",
+                            "--mirror", f"extra={low.url}", "--cache-dir",
+                            str(tmp_path / "cache"), "-q"], capsys)
+        assert code == 0, err
+        lock = json.loads(spec.with_name("image.lock.json").read_text())
+        got = {p["name"]: p["version"] for p in lock["archs"]["amd64"]["packages"]}
+        assert got == {"tool": "1.0", "other": "3.0"}
+    finally:
+        high.stop()
+        low.stop()
