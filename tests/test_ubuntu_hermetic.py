@@ -87,6 +87,12 @@ slices:
       /usr/bin/hello:
       /usr/share/hello/greeting: {copy: /usr/share/hello/greeting.default}
 
+  greeting:
+    contents:
+      /etc/hello.conf: {text: FIXME, mutable: true}
+    mutate: |
+      content.write("/etc/hello.conf", "greeting=" + content.read("/etc/hostname"))
+
   copyright:
     contents:
       /usr/share/doc/hello/copyright:
@@ -202,6 +208,18 @@ def test_lock_build_and_run_as_nonroot(ubuntu, tmp_path, capsys) -> None:
                        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin:/usr/sbin"})
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["uid=65532", "proc=1", "passwd=1", "os=1"], r.stdout
+
+
+def test_selecting_a_slice_with_a_mutate_script_is_refused(ubuntu, tmp_path, capsys) -> None:
+    tmp, primary, _ = ubuntu
+    spec = tmp_path / "image.yaml"
+    spec.write_text(f"distro: {tmp / 'release'}\narchs: [amd64]\n"
+                    "contents:\n  packages: [hello_greeting]\n")
+    code, _, err = run(["lock", str(spec), "--mirror", f"ubuntu={primary.url}",
+                        "--cache-dir", str(tmp_path / "cache")], capsys)
+    assert code == 2
+    assert "hello.yaml:" in err and "hello_greeting" in err and "mutate" in err
+    assert "Traceback" not in err
 
 
 def _unpack(tar: Path, dest: Path) -> Path:
