@@ -47,17 +47,17 @@ slices:
 """
 
 
-def _keys(key) -> str:  # noqa: ANN001 - an aptrepo.AptKey
+def _keys(key) -> str:
     armor = textwrap.indent(key.public_armored, " " * 6)
     return f"public-keys:\n  test-key:\n    id: \"{key.fingerprint[-16:].upper()}\"\n" \
            f"    armor: |\n{armor}"
 
 
-def chisel_yaml(key, fmt: str = "v1", archives: str = ARCHIVE, extra: str = "") -> str:  # noqa: ANN001
+def chisel_yaml(key, fmt: str = "v1", archives: str = ARCHIVE, extra: str = "") -> str:
     return f"format: {fmt}\n{archives}{extra}{_keys(key)}"
 
 
-def _release(tmp: Path, key, files: dict[str, str], fmt: str = "v1") -> Path:  # noqa: ANN001
+def _release(tmp: Path, key, files: dict[str, str], fmt: str = "v1") -> Path:
     files = dict(files)
     files.setdefault("chisel.yaml", chisel_yaml(key, fmt))
     for name, text in files.items():
@@ -70,7 +70,7 @@ def _release(tmp: Path, key, files: dict[str, str], fmt: str = "v1") -> Path:  #
     return tmp
 
 
-def load(tmp: Path, key, files: dict[str, str], fmt: str = "v1") -> Catalog:  # noqa: ANN001
+def load(tmp: Path, key, files: dict[str, str], fmt: str = "v1") -> Catalog:
     root = _release(tmp, key, files, fmt)
     read_release(root / "chisel.yaml")
     return Catalog.load(root / "slices")

@@ -112,8 +112,8 @@ def load_distro(name: str, spec_dir: Path | None = None) -> Distro:
             if not isinstance(a, dict):
                 raise SpecError(f"{path}: each archive must be a mapping (name, suites, keys, "
                                 f"...), not {a!r}.")
-            keys = [(base / k).resolve() for k in strings(a["keys"], f"keys of {a['name']!r}")]
-            for k in keys:
+            files = [(base / k).resolve() for k in strings(a["keys"], f"keys of {a['name']!r}")]
+            for k in files:
                 if not k.is_file():
                     raise SpecError(f"{path}: archive {a['name']!r} names key {k}, "
                                     "which does not exist.")
@@ -123,7 +123,7 @@ def load_distro(name: str, spec_dir: Path | None = None) -> Distro:
                 components=components,
                 available_components=strings(a.get("available-components", components),
                                              "available-components"),
-                keys=keys, host_suite=a.get("host-suite", ".*"),
+                keys=list[Path | bytes](files), host_suite=a.get("host-suite", ".*"),
                 host_path=a.get("host-path", ""), url=a.get("url"),
                 archs=strings(a["archs"], f"archs of {a['name']!r}") if "archs" in a else None))
         slices = data.get("slices")

@@ -86,7 +86,7 @@ class Catalog:
     directories (`open`: files read on demand; `load`: all read and checked)."""
 
     def __init__(self, slices: list[Slice] | None = None, files: dict[str, Path] | None = None,
-                 format: str | None = None, archives: set[str] | None = None,  # noqa: A002
+                 format: str | None = None, archives: set[str] | None = None,
                  ) -> None:
         self.files = files or {}
         self.format = format

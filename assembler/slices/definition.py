@@ -89,7 +89,7 @@ def _null(node: yaml.Node) -> bool:
     return isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")
 
 
-def load_file(path: Path, format: str | None, warnings: list[str],  # noqa: A002
+def load_file(path: Path, format: str | None, warnings: list[str],
               shown: str | None = None) -> tuple[list[Slice], str | None]:
     """The slices of one definition file and its pinned archive, or the first error."""
     shown = shown or str(path)
@@ -157,7 +157,7 @@ def load_file(path: Path, format: str | None, warnings: list[str],  # noqa: A002
 
 
 def _essential_style(r: _Reader, body: dict[str, yaml.Node], owner: str,
-                     format: str | None) -> None:  # noqa: A002
+                     format: str | None) -> None:
     node = body.get("essential")
     if format in ("v1", "v2"):
         if node is not None and not isinstance(node, yaml.SequenceNode) and not _null(node):
