@@ -210,3 +210,29 @@ def test_ubuntu_definitions_split_primary_and_ports(release) -> None:
     assert primary.components == ["main", "universe"]
     assert [pysequoia.Cert.from_file(str(k)).fingerprint for k in primary.keys] == \
         ["f6ecb3762474eda9d21b7022871920d1991bc93c"]
+
+
+def test_info_shows_definitions_as_written_and_they_load_back(release, tmp_path, apt_key,
+                                                              capsys) -> None:
+    from hermetic import run
+
+    _, slices = release
+    code, out, err = run(["info", "--distro", str(slices.parent), "base-passwd", "tool"],
+                         capsys)
+    assert code == 0, err
+    assert "text: FIXME" in out and "mutate: |" in out and "generate: passwd" not in out
+    again = tmp_path / "again"
+    (again / "slices").mkdir(parents=True)
+    (again / "chisel.yaml").write_text((slices.parent / "chisel.yaml").read_text())
+    for doc, name in zip(out.split("---\n"), ("base-passwd", "tool"), strict=True):
+        (again / "slices" / f"{name}.yaml").write_text(doc)
+    (again / "slices" / "helper-a.yaml").write_text(
+        (slices / "nested" / "helper-a.yaml").read_text())
+    for dep in ("libc6", "helper-b"):
+        (again / "slices" / f"{dep}.yaml").write_text(
+            (slices / "nested" / f"{dep}.yaml").read_text())
+    cat = Catalog.load(again / "slices")
+    assert cat.closure(["base-passwd_data"], "amd64")[0].covered
+    assert cat.get("tool_bins").contents["/etc/tool.conf"].source == \
+        "/usr/share/tool/default.conf"
+    assert dict(cat.get("tool_bins").essential)["tool_config"] == ("amd64", "arm64")

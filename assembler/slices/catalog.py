@@ -262,15 +262,42 @@ class Catalog:
                 body: dict = {}
                 if s.hint:
                     body["hint"] = s.hint
-                if s.essential and self.format == "v3":   # v3 writes essentials as a map
-                    body["essential"] = {n: ({"arch": list(a)} if a else None)
-                                         for n, a in s.essential}
-                elif s.essential:
-                    body["essential"] = [n for n, _ in s.essential]
-                body["contents"] = {p.path: _describe_path(p) for p in s.contents.values()}
+                body.update(_describe_essentials(s.essential, self.format))
+                body["contents"] = {p.path: _describe_path(s.written.get(p.path, p))
+                                    for p in s.contents.values()}
+                if s.mutate:
+                    body["mutate"] = s.mutate
                 doc["slices"][s.name] = body
-            out.append(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False))
+            out.append(yaml.dump(doc, Dumper=_Dumper, sort_keys=False,
+                                 default_flow_style=False))
         return "---\n".join(out)
+
+
+def _describe_essentials(essential: list[tuple[str, tuple[str, ...] | None]],
+                         fmt: str | None) -> dict:
+    """In the format's style: v3 a map; v1/v2 a list, arch-specific ones in `v3-essential`;
+    our catalogs a list, or a map when some are arch-specific."""
+    if not essential:
+        return {}
+    as_map = {n: ({"arch": list(a)} if a else None) for n, a in essential}
+    with_arch = any(a for _, a in essential)
+    if fmt == "v3" or (fmt is None and with_arch):
+        return {"essential": as_map}
+    out: dict = {}
+    plain = [n for n, a in essential if not a]
+    if plain:
+        out["essential"] = plain
+    if with_arch:
+        out["v3-essential"] = {n: v for n, v in as_map.items() if v}
+    return out
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (mutate scripts) as `|` blocks, the way definitions write them."""
+
+
+_Dumper.add_representer(str, lambda d, v: d.represent_scalar(
+    "tag:yaml.org,2002:str", v, style="|" if "\n" in v.rstrip("\n") else None))
 
 
 def _describe_path(p: PathSpec) -> dict | None:

@@ -57,6 +57,7 @@ class Slice:
     mutate: str | None = None       # a Starlark script: never run
     mutate_line: int = 0
     covered: bool = False           # a declarative generator does what `mutate` does
+    written: dict[str, PathSpec] = field(default_factory=dict)  # paths as the file says them
 
     @property
     def full(self) -> str:

@@ -38,6 +38,7 @@ def cover(s: Slice) -> None:
     if paths is None or not all(p in s.contents and s.contents[p].mutable for p in paths):
         return
     for path, generator in paths.items():
+        s.written[path] = s.contents[path]
         s.contents[path] = replace(s.contents[path], kind="generate", generate=generator,
                                    text=None)
     s.covered = True
