@@ -27,6 +27,8 @@ from .spec import Spec, did_you_mean
 LOCK_VERSION = 1
 # Only what changes the package set makes a lock stale: editing cmd or env does not.
 INPUT_KEYS = ("distro", "archs", "contents")
+# Lists under contents that are sets: their order means nothing, so it must not stale a lock.
+UNORDERED = ("packages", "exclude", "strip")
 
 
 def lock_path(spec_path: Path) -> Path:
@@ -36,7 +38,13 @@ def lock_path(spec_path: Path) -> Path:
 def inputs_digest(spec: Spec) -> str:
     raw = spec.raw or {}
     inputs = {k: raw.get(k) for k in INPUT_KEYS}
-    inputs["archs"] = spec.archs
+    inputs["archs"] = sorted(spec.archs)
+    contents = inputs["contents"]
+    if isinstance(contents, dict):
+        inputs["contents"] = {
+            k: sorted(v, key=lambda x: json.dumps(x, sort_keys=True, default=str))
+            if k in UNORDERED and isinstance(v, list) else v
+            for k, v in contents.items()}
     blob = json.dumps(inputs, sort_keys=True, separators=(",", ":"), default=str)
     return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
 

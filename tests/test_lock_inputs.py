@@ -1,0 +1,37 @@
+"""The lock's inputs-digest: what changes the package set changes it, order does not."""
+
+from __future__ import annotations
+
+from assembler.lock import inputs_digest
+from assembler.spec import load_spec
+
+BASE = """distro: debian/bookworm
+archs: [{archs}]
+contents:
+  packages: [{packages}]
+  exclude: [{exclude}]
+cmd: [{cmd}]
+"""
+
+
+def _digest(tmp_path, name="a.yaml", archs="amd64, arm64", packages="python3, ca-certificates",
+            exclude="debconf, openssl", cmd="x") -> str:
+    p = tmp_path / name
+    p.write_text(BASE.format(archs=archs, packages=packages, exclude=exclude, cmd=cmd))
+    return inputs_digest(load_spec(p))
+
+
+def test_reordering_packages_keeps_the_digest(tmp_path):
+    first = _digest(tmp_path)
+    assert _digest(tmp_path, "b.yaml", packages="ca-certificates, python3") == first
+    assert _digest(tmp_path, "c.yaml", exclude="openssl, debconf") == first
+    assert _digest(tmp_path, "d.yaml", archs="arm64, amd64") == first
+    assert _digest(tmp_path, "e.yaml", cmd="y") == first   # not an input
+
+
+def test_changing_the_package_set_changes_the_digest(tmp_path):
+    first = _digest(tmp_path)
+    assert _digest(tmp_path, "b.yaml", packages="python3, ca-certificates, tzdata") != first
+    assert _digest(tmp_path, "c.yaml", packages="python3>=3.11, ca-certificates") != first
+    assert _digest(tmp_path, "d.yaml", exclude="debconf") != first
+    assert _digest(tmp_path, "e.yaml", archs="amd64") != first
