@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import snapshot
 from .cache import Cache
 from .distro import Archive, Distro, load_distro, with_components
 from .errors import SpecError
@@ -31,6 +32,8 @@ class Options:
     mirrors: dict[str, str] = field(default_factory=dict)   # from --mirror
     offline: bool = False
     quiet: bool = False
+    snapshot_mirror: str | None = None                      # from --snapshot-mirror
+    snapshot: str | None = None                             # lock --snapshot TIMESTAMP
 
 
 def distro_for(spec: Spec) -> Distro:
@@ -56,16 +59,36 @@ class Archives:
         self.distro = distro_for(spec)
         self.mirrors = resolve_mirrors(self.distro.archives, options.mirrors, spec.mirrors,
                                        str(spec.path))
+        self.snapshots = self._snapshot_archives()
         self.progress = Progress(options.quiet)
         self._loader = self._make_loader()
         self._universes: dict[str, Universe] = {}
+
+    def _snapshot_archives(self) -> dict[str, str]:
+        """lock --snapshot: the distro's archives are read from that snapshot, not the
+        mirrors (extra repositories have no snapshots and keep theirs)."""
+        ts = self.options.snapshot
+        if ts is None:
+            return {}
+        if self.distro.family != "debian":
+            raise SpecError(f"--snapshot: {self.spec.distro} is not a Debian distro; only "
+                            "Debian archives have snapshot archives.")
+        base = snapshot.require_base(snapshot.snapshot_base(
+            self.options.snapshot_mirror, self.spec.snapshot_mirror, str(self.spec.path)))
+        out = {}
+        for a in self.distro.archives:
+            if a.url is None:
+                out[a.name] = ts
+                self.mirrors[a.name] = snapshot.archive_url(base, a.name, ts)
+        return out
 
     def _make_loader(self):  # noqa: ANN202 - one of the format loaders
         if self.distro.family == "debian":
             from .debian.archive import DebianIndexLoader
 
             return DebianIndexLoader(self.distro, self.mirrors, self.options.cache,
-                                     offline=self.options.offline, progress=self.progress)
+                                     offline=self.options.offline, progress=self.progress,
+                                     snapshots=self.snapshots)
         if self.distro.family == "alpine":
             from .alpine.repository import AlpineIndexLoader
 

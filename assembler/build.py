@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
+from . import snapshot
 from .accounts import run_as, write_accounts
 from .archives import Options, distro_for
 from .cache import Cache
@@ -312,6 +313,8 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
     lock, _ = load_or_lock(spec, options, locked=locked)
     distro = distro_for(spec)
     mirrors = resolve_mirrors(distro.archives, options.mirrors, spec.mirrors, str(spec.path))
+    snapshots = snapshot.snapshot_base(options.snapshot_mirror, spec.snapshot_mirror,
+                                       str(spec.path)) if distro.family == "debian" else None
     sde = source_date_epoch(lock)
     progress = Progress(options.quiet)
     wanted_archs = archs or spec.archs
@@ -333,8 +336,11 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
     with workdir as tmp:
         for arch in wanted_archs:
             packages = lock["archs"][arch]["packages"]
+            fallback = snapshot.fallbacks(lock["archs"][arch].get("indexes", []), snapshots,
+                                          {a.name for a in distro.archives if a.url is None})
             items = [Wanted(p["name"], mirrors[p["archive"]], p["filename"], p["sha256"],
-                            p["size"]) for p in packages]
+                            p["size"], fallback.get((p["archive"], p.get("suite", ""))))
+                     for p in packages]
             files = fetch_all(items, options.cache, options.offline, progress)
             if distro.family == "alpine":
                 tree, warnings = build_apk_tree(spec, packages, files, distro, arch, progress)

@@ -20,6 +20,7 @@ from .mirror import parse_mirror_args
 from .oci import parse_tag
 from .progress import Progress, info
 from .registry import DEFAULT_CHUNK, PushOptions, parse_reference, push
+from .snapshot import parse_timestamp
 from .spec import Spec, load_spec
 
 
@@ -36,9 +37,12 @@ def _cache(args: argparse.Namespace) -> Cache:
 
 
 def _options(args: argparse.Namespace) -> Options:
+    stamp = getattr(args, "snapshot", None)
     return Options(cache=_cache(args),
                    mirrors=parse_mirror_args(args.mirror or []),
-                   offline=getattr(args, "offline", False), quiet=args.quiet)
+                   offline=getattr(args, "offline", False), quiet=args.quiet,
+                   snapshot_mirror=getattr(args, "snapshot_mirror", None),
+                   snapshot=parse_timestamp(stamp) if stamp else None)
 
 
 def _spec_path(args: argparse.Namespace) -> Path:
@@ -48,7 +52,7 @@ def _spec_path(args: argparse.Namespace) -> Path:
 def cmd_lock(args: argparse.Namespace) -> int:
     spec = load_spec(_spec_path(args))
     options = _options(args)
-    lock, changed = load_or_lock(spec, options, update=args.update)
+    lock, changed = load_or_lock(spec, options, update=args.update or bool(args.snapshot))
     path = lock_path(spec.path)
     n = sum(len(a["packages"]) for a in lock["archs"].values())
     info(f"{path}: {'written' if changed else 'unchanged'} ({n} packages, "
@@ -144,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--mirror", action="append", metavar="NAME=URL",
                         help="archive mirror, e.g. debian=http://mirror/debian (repeatable)")
+    common.add_argument("--snapshot-mirror", metavar="URL",
+                        help="snapshot archive base URL, for locked files the mirror dropped")
     common.add_argument("--cache-dir", help="cache directory (default $XDG_CACHE_HOME/assembler)")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress or info output")
     common.add_argument("--offline", action="store_true", help="use only the cache")
@@ -157,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     lk = sub.add_parser("lock", parents=[common], help="resolve the spec and write its lockfile")
     lk.add_argument("spec", nargs="?", help="spec file (default image.yaml)")
     lk.add_argument("--update", action="store_true", help="re-resolve even if the lock is fresh")
+    lk.add_argument("--snapshot", metavar="TIMESTAMP",
+                    help="resolve against the snapshot archive at TIMESTAMP (YYYYmmddTHHMMSSZ)")
     lk.set_defaults(func=cmd_lock)
 
     sp = sub.add_parser("show-packages", parents=[common], help="list the locked packages")

@@ -126,6 +126,7 @@ def read_lock(path: Path) -> dict[str, Any]:
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_TIMESTAMP = re.compile(r"[0-9]{8}T[0-9]{6}Z")
 _STRING_FIELDS = ("name", "version", "arch", "archive", "suite", "filename", "source")
 
 
@@ -149,6 +150,8 @@ def _lock_problem(data: dict[str, Any]) -> str | None:
                                   "%Y-%m-%dT%H:%M:%S%z")
             except ValueError:
                 return f"an index of {arch} has no valid 'date' ({i.get('date')!r})"
+            if "snapshot" in i and not _TIMESTAMP.fullmatch(str(i["snapshot"])):
+                return f"an index of {arch} has no valid 'snapshot' ({i['snapshot']!r})"
         excluded = entry.get("excluded", {})
         if not isinstance(excluded, dict) or not all(
                 isinstance(v, list) and all(isinstance(x, str) for x in v)

@@ -16,8 +16,10 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 
+from .. import snapshot
 from ..cache import Cache, atomic_write
 from ..distro import Archive
 from ..errors import IntegrityError, NetworkError
@@ -70,6 +72,7 @@ class SuiteIndex:
     inrelease_sha256: str
     raw: bytes
     pointer: Path
+    expired: bool = False   # a snapshot's Valid-Until had passed (accepted for snapshots)
 
     def remember(self, cache: Cache) -> None:
         """Cache the InRelease, once everything it vouches for has verified too."""
@@ -80,9 +83,12 @@ class SuiteIndex:
 class DebianIndexLoader(IndexLoader):
     """InRelease + Packages per suite: fetch (by-hash), verify, parse, cache."""
 
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 - IndexLoader's
+    def __init__(self, *args, snapshots: dict[str, str] | None = None,
+                 **kwargs) -> None:  # noqa: ANN002, ANN003 - IndexLoader's
         super().__init__(*args, **kwargs)
         self._releases: dict[tuple[str, str], SuiteIndex] = {}
+        # archive name -> the snapshot timestamp its mirror URL points into (lock --snapshot)
+        self.snapshots = snapshots or {}
 
     # -- InRelease ---------------------------------------------------------------
     def _pointer(self, url: str) -> Path:
@@ -115,10 +121,10 @@ class DebianIndexLoader(IndexLoader):
         t = time.perf_counter()
         signed = verify_clearsigned(data, archive.keys, url)
         rel = parse_release(signed.decode("utf-8", "replace"), url)
-        check_release(rel, suite, url)
+        expired = check_release(rel, suite, url, snapshot=archive.name in self.snapshots)
         self.timings.verify += time.perf_counter() - t
         digest = hashlib.sha256(data).hexdigest()
-        si = SuiteIndex(archive.name, suite, rel, digest, data, pointer)
+        si = SuiteIndex(archive.name, suite, rel, digest, data, pointer, expired)
         self._releases[key] = si
         return si
 
@@ -176,6 +182,18 @@ class DebianIndexLoader(IndexLoader):
         atomic_write(cached, marshal.dumps(records))
         return records
 
+    def _source(self, archive: Archive, si: SuiteIndex) -> dict:
+        """The lock's record of one index, with the snapshot that keeps its files."""
+        rel = si.release
+        out = {"archive": archive.name, "suite": si.suite,
+               "date": rel.date.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+               "inrelease-sha256": si.inrelease_sha256,
+               "snapshot": self.snapshots.get(archive.name) or snapshot.for_index(rel.date)}
+        if si.expired and rel.valid_until is not None:
+            out["valid-until-expired"] = rel.valid_until.astimezone(UTC).strftime(
+                "%Y-%m-%dT%H:%M:%SZ")
+        return out
+
     def load(self, arch: str) -> Universe:
         sources: list[dict] = []
         universe = Universe(arch, version_key, lambda r: make_package(r[0], sources[r[1]]),
@@ -203,11 +221,7 @@ class DebianIndexLoader(IndexLoader):
                         universe.add_bulk(records, idx, provided_names)
                 if not self.offline:
                     si.remember(self.cache)
-                universe.sources.append({
-                    "archive": archive.name, "suite": suite,
-                    "date": si.release.date.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "inrelease-sha256": si.inrelease_sha256,
-                })
+                universe.sources.append(self._source(archive, si))
         self.progress.done()
         return universe
 
