@@ -13,9 +13,12 @@ from .archives import Options
 from .build import build
 from .cache import Cache
 from .errors import AssemblerError, SpecError
+from .imagediff import diff_images, format_image_diff
 from .imagefile import ImageError, open_image
+from .inspect import format_text, inspect_image, to_json
 from .linkcheck import explain, scan_tree
-from .lock import load_or_lock, lock_path, why
+from .lock import load_or_lock, lock_path, read_lock, why
+from .lockdiff import diff_locks, format_lock_diff, is_lock_or_spec, load_lock
 from .mirror import parse_mirror_args
 from .oci import parse_tag
 from .progress import Progress, info
@@ -52,12 +55,23 @@ def _spec_path(args: argparse.Namespace) -> Path:
 def cmd_lock(args: argparse.Namespace) -> int:
     spec = load_spec(_spec_path(args))
     options = _options(args)
-    lock, changed = load_or_lock(spec, options, update=args.update or bool(args.snapshot))
     path = lock_path(spec.path)
+    before = _previous_lock(path)
+    lock, changed = load_or_lock(spec, options, update=args.update or bool(args.snapshot))
     n = sum(len(a["packages"]) for a in lock["archs"].values())
     info(f"{path}: {'written' if changed else 'unchanged'} ({n} packages, "
          f"{', '.join(lock['archs'])}).", options.quiet)
+    if changed and before is not None:
+        print(format_lock_diff(diff_locks(before, lock)), end="")
     return 0
+
+
+def _previous_lock(path: Path) -> dict | None:
+    """The lock as it was, for the summary of what an update changed (none if unreadable)."""
+    try:
+        return read_lock(path) if path.exists() else None
+    except SpecError:
+        return None
 
 
 def _lock_for_query(args: argparse.Namespace) -> tuple[Spec, dict]:
@@ -199,6 +213,28 @@ def build_parser() -> argparse.ArgumentParser:
                     help="do not check ELF files whose absolute path matches GLOB (repeatable)")
     ck.add_argument("-q", "--quiet", action="store_true", help="print only what is missing")
     ck.set_defaults(func=cmd_check)
+
+    df = sub.add_parser("diff", help="what changed between two locks, specs or images",
+                        description="Packages added, removed and changed (versions, sizes, "
+                        "architectures) between two lockfiles, or two specs' committed locks; "
+                        "for two images also their layers and the files added, removed and "
+                        "changed.")
+    df.add_argument("a", metavar="A")
+    df.add_argument("b", metavar="B")
+    df.add_argument("--arch", help="images: only this platform")
+    df.add_argument("--json", action="store_true", help="the diff as JSON (docs/inspect.md)")
+    df.set_defaults(func=cmd_diff)
+
+    ins = sub.add_parser("inspect", help="show what is inside an image", description="Layers, "
+                         "packages (installed size, slices), biggest files, which package or "
+                         "slice owns each file, setuid/setgid and world-writable files and the "
+                         "config of IMAGE: an image tar (assemble build, docker save, OCI "
+                         "archive) or an OCI layout directory.")
+    ins.add_argument("image", metavar="IMAGE")
+    ins.add_argument("--arch", help="only this platform's image (e.g. arm64)")
+    ins.add_argument("--json", action="store_true", help="the report as JSON (docs/inspect.md)")
+    ins.add_argument("--files", action="store_true", help="list every path with its owners")
+    ins.set_defaults(func=cmd_inspect)
     return p
 
 
@@ -229,6 +265,32 @@ def cmd_check(args: argparse.Namespace) -> int:
                 print(f"{label}: {n} dynamically linked ELF file{'' if n == 1 else 's'}; every "
                       "interpreter and library needed is in the image.")
     return 1 if failed else 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    a, b = Path(args.a), Path(args.b)
+    if is_lock_or_spec(a) != is_lock_or_spec(b):
+        raise SpecError(f"diff compares two locks (or specs) or two images; {a} and {b} are "
+                        "one of each.")
+    if is_lock_or_spec(a):
+        doc = diff_locks(load_lock(a), load_lock(b))
+        text = format_lock_diff(doc)
+    else:
+        doc = diff_images(inspect_image(a, args.arch), inspect_image(b, args.arch))
+        text = format_image_diff(doc)
+    doc = {"from": str(a), "to": str(b), **doc}
+    print(json.dumps(doc, indent=2, ensure_ascii=False) if args.json else text, end="\n"
+          if args.json else "")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    doc = to_json(inspect_image(args.image, args.arch), str(args.image))
+    if args.json:
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+    else:
+        print(format_text(doc, args.files), end="")
+    return 0
 
 
 def cmd_build(args: argparse.Namespace) -> int:
