@@ -206,7 +206,8 @@ def _platform_json(i: Inspection) -> dict[str, Any]:
                      for p in sorted(i.database.packages.values(), key=lambda p: p.name)],
         "biggest": [{"path": "/" + f.path, "size": f.size, "owners": i.owners(f.path)}
                     for f in sorted(regular, key=lambda f: (-f.size, f.path))[:BIGGEST]],
-        "setuid": [_flagged(i, f) for f in files if f.kind == "file" and f.mode & 0o6000],
+        "setuid-setgid": [_flagged(i, f) for f in files
+                          if f.kind == "file" and f.mode & 0o6000],
         "world-writable": [_flagged(i, f) for f in files
                            if f.kind not in ("symlink", "hardlink") and f.mode & 0o002],
         "unowned": ["/" + f.path for f in regular if not i.owners(f.path)],
@@ -248,7 +249,7 @@ def format_text(doc: dict[str, Any], all_files: bool = False) -> str:
         out.append("biggest files:")
         for f in p["biggest"]:
             out.append(f"  {_mb(f['size']):>9}  {f['path']}  ({', '.join(f['owners']) or '-'})")
-        for key in ("setuid", "world-writable"):
+        for key in ("setuid-setgid", "world-writable"):
             out.append(f"{key} ({len(p[key])}):")
             out += [f"  {f['mode']} {f['uid']}:{f['gid']}  {f['path']}" for f in p[key]]
         out.append(f"files no package database claims: {len(p['unowned'])}")

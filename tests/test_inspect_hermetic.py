@@ -80,8 +80,8 @@ def test_inspect_our_image(images, capsys):
                                "owners": ["libdata"]}
     files = {f["path"]: f for f in p["files"]}
     assert files["/usr/bin/app"]["owners"] == ["app"] and files["/usr/bin/app"]["mode"] == "0755"
-    assert [f["path"] for f in p["setuid"]] == ["/usr/bin/app-admin"]
-    assert p["setuid"][0]["mode"] == "4755"
+    assert [f["path"] for f in p["setuid-setgid"]] == ["/usr/bin/app-admin"]
+    assert p["setuid-setgid"][0]["mode"] == "4755"
     ww = {f["path"] for f in p["world-writable"]}
     assert "/var/spool/app" in ww and "/usr/bin/app" not in ww
     # What the build generated has no package behind it, and says so.
@@ -99,7 +99,7 @@ def test_inspect_a_skopeo_docker_archive_reads_the_same(images, capsys):
         assert "manifest.json" in t.getnames() and "index.json" not in t.getnames()
     ours = _json(capsys, ["inspect", str(tmp / "v1.tar"), "--json"])["platforms"][0]
     theirs = _json(capsys, ["inspect", str(docker), "--json"])["platforms"][0]
-    for key in ("packages", "files", "setuid", "world-writable", "biggest"):
+    for key in ("packages", "files", "setuid-setgid", "world-writable", "biggest"):
         assert theirs[key] == ours[key], key
     assert theirs["config"]["entrypoint"] == ours["config"]["entrypoint"]
     # The same image in both forms: nothing to report.

@@ -57,7 +57,7 @@ def test_inspect_real_images(real):
     # status.d's md5sums list regular files: what the build generated is unclaimed.
     assert "/etc/passwd" in static["unowned"] and "/usr/lib/os-release" not in static["unowned"]
     assert "/tmp" in {f["path"] for f in static["world-writable"]}
-    assert static["setuid"] == []
+    assert static["setuid-setgid"] == []
     assert static["biggest"][0]["size"] >= static["biggest"][-1]["size"] > 0
 
     sliced = _json("inspect", str(real / "sliced.tar"))["platforms"][0]
