@@ -313,8 +313,10 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
     lock, _ = load_or_lock(spec, options, locked=locked)
     distro = distro_for(spec)
     mirrors = resolve_mirrors(distro.archives, options.mirrors, spec.mirrors, str(spec.path))
-    snapshots = snapshot.snapshot_base(options.snapshot_mirror, spec.snapshot_mirror,
-                                       str(spec.path)) if distro.family == "debian" else None
+    snapshot_base = snapshot.snapshot_base(options.snapshot_mirror, spec.snapshot_mirror,
+                                           str(spec.path))
+    snapshot_archives = {a.name for a in distro.archives
+                         if a.url is None and distro.family == "debian"}
     sde = source_date_epoch(lock)
     progress = Progress(options.quiet)
     wanted_archs = archs or spec.archs
@@ -336,10 +338,11 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
     with workdir as tmp:
         for arch in wanted_archs:
             packages = lock["archs"][arch]["packages"]
-            fallback = snapshot.fallbacks(lock["archs"][arch].get("indexes", []), snapshots,
-                                          {a.name for a in distro.archives if a.url is None})
+            fallback = snapshot.fallbacks(lock["archs"][arch].get("indexes", []),
+                                          snapshot_base, snapshot_archives)
             items = [Wanted(p["name"], mirrors[p["archive"]], p["filename"], p["sha256"],
-                            p["size"], fallback.get((p["archive"], p.get("suite", ""))))
+                            p["size"], fallback.get((p["archive"], p.get("suite", ""))),
+                            (p["archive"], p.get("suite", "")) in fallback)
                      for p in packages]
             files = fetch_all(items, options.cache, options.offline, progress)
             if distro.family == "alpine":

@@ -29,6 +29,7 @@ class Wanted:
     sha256: str
     size: int
     fallback: str | None = None   # a snapshot archive root, for a file the mirror dropped
+    snapshots: bool = False       # its archive has snapshots (so say how to configure one)
 
 
 def fetch_all(items: list[Wanted], cache: Cache, offline: bool = False,
@@ -66,13 +67,13 @@ def fetch_all(items: list[Wanted], cache: Cache, offline: bool = False,
             return
         except NotFound:
             if not it.fallback:
-                raise NetworkError(missing_message(it.name, url, None)) from None
+                raise NetworkError(missing_message(it.name, url, None, it.snapshots)) from None
         # The lock's sha256 is what is verified, wherever the bytes come from.
         try:
             download(f"{it.fallback}/{it.filename}", dest, it.sha256, it.size, tick)
         except NotFound:
-            raise NetworkError(missing_message(it.name, url, f"{it.fallback}/{it.filename}")
-                               ) from None
+            raise NetworkError(missing_message(it.name, url, f"{it.fallback}/{it.filename}",
+                                               True)) from None
 
     # Larger files first so the pool does not end waiting on one big download.
     with ThreadPoolExecutor(WORKERS) as pool:

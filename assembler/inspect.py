@@ -26,7 +26,7 @@ from .imagefile import (
     PlatformImage,
     open_image,
 )
-from .pkgdb import MAX_FILE, Database, is_database, read_databases
+from .pkgdb import MAX_FILE, MAX_TOTAL, Database, is_database, read_databases
 from .rootfs import normalize
 
 BIGGEST = 20
@@ -143,7 +143,8 @@ def _entry(info: tarfile.TarInfo, f: IO[bytes] | None, path: str, layer: int,
     sha, size, link = "", 0, ""
     if kind == "file" and f is not None:
         h = hashlib.sha256()
-        keep = is_database(path) and info.size <= MAX_FILE
+        keep = is_database(path) and info.size <= MAX_FILE and \
+            sum(map(len, contents.values())) + info.size <= MAX_TOTAL
         kept = []
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)

@@ -23,6 +23,7 @@ DPKG_INFO = "var/lib/dpkg/info/"
 APK_DB = "lib/apk/db/installed"
 CHISEL = "manifest.wall"
 MAX_FILE = 32 << 20     # a database file larger than this is not read (bounded memory)
+MAX_TOTAL = 256 << 20   # nor any once this much has been kept
 MAX_MANIFEST = 256 << 20  # a decompressed chisel manifest
 
 
@@ -136,7 +137,11 @@ def read_databases(files: dict[str, bytes]) -> Database:
 def _chisel(db: Database, blob: bytes) -> bool:
     """Slices from a chisel manifest: they replace package owners for the paths they list."""
     try:
-        text = zstandard.ZstdDecompressor().decompress(blob, max_output_size=MAX_MANIFEST)
+        # A stream read bounded by what we take, whatever size the frame header claims.
+        with zstandard.ZstdDecompressor().stream_reader(blob) as reader:
+            text = reader.read(MAX_MANIFEST + 1)
+        if len(text) > MAX_MANIFEST:
+            return False
         entries = [json.loads(line) for line in text.decode().splitlines() if line.strip()]
     except (zstandard.ZstdError, ValueError, UnicodeDecodeError):
         return False

@@ -67,22 +67,23 @@ def require_base(base: str | None) -> str:
 
 
 def fallbacks(indexes: list[dict], base: str | None, archives: set[str]
-              ) -> dict[tuple[str, str], str]:
-    """(archive, suite) -> snapshot archive root holding that index's files. Only the
-    distro's own archives have snapshots; `archives` names them."""
-    if base is None:
-        return {}
+              ) -> dict[tuple[str, str], str | None]:
+    """(archive, suite) -> the snapshot archive root holding that index's files, or None
+    when no snapshot archive is configured. Only the distro's own archives have
+    snapshots (`archives` names them); other indexes are absent."""
     return {(i["archive"], i["suite"]): archive_url(base, i["archive"], i["snapshot"])
+            if base else None
             for i in indexes if i.get("snapshot") and i["archive"] in archives}
 
 
-def missing_message(name: str, url: str, fallback: str | None) -> str:
+def missing_message(name: str, url: str, fallback: str | None, snapshots: bool) -> str:
     """One paragraph for a locked file the mirror no longer has."""
+    update = "run 'assemble lock --update' to move to versions the mirror has."
     if fallback:
         return (f"package {name}: {url} is gone from the mirror and the snapshot archive "
-                f"has no {fallback} either; check the snapshot archive URL, or run "
-                "'assemble lock --update' to move to versions the mirror has.")
+                f"has no {fallback} either; check the snapshot archive URL, or {update}")
+    if not snapshots:
+        return f"package {name}: {url} is gone from the mirror; {update}"
     return (f"package {name}: {url} is gone from the mirror (Debian drops superseded "
             "versions from its pool). To keep building this lock, configure a snapshot "
-            f"archive: {HOW}. Or run 'assemble lock --update' to move to versions the mirror "
-            "has.")
+            f"archive: {HOW}. Or {update}")
