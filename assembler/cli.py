@@ -8,23 +8,23 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__
-from .archives import Options
-from .build import build
-from .cache import Cache
-from .errors import AssemblerError, SpecError
-from .imagediff import diff_images, format_image_diff
-from .imagefile import ImageError, open_image
-from .inspect import format_text, inspect_image, to_json
-from .linkcheck import explain, scan_tree
-from .lock import load_or_lock, lock_path, read_lock, why
-from .lockdiff import diff_locks, format_lock_diff, is_lock_or_spec, load_lock
-from .mirror import parse_mirror_args
-from .oci import parse_tag
-from .progress import Progress, info
-from .registry import DEFAULT_CHUNK, PushOptions, parse_reference, push
-from .snapshot import parse_timestamp
-from .spec import Spec, load_spec
+from assembler import __version__
+from assembler.build import build
+from assembler.cache import Cache
+from assembler.distro.mirror import parse_mirror_args
+from assembler.distro.snapshot import parse_timestamp
+from assembler.errors import AssemblerError, SpecError
+from assembler.image.diff import diff_images, format_image_diff
+from assembler.image.inspect import format_text, inspect_image, to_json
+from assembler.image.oci import parse_tag
+from assembler.image.reader import ImageError, open_image
+from assembler.linkcheck.check import explain, scan_tree
+from assembler.lock.diff import diff_locks, format_lock_diff, is_lock_or_spec, load_lock
+from assembler.lock.lockfile import load_or_lock, lock_path, read_lock, why
+from assembler.packages.universes import Options
+from assembler.progress import Progress, info
+from assembler.push.registry import DEFAULT_CHUNK, PushOptions, parse_reference, push
+from assembler.spec.document import Spec, load_spec
 
 
 def _cache(args: argparse.Namespace) -> Cache:
@@ -106,7 +106,7 @@ def cmd_why(args: argparse.Namespace) -> int:
                         + ", ".join(lock["archs"]) + ".")
     names = {p["name"] for p in lock["archs"][arch]["packages"]}
     if args.package not in names:
-        from .spec import did_you_mean
+        from assembler.spec.document import did_you_mean
 
         excluded = lock["archs"][arch].get("excluded", {})
         if args.package in excluded:
@@ -121,8 +121,8 @@ def cmd_why(args: argparse.Namespace) -> int:
 
 
 def _catalog(args: argparse.Namespace):  # noqa: ANN202 - a slices.Catalog
-    from .distro import load_distro
-    from .slices import Catalog
+    from assembler.distro.definition import load_distro
+    from assembler.slices.catalog import Catalog
 
     if args.distro:
         distro = load_distro(args.distro, Path.cwd())

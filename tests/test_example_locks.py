@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from assembler.lock import lock_path, read_lock, staleness
-from assembler.spec import load_spec
+from assembler.lock.lockfile import lock_path, read_lock, staleness
+from assembler.spec.document import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").rglob("*.yaml"))

@@ -9,7 +9,7 @@ import json
 import tarfile
 
 from assembler.cli import main
-from assembler.inspect import inspect_image
+from assembler.image.inspect import inspect_image
 
 STATUS = b"""Package: foo
 Status: install ok installed

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from assembler.lock import inputs_digest
-from assembler.spec import load_spec
+from assembler.lock.lockfile import inputs_digest
+from assembler.spec.document import load_spec
 
 BASE = """distro: debian/bookworm
 archs: [{archs}]

@@ -11,7 +11,7 @@ import pytest
 from aptrepo import AptKey, File, Pkg, SnapshotArchive
 from hermetic import run, write_distro, write_spec
 
-from assembler.snapshot import for_index
+from assembler.distro.snapshot import for_index
 
 pytestmark = pytest.mark.integration
 
