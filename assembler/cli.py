@@ -17,7 +17,7 @@ from assembler.errors import AssemblerError, SpecError
 from assembler.image.diff import diff_images, format_image_diff
 from assembler.image.inspect import format_text, inspect_image, to_json
 from assembler.image.oci import parse_tag
-from assembler.image.reader import ImageError, open_image
+from assembler.image.reader import open_image
 from assembler.linkcheck.check import explain, scan_tree
 from assembler.lock.diff import diff_locks, format_lock_diff, is_lock_or_spec, load_lock
 from assembler.lock.lockfile import load_or_lock, lock_path, read_lock, why
@@ -240,15 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_check(args: argparse.Namespace) -> int:
     with open_image(args.image) as image_file:
-        images = image_file.images()
-        if args.arch:
-            wanted = [i for i in images if args.arch in (i.arch, i.platform)]
-            if not wanted:
-                have = ", ".join(i.platform or "unknown" for i in images)
-                raise ImageError(f"{args.image} has no {args.arch} image; it has {have}.")
-            images = wanted
         failed = False
-        for image in images:
+        for image in image_file.images_for(args.arch):
             label = f"{args.image} ({image.platform or 'platform unknown'})"
             with image_file.load_tree(image) as tree:
                 report = scan_tree(tree, args.ignore)

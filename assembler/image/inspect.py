@@ -21,7 +21,6 @@ from assembler.image.pkgdb import MAX_FILE, MAX_TOTAL, Database, is_database, re
 from assembler.image.reader import (
     OPAQUE,
     WHITEOUT,
-    ImageError,
     ImageFile,
     LayerStats,
     PlatformImage,
@@ -80,12 +79,7 @@ class Inspection:
 def inspect_image(path: Path | str, arch: str | None = None) -> list[Inspection]:
     """One Inspection per platform image in the file (only `arch`'s if given)."""
     with open_image(path) as image_file:
-        images = image_file.images()
-        if arch:
-            images = [i for i in images if arch in (i.arch, i.platform)]
-            if not images:
-                raise ImageError(f"{path} has no {arch} image.")
-        return [_inspect(image_file, i) for i in images]
+        return [_inspect(image_file, i) for i in image_file.images_for(arch)]
 
 
 def _inspect(image_file: ImageFile, image: PlatformImage) -> Inspection:

@@ -99,6 +99,17 @@ class ImageFile(TarOrDir):
             raise ImageError(f"{self.path} holds no image manifest.")
         return found
 
+    def images_for(self, arch: str | None) -> list[PlatformImage]:
+        """images(), or only the one for `arch` (amd64, or a platform like linux/arm64/v8)."""
+        images = self.images()
+        if not arch:
+            return images
+        wanted = [i for i in images if arch in (i.arch, i.platform)]
+        if not wanted:
+            have = ", ".join(i.platform or "unknown" for i in images)
+            raise ImageError(f"{self.path} has no {arch} image; it has {have}.")
+        return wanted
+
     def _oci(self) -> list[PlatformImage]:
         index = self._json("index.json")
         out: dict[str, PlatformImage] = {}
