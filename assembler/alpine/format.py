@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from assembler.alpine import install
+from assembler.alpine import install, installed
 from assembler.alpine.repository import AlpineIndexLoader, apk_arch, repository_path, trust_for
 from assembler.alpine.solver import ApkResolver, apk_want
 from assembler.cache import Cache
 from assembler.distro.definition import Distro
 from assembler.errors import SpecError
+from assembler.packages.installed import Installed
 from assembler.packages.resolution import Resolution, Want
 from assembler.packages.universe import IndexLoader, Package, Universe
 from assembler.progress import Progress
@@ -66,6 +67,12 @@ class ApkFormat:
             progress)
         finish_tree(tree, spec, packages, progress)
         return tree, warnings
+
+    def is_database(self, path: str) -> bool:
+        return path == installed.DATABASE
+
+    def read_installed(self, files: dict[str, bytes]) -> tuple[list[Installed], list[str]]:
+        return installed.read_database(files)
 
     def providers(self, distro: Distro, mirrors: dict[str, str], cache: Cache, arch: str,
                   offline: bool) -> None:

@@ -6,10 +6,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from assembler.cache import Cache
+from assembler.debian import dpkgdb
 from assembler.debian.archive import DebianIndexLoader
 from assembler.debian.resolver import AptResolver
 from assembler.distro.definition import Distro
 from assembler.errors import SpecError
+from assembler.packages.installed import Installed
 from assembler.packages.resolution import Resolution, Want
 from assembler.packages.universe import IndexLoader, Package, Universe
 from assembler.progress import Progress
@@ -60,6 +62,12 @@ class DebFormat:
 
         return build_tree(spec, packages, files, distro.merged_usr, cache, progress, arch,
                           distro.slices_dir, lock_file)
+
+    def is_database(self, path: str) -> bool:
+        return dpkgdb.is_database(path)
+
+    def read_installed(self, files: dict[str, bytes]) -> tuple[list[Installed], list[str]]:
+        return dpkgdb.read_installed(files)
 
     def providers(self, distro: Distro, mirrors: dict[str, str], cache: Cache, arch: str,
                   offline: bool) -> Callable[[str], str | None]:

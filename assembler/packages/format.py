@@ -19,6 +19,7 @@ from assembler.errors import SpecError
 if TYPE_CHECKING:
     from assembler.cache import Cache
     from assembler.distro.definition import Distro
+    from assembler.packages.installed import Installed
     from assembler.packages.resolution import Resolution, Resolver, Want
     from assembler.packages.universe import IndexLoader, Universe
     from assembler.progress import Progress
@@ -66,6 +67,15 @@ class PackageFormat(Protocol):
         """The packages' files in a new Tree, plus the package database; warnings."""
         ...
 
+    def is_database(self, path: str) -> bool:
+        """Is this image path (no leading slash) part of the format's package database?"""
+        ...
+
+    def read_installed(self, files: dict[str, bytes]) -> tuple[list[Installed], list[str]]:
+        """From an image's database files (path -> bytes, the paths is_database chose):
+        the packages installed, and which databases were read (inspect, diff)."""
+        ...
+
     def providers(self, distro: Distro, mirrors: dict[str, str], cache: Cache, arch: str,
                   offline: bool) -> Callable[[str], str | None] | None:
         """What package would provide a missing file (link-check hints), if it knows."""
@@ -78,3 +88,8 @@ def format_for(distro: Distro) -> PackageFormat:
         raise SpecError(f"{distro.path}: package format {distro.format!r} is not supported "
                         "(known: " + ", ".join(sorted(FORMATS)) + ").")
     return importlib.import_module(module).FORMAT
+
+
+def all_formats() -> list[PackageFormat]:
+    """Every format, for reading an image whose format is not known (inspect)."""
+    return [importlib.import_module(FORMATS[name]).FORMAT for name in sorted(FORMATS)]
