@@ -274,9 +274,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
     else:
         doc = diff_images(inspect_image(a, args.arch), inspect_image(b, args.arch))
         text = format_image_diff(doc)
-    doc = {"from": str(a), "to": str(b), **doc}
-    print(json.dumps(doc, indent=2, ensure_ascii=False) if args.json else text, end="\n"
-          if args.json else "")
+    if args.json:
+        print(json.dumps({"from": str(a), "to": str(b), **doc}, indent=2, ensure_ascii=False))
+    else:
+        print(text, end="")
     return 0
 
 

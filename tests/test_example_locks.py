@@ -37,3 +37,20 @@ def test_make_run_builds_from_the_committed_lock():
     out = subprocess.run(["make", "-n", "-C", str(ROOT), "run"], capture_output=True, text=True)
     command = [line for line in out.stdout.splitlines() if "assemble build" in line]
     assert command and "--locked" in command[0], out.stdout
+
+
+@pytest.mark.network
+def test_make_run_spec_builds_from_its_committed_lock(tmp_path, shared_cache):
+    """What `make run` does on a fresh clone, on a copy (so nothing in specs/ is touched)."""
+    import shutil
+    import sys
+
+    spec = ROOT / "specs" / "python3.yaml"
+    shutil.copy(spec, tmp_path / spec.name)
+    shutil.copy(lock_path(spec), tmp_path / lock_path(spec).name)
+    r = subprocess.run([sys.executable, "-m", "assembler.cli", "build", str(tmp_path / spec.name),
+                        "--locked", "-q", "--cache-dir", str(shared_cache), "-o",
+                        str(tmp_path / "out.tar")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("sha256:")
+    assert (tmp_path / lock_path(spec).name).read_bytes() == lock_path(spec).read_bytes()

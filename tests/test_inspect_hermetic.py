@@ -105,6 +105,12 @@ def test_inspect_a_skopeo_docker_archive_reads_the_same(images, capsys):
     # The same image in both forms: nothing to report.
     d = _json(capsys, ["diff", str(tmp / "v1.tar"), str(docker), "--json"])
     assert d["platforms"][0]["files"] == {"added": [], "removed": [], "changed": []}
+    # And as an OCI layout directory (skopeo's, not ours).
+    layout = tmp / "layout"
+    subprocess.run(["skopeo", "copy", "-q", f"oci-archive:{tmp / 'v1.tar'}",
+                    f"oci:{layout}:app"], check=True, capture_output=True)
+    in_dir = _json(capsys, ["inspect", str(layout), "--json"])["platforms"][0]
+    assert in_dir["files"] == ours["files"] and in_dir["packages"] == ours["packages"]
 
 
 def test_diff_images_and_locks(images, capsys):
