@@ -75,6 +75,12 @@ def test_dropped_file_builds_from_snapshot_with_the_same_digest(world, tmp_path,
     assert any(p.startswith(f"/archive/test/{stamp}/pool/") for p in served)  # redirected
     assert not any(p.endswith(repo.deb("app").filename) for p in served)  # mirror had it
 
+    # So is the spec's snapshot-mirror (and it does not stale the lock).
+    spec.write_text(spec.read_text() + f"snapshot-mirror: {snap.url}\n")
+    code, again, err = run(_build(tmp_path, spec, repo, "c3b", "--locked"), capsys)
+    assert code == 0 and again == first, err
+    spec.write_text(spec.read_text().replace(f"snapshot-mirror: {snap.url}\n", ""))
+
     # The environment is configuration too; a tampered snapshot file is refused.
     pool_file = snap.path("test", stamp, repo.deb("libfoo", "1.5-1").filename)
     data = bytearray(pool_file.read_bytes())
