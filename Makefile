@@ -9,7 +9,7 @@ SPECS := $(sort $(wildcard specs/*.yaml specs/*/*.yaml))
 DEB_TOOLS := dpkg-dev skopeo umoci docker-registry mmdebstrap apt-utils gcc g++ libc6-dev
 PYTEST_ARGS ?=
 
-.PHONY: run locks test lint venv sysdeps bench clean
+.PHONY: run locks test test-fast lint venv sysdeps bench clean
 
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,16 @@ locks: venv
 	@for s in $(SPECS); do \
 	  $(VENV)/bin/assemble lock $$s $(if $(UPDATE),--update) || exit 1; done
 
-test: venv sysdeps
+# ruff over everything, mypy over the package (configured in pyproject.toml).
+lint: venv
 	$(VENV)/bin/ruff check assembler tests bench
+	$(VENV)/bin/mypy
+
+# The unit tier: no servers, no network, a few seconds.
+test-fast: venv
+	$(PY) -m pytest -q -m "not integration and not network" $(PYTEST_ARGS)
+
+test: lint sysdeps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: venv sysdeps

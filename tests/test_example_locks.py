@@ -25,7 +25,7 @@ def test_there_are_example_specs():
 @pytest.mark.parametrize("spec", SPECS, ids=[str(s.relative_to(ROOT)) for s in SPECS])
 def test_example_lock_is_committed_and_fresh(spec):
     lock = read_lock(lock_path(spec))       # a missing or damaged lock fails here
-    assert lock["spec"]["file"] == spec.name
+    assert lock.spec_file == spec.name
     assert staleness(lock, load_spec(spec)) is None, f"{spec} changed: run 'make locks'"
     tracked = subprocess.run(["git", "-C", str(ROOT), "ls-files", "--error-unmatch",
                               str(lock_path(spec))], capture_output=True)

@@ -9,7 +9,6 @@ that hash, so nothing unverified ever reaches the cache.
 from __future__ import annotations
 
 import hashlib
-import json
 import lzma
 import marshal
 import time
@@ -30,9 +29,10 @@ from assembler.debian.packages import (
 from assembler.debian.release import Release, check_release, parse_release
 from assembler.debian.version import version_key
 from assembler.distro import snapshot
-from assembler.distro.definition import Archive
+from assembler.distro.definition import Archive, Distro
 from assembler.errors import IntegrityError, NetworkError
-from assembler.packages.universe import IndexLoader, Timings, Universe
+from assembler.packages.universe import IndexLoader, Universe
+from assembler.progress import Progress
 from assembler.transport import NotFound, fetch
 
 CACHE_FORMAT = "deb-index-2"
@@ -88,9 +88,10 @@ class SuiteIndex:
 class DebianIndexLoader(IndexLoader):
     """InRelease + Packages per suite: fetch (by-hash), verify, parse, cache."""
 
-    def __init__(self, *args, snapshots: dict[str, str] | None = None,
-                 **kwargs) -> None:  # noqa: ANN002, ANN003 - IndexLoader's
-        super().__init__(*args, **kwargs)
+    def __init__(self, distro: Distro, mirrors: dict[str, str], cache: Cache,
+                 offline: bool = False, progress: Progress | None = None,
+                 snapshots: dict[str, str] | None = None) -> None:
+        super().__init__(distro, mirrors, cache, offline, progress)
         self._releases: dict[tuple[str, str], SuiteIndex] = {}
         # archive name -> the snapshot timestamp its mirror URL points into (lock --snapshot)
         self.snapshots = snapshots or {}
@@ -229,7 +230,3 @@ class DebianIndexLoader(IndexLoader):
                 universe.sources.append(self._source(archive, si))
         self.progress.done()
         return universe
-
-
-def describe_timings(t: Timings) -> str:
-    return json.dumps({k: round(v, 3) for k, v in t.__dict__.items()})

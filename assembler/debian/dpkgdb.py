@@ -19,7 +19,9 @@ def is_database(path: str) -> bool:
 
 
 def paragraphs(data: bytes) -> list[dict[str, str]]:
-    out, fields, key = [], {}, ""
+    out: list[dict[str, str]] = []
+    fields: dict[str, str] = {}
+    key = ""
     for line in [*text(data).splitlines(), ""]:
         if not line.strip():
             if fields:

@@ -168,7 +168,8 @@ def _entry(info: tarfile.TarInfo, f: IO[bytes] | None, path: str, layer: int,
 
 
 def _config(doc: dict[str, Any]) -> dict[str, Any]:
-    c = doc.get("config") if isinstance(doc.get("config"), dict) else {}
+    raw = doc.get("config")
+    c: dict[str, Any] = raw if isinstance(raw, dict) else {}
     return {"user": c.get("User") or "", "entrypoint": c.get("Entrypoint") or [],
             "cmd": c.get("Cmd") or [], "env": c.get("Env") or [],
             "working-dir": c.get("WorkingDir") or "", "labels": c.get("Labels") or {},

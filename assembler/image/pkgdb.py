@@ -49,8 +49,8 @@ def read_databases(files: dict[str, bytes]) -> Database:
         if manifest is None:
             continue
         db.sources.append(path)
-        packages, owners = manifest
-        for name, (version, arch, slices) in packages.items():
+        sliced, owners = manifest
+        for name, (version, arch, slices) in sliced.items():
             db.packages.setdefault(name, Installed(name, version, arch)).slices = slices
         db.owners.update(owners)
     db.sources.sort()

@@ -14,6 +14,7 @@ from typing import Any
 
 from assembler.errors import SpecError
 from assembler.lock.lockfile import lock_path, read_lock
+from assembler.lock.model import Lock
 
 # arch -> package name -> {"version", "arch", "size", "slices", "sha256"}
 PackageSets = dict[str, dict[str, dict[str, Any]]]
@@ -23,7 +24,7 @@ def is_lock_or_spec(path: Path) -> bool:
     return path.name.endswith((".json", ".yaml", ".yml"))
 
 
-def load_lock(path: Path) -> dict[str, Any]:
+def load_lock(path: Path) -> Lock:
     """A lock named directly, or the committed lock of a spec."""
     if path.name.endswith((".yaml", ".yml")):
         if not path.is_file():
@@ -32,9 +33,9 @@ def load_lock(path: Path) -> dict[str, Any]:
     return read_lock(path)
 
 
-def lock_packages(lock: dict[str, Any]) -> PackageSets:
-    return {arch: {p["name"]: p for p in entry["packages"]}
-            for arch, entry in lock["archs"].items()}
+def lock_packages(lock: Lock) -> PackageSets:
+    return {arch: {p.name: p.to_json() for p in entry.packages}
+            for arch, entry in lock.archs.items()}
 
 
 def _slices(p: dict[str, Any] | None) -> tuple[str, ...]:
@@ -43,38 +44,44 @@ def _slices(p: dict[str, Any] | None) -> tuple[str, ...]:
 
 def diff_packages(a: PackageSets, b: PackageSets) -> dict[str, Any]:
     """Added, removed and changed packages; one entry per change, with the archs it is on."""
-    groups: dict[tuple, dict[str, Any]] = {}
+    # (kind, name, from version, to version, from slices, to slices) -> archs and sizes
+    groups: dict[tuple[str, str, str, str, tuple[str, ...], tuple[str, ...]],
+                 dict[str, Any]] = {}
     for arch in sorted(set(a) | set(b)):
         old, new = a.get(arch, {}), b.get(arch, {})
         for name in sorted(set(old) | set(new)):
             x, y = old.get(name), new.get(name)
-            if x and y and (x["version"], x.get("sha256"), _slices(x)) == \
-                    (y["version"], y.get("sha256"), _slices(y)):
-                continue
-            if x is None:
-                key = ("added", name, y["version"], _slices(y))
-            elif y is None:
-                key = ("removed", name, x["version"], _slices(x))
-            else:
+            if x is not None and y is not None:
+                if (x["version"], x.get("sha256"), _slices(x)) == \
+                        (y["version"], y.get("sha256"), _slices(y)):
+                    continue
                 key = ("changed", name, x["version"], y["version"], _slices(x), _slices(y))
+                size: int | list[int] = [x["size"], y["size"]]
+            elif x is None and y is not None:
+                key = ("added", name, "", y["version"], (), _slices(y))
+                size = y["size"]
+            elif x is not None:
+                key = ("removed", name, x["version"], "", _slices(x), ())
+                size = x["size"]
+            else:
+                continue
             g = groups.setdefault(key, {"archs": [], "size": {}})
             g["archs"].append(arch)
-            g["size"][arch] = (x or y)["size"] if not (x and y) else [x["size"], y["size"]]
-    out: dict[str, list] = {"added": [], "removed": [], "changed": []}
-    for key, g in groups.items():
-        kind, name = key[0], key[1]
+            g["size"][arch] = size
+    out: dict[str, Any] = {"added": [], "removed": [], "changed": []}
+    for (kind, name, was, now, slices_was, slices_now), g in groups.items():
         entry: dict[str, Any] = {"name": name}
         if kind == "changed":
-            entry |= {"from": key[2], "to": key[3]}
-            if key[4] != key[5]:
-                entry["slices"] = {"from": list(key[4]), "to": list(key[5])}
+            entry |= {"from": was, "to": now}
+            if slices_was != slices_now:
+                entry["slices"] = {"from": list(slices_was), "to": list(slices_now)}
         else:
-            entry["version"] = key[2]
-            if key[3]:
-                entry["slices"] = list(key[3])
+            entry["version"] = now or was
+            if slices_was or slices_now:
+                entry["slices"] = list(slices_was or slices_now)
         out[kind].append(entry | g)
-    for v in out.values():
-        v.sort(key=lambda e: e["name"])
+    for kind in ("added", "removed", "changed"):
+        out[kind].sort(key=lambda e: e["name"])
     out["totals"] = {arch: {side: {"packages": len(s.get(arch, {})),
                                    "size": sum(p["size"] for p in s.get(arch, {}).values())}
                             for side, s in (("from", a), ("to", b))}
@@ -82,20 +89,20 @@ def diff_packages(a: PackageSets, b: PackageSets) -> dict[str, Any]:
     return out
 
 
-def diff_locks(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    indexes = []
-    for arch in sorted(set(a["archs"]) & set(b["archs"])):
-        old = {(i["archive"], i["suite"]): i for i in a["archs"][arch].get("indexes", [])}
-        for i in b["archs"][arch].get("indexes", []):
-            o = old.get((i["archive"], i["suite"]))
-            if o and o.get("date") != i.get("date") and \
-                    not any(x["suite"] == i["suite"] and x["archive"] == i["archive"]
+def diff_locks(a: Lock, b: Lock) -> dict[str, Any]:
+    indexes: list[dict[str, str]] = []
+    for arch in sorted(set(a.archs) & set(b.archs)):
+        old = {(i.archive, i.suite): i for i in a.archs[arch].indexes}
+        for i in b.archs[arch].indexes:
+            o = old.get((i.archive, i.suite))
+            if o and o.date != i.date and \
+                    not any(x["suite"] == i.suite and x["archive"] == i.archive
                             for x in indexes):
-                indexes.append({"archive": i["archive"], "suite": i["suite"],
-                                "from": o.get("date"), "to": i.get("date")})
+                indexes.append({"archive": i.archive, "suite": i.suite, "from": o.date,
+                                "to": i.date})
     return {"kind": "locks",
-            "archs": {"added": sorted(set(b["archs"]) - set(a["archs"])),
-                      "removed": sorted(set(a["archs"]) - set(b["archs"]))},
+            "archs": {"added": sorted(set(b.archs) - set(a.archs)),
+                      "removed": sorted(set(a.archs) - set(b.archs))},
             "indexes": indexes,
             "packages": diff_packages(lock_packages(a), lock_packages(b))}
 
