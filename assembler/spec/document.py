@@ -100,6 +100,7 @@ class Spec:
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
     # Globs over absolute paths of ELF files the link check skips (linkcheck.py).
     link_check_ignore: list[str] = field(default_factory=list)
+    snapshot_mirror: str | None = None   # base URL of a snapshot archive (distro/snapshot.py)
     # name -> {"path", "line", and "link" for an alternative the table lacks} (alternatives.py)
     alternatives: dict[str, dict[str, Any]] = field(default_factory=dict)
     # [{"name", "content", "line"}]: PEM certificates the image trusts too (certs.py)
@@ -180,6 +181,7 @@ TOP_KEYS = {
     "archs": "target architectures",
     "contents": "packages",
     "mirrors": "archive URLs",
+    "snapshot-mirror": "snapshot archive URL",
     "accounts": "users and groups",
     "entrypoint": "entrypoint",
     "cmd": "cmd",
@@ -461,6 +463,8 @@ def load_spec(path: Path | str) -> Spec:
         layering=layering,
         raw=raw,
         link_check_ignore=link_check_ignore,
+        snapshot_mirror=r.string(top["snapshot-mirror"], "snapshot-mirror")
+        if "snapshot-mirror" in top else None,
         alternatives=_alternatives(r, top["alternatives"]) if "alternatives" in top else {},
         certificates=_certificates(r, top["certificates"]) if "certificates" in top else [],
     )
