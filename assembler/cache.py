@@ -15,7 +15,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
-from .errors import IntegrityError
+from .errors import IntegrityError, MalformedError
+from .untrusted import is_sha256
 
 
 def default_cache_dir() -> Path:
@@ -69,6 +70,10 @@ class Cache:
         self.root = Path(root) if root else default_cache_dir()
 
     def blob_path(self, sha256: str) -> Path:
+        # The digest comes from an index or a lock: never let it be a path.
+        if not is_sha256(sha256):
+            raise MalformedError(f"{str(sha256)[:80]!r} is not a sha256 (64 lowercase hex "
+                                 "digits); it cannot name a cache entry.")
         return self.root / "blobs" / "sha256" / sha256[:2] / sha256
 
     def has_blob(self, sha256: str) -> bool:
@@ -93,4 +98,11 @@ class Cache:
         return path
 
     def derived_path(self, kind: str, key: str) -> Path:
-        return self.root / kind / f"{key}"
+        parts = key.split("/")
+        if any(p in ("", ".", "..") for p in parts) or "\\" in key or "\0" in key:
+            raise MalformedError(f"{key[:80]!r} cannot name a cache entry.")
+        return self.root / kind / key
+
+    def unpacked_path(self, sha256: str, version: int) -> Path:
+        self.blob_path(sha256)   # the same check: a sha256, never a path
+        return self.derived_path("unpacked", f"{sha256[:2]}/{sha256}.v{version}")

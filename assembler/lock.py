@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,13 @@ from typing import Any
 from .archives import Archives, Options
 from .cache import atomic_write
 from .distro import Distro
-from .errors import ResolveError, SpecError
+from .errors import MalformedError, ResolveError, SpecError
 from .index import Universe
 from .progress import info
 from .resolve import Resolution, Resolver, Want
 from .slices import Catalog
 from .spec import Spec, did_you_mean
+from .untrusted import archive_path_problem, is_sha256
 
 LOCK_VERSION = 1
 # Only what changes the package set makes a lock stale: editing cmd or env does not.
@@ -117,7 +117,6 @@ def read_lock(path: Path) -> dict[str, Any]:
     return data
 
 
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 _STRING_FIELDS = ("name", "version", "arch", "archive", "suite", "filename", "source")
 
 
@@ -159,8 +158,11 @@ def _lock_problem(data: dict[str, Any]) -> str | None:
                     return f"{k!r} of package entry {name} for {arch} is not a string"
             if not isinstance(p["size"], int) or isinstance(p["size"], bool) or p["size"] < 0:
                 return f"'size' of {name} for {arch} is not a byte count"
-            if not isinstance(p["sha256"], str) or not _SHA256.fullmatch(p["sha256"]):
+            if not is_sha256(p["sha256"]):
                 return f"'sha256' of {name} for {arch} is not 64 hex digits"
+            path_problem = archive_path_problem(p["filename"])
+            if path_problem:
+                return f"'filename' of {name} for {arch} is not a relative path ({path_problem})"
             for k in ("reason", "slices"):
                 if k in p and not (isinstance(p[k], list)
                                    and all(isinstance(x, str) for x in p[k])):
@@ -298,7 +300,14 @@ def resolve_spec(spec: Spec, archives: Archives) -> dict:
     for arch, res in resolutions.items():
         archives.complete(arch, res)
     indexes = {arch: u.sources for arch, u in universes.items()}
-    return build_lock(spec, resolutions, indexes)
+    lock = build_lock(spec, resolutions, indexes)
+    # The same checks as a lock read from disk: a fresh one goes straight to fetch.
+    problem = _lock_problem(lock)
+    if problem:
+        raise MalformedError(f"resolving {spec.path} gave an unusable lock ({problem}); an "
+                             "index of its archives holds a malformed value. Nothing was "
+                             "written.")
+    return lock
 
 
 def load_or_lock(spec: Spec, options: Options, update: bool = False,

@@ -127,7 +127,7 @@ def unpacked(cache: Cache, sha256: str,
     `open_members` streams the package's data tar; `read_extras` returns the
     format's metadata files. Both are only called on a miss.
     """
-    dest = cache.derived_path("unpacked", f"{sha256[:2]}/{sha256}.v{FORMAT}")
+    dest = cache.unpacked_path(sha256, FORMAT)
     got = _read(dest) if dest.is_file() else None
     if got is None:
         extras = read_extras()

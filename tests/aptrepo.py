@@ -28,6 +28,10 @@ In pytest use the `apt_key` / `apt_repo` fixtures from tests/conftest.py:
 `repo.server`). To publish an archive update, change `repo.suites` and call
 `repo.publish()`.
 
+A hostile but signed archive: `repo.index_edits[suite] = lambda text: ...` rewrites
+a suite's Packages text before it is hashed into the signed Release (then
+`repo.publish()`).
+
 Tampering helpers (`tamper_inrelease`, `replace_index`, `resign`, `expire`,
 `tamper_pool_file`, `remove_signature`) mutate the published archive in place
 the way a broken or malicious mirror would.
@@ -53,7 +57,7 @@ import re
 import tarfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -457,6 +461,9 @@ class AptRepo:
         self.by_hash = by_hash
         self.index_exts = list(index_exts)
         self.release_fields = release_fields or {}
+        # suite -> function rewriting its Packages text before it is signed: a hostile
+        # (or broken) archive whose index is nonetheless correctly signed
+        self.index_edits: dict[str, Callable[[str], str]] = {}
         self.pool: dict[tuple[str, str, str], PoolFile] = {}
         self.server: Server | None = None
         self.publish()
@@ -553,7 +560,9 @@ class AptRepo:
         listed: list[tuple[str, bytes]] = []  # (path relative to dists/<suite>, content)
         for comp in self.components:
             for arch in self.archs:
-                text = self.packages_text(suite, comp, arch).encode()
+                text = self.packages_text(suite, comp, arch)
+                edit = self.index_edits.get(suite)
+                text = (edit(text) if edit else text).encode()
                 base = f"{comp}/binary-{arch}"
                 for ext in ("", ".gz", ".xz"):
                     listed.append((f"{base}/Packages{ext}", _compress(text, ext)))

@@ -199,7 +199,9 @@ class DebianIndexLoader(IndexLoader):
                             continue
                         idx = len(sources)
                         sources.append({"archive": archive.name, "suite": suite,
-                                        "component": component})
+                                        "component": component,
+                                        "index": f"{self.mirrors[archive.name]}/dists/"
+                                                 f"{suite}/{component}/binary-{a}/Packages"})
                         universe.add_bulk(records, idx, provided_names)
                 if not self.offline:
                     si.remember(self.cache)
