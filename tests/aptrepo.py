@@ -57,7 +57,7 @@ import re
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -723,6 +723,11 @@ class Server:
     faults: dict[str, list[int]] = field(default_factory=dict)
     # path substring -> seconds to sleep per 64 KiB sent (a slow mirror)
     slow: dict[str, float] = field(default_factory=dict)
+    # path substring -> function(the file's real bytes) -> (headers, body pieces): a
+    # hostile mirror (an endless body, a drip); bytes it managed to send go to `sent`
+    bodies: dict[str, Callable[[bytes], tuple[dict[str, str], Iterable[bytes]]]] = field(
+        default_factory=dict)
+    sent: dict[str, int] = field(default_factory=dict)
     _httpd: http.server.ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
 
@@ -770,6 +775,10 @@ def serve_start(root: str | os.PathLike[str]) -> Server:
             if self._fault():
                 return
             path = self.path.split("?", 1)[0]
+            hostile = next((f for sub, f in server.bodies.items() if sub in path), None)
+            if hostile is not None:
+                self._hostile(path, hostile)
+                return
             delay = next((d for sub, d in server.slow.items() if sub in path), None)
             if delay is None:
                 super().do_GET()
@@ -782,6 +791,23 @@ def serve_start(root: str | os.PathLike[str]) -> Server:
                 self.wfile.write(data[i:i + 65536])
                 self.wfile.flush()
                 time.sleep(delay)
+
+        def _hostile(self, path, body) -> None:
+            real = root / path.lstrip("/")
+            headers, pieces = body(real.read_bytes() if real.is_file() else b"")
+            self.send_response(200)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.close_connection = True
+            try:
+                for piece in pieces:
+                    self.wfile.write(piece)
+                    self.wfile.flush()
+                    with lock:
+                        server.sent[path] = server.sent.get(path, 0) + len(piece)
+            except OSError:   # the client hung up: what a hostile mirror wants to know
+                pass
 
         def do_HEAD(self):  # noqa: N802
             if not self._fault():

@@ -255,7 +255,7 @@ class AlpineIndexLoader(IndexLoader):
 
         def one(p: Package) -> None:
             url = f"{self.mirrors[p.archive]}/{p.filename}"
-            data = fetch(url)
+            data = fetch(url, p.size or None)
             if p.size and len(data) != p.size:
                 raise IntegrityError(f"{url}: {len(data)} bytes, but the signed index says "
                                      f"{p.size}; the file was discarded.")

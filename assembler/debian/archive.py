@@ -62,6 +62,16 @@ def decompressed_pieces(data: bytes, make: Callable[[], object]) -> Iterator[byt
 
 
 
+_SIGNATURE_END = b"\n-----END PGP SIGNATURE-----"
+
+
+def _inrelease_end(window: bytes) -> int | None:
+    """Where a clearsigned InRelease ends: its armor's last line, plus a line break
+    (a few bytes of slack); whatever a mirror sends after that is refused unread."""
+    at = window.find(_SIGNATURE_END)
+    return None if at < 0 else at + len(_SIGNATURE_END) + 8
+
+
 @dataclass
 class SuiteIndex:
     archive: str
@@ -106,7 +116,7 @@ class DebianIndexLoader(IndexLoader):
             t = time.perf_counter()
             self.progress.status(f"fetching {archive.name} {suite} InRelease")
             try:
-                data = fetch(url)
+                data = fetch(url, end=_inrelease_end)
             except NotFound:
                 raise NetworkError(f"{url} does not exist: is {self.mirrors[archive.name]} "
                                    f"really a mirror of archive {archive.name!r} that carries "
@@ -148,15 +158,18 @@ class DebianIndexLoader(IndexLoader):
                              f"({size / 1e6:.1f} MB)", force=True)
         t = time.perf_counter()
         data = None
-        if si.release.acquire_by_hash:
-            # by-hash cannot change under us mid-update; fall back like apt does.
-            try:
-                data = fetch(f"{mirror}/dists/{si.suite}/{component}/binary-{arch}/"
-                             f"by-hash/SHA256/{sha}")
-            except NotFound:
-                data = None
-        if data is None:
-            data = fetch(url)
+        try:
+            if si.release.acquire_by_hash:
+                # by-hash cannot change under us mid-update; fall back like apt does.
+                try:
+                    data = fetch(f"{mirror}/dists/{si.suite}/{component}/binary-{arch}/"
+                                 f"by-hash/SHA256/{sha}", size)
+                except NotFound:
+                    data = None
+            if data is None:
+                data = fetch(url, size)
+        except IntegrityError as e:
+            raise IntegrityError(f"{si.archive} {si.suite} {base}{ext}: {e}") from None
         self.timings.download += time.perf_counter() - t
         t = time.perf_counter()
         actual = hashlib.sha256(data).hexdigest()

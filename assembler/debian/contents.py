@@ -74,7 +74,7 @@ class LibraryIndex:
                         continue
                     else:
                         url = f"{self.loader.mirrors[archive.name]}/dists/{suite}/{name}"
-                        data = fetch(url)
+                        data = fetch(url, size)
                         if hashlib.sha256(data).hexdigest() != sha or len(data) != size:
                             raise IntegrityError(f"{url}: does not match the signed InRelease; "
                                                  "not used.")
