@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .accounts import run_as, write_accounts
 from .archives import Options, distro_for
-from .cache import Cache
+from .cache import Cache, sweep_temps
 from .certs import BUNDLE, write_ca_bundle
 from .cut import cut, member_path
 from .debian import deb
@@ -34,7 +34,7 @@ from .progress import Progress, info
 from .rootfs import Tree
 from .slices import Catalog, PathSpec, Slice
 from .spec import Spec
-from .unpacked import Unpacked, unpacked
+from .unpacked import Unpacked, is_unpacked, unpacked
 
 # What a container never reads; copyright files stay (licences travel with binaries).
 STRIP = {
@@ -326,6 +326,10 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
                                 "from git or run 'assemble lock --update'.")
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
+        # What killed builds left beside the output (never younger than any build).
+        name = output.name
+        sweep_temps(output.parent, (".assemble-*", f".tmp-*.{name}", f".tmp-{name}-*",
+                                    f".old-{name}-*"))
         workdir = tempfile.TemporaryDirectory(prefix=".assemble-", dir=output.parent)
     except OSError as e:
         raise SpecError(f"-o {output}: cannot write there ({e.strerror or e}).") from None
@@ -335,7 +339,10 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
             packages = lock["archs"][arch]["packages"]
             items = [Wanted(p["name"], mirrors[p["archive"]], p["filename"], p["sha256"],
                             p["size"]) for p in packages]
-            files = fetch_all(items, options.cache, options.offline, progress)
+            # A Debian package is read only to fill its unpacked entry; an apk every time.
+            will_read = (lambda sha: True) if distro.family == "alpine" else \
+                (lambda sha: not is_unpacked(options.cache, sha))
+            files = fetch_all(items, options.cache, options.offline, progress, will_read)
             if distro.family == "alpine":
                 tree, warnings = build_apk_tree(spec, packages, files, distro, arch, progress)
             else:

@@ -11,7 +11,7 @@ from pathlib import Path
 from . import __version__
 from .archives import Options
 from .build import build
-from .cache import Cache
+from .cache import DISK_ERRNOS, Cache, disk_error
 from .errors import AssemblerError, SpecError
 from .imagefile import ImageError, open_image
 from .linkcheck import explain, scan_tree
@@ -32,6 +32,7 @@ def _cache(args: argparse.Namespace) -> Cache:
         raise SpecError(f"{where} {cache.root}: cannot use it ({e.strerror or e}); pass "
                         "--cache-dir DIR or set ASSEMBLER_CACHE to a writable directory."
                         ) from None
+    cache.sweep()
     return cache
 
 
@@ -406,6 +407,13 @@ def main(argv: list[str] | None = None) -> int:
     except AssemblerError as e:
         print(f"assemble: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:
+        # A write the code does not wrap itself failing for the machine's reasons.
+        if e.errno not in DISK_ERRNOS:
+            raise
+        err = disk_error(e, e.filename or "a file")
+        print(f"assemble: error: {err}", file=sys.stderr)
+        return err.exit_code
     except KeyboardInterrupt:
         print("assemble: interrupted", file=sys.stderr)
         return 130

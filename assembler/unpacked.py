@@ -119,6 +119,20 @@ def _read(path: Path) -> tuple[list[Member], dict[str, bytes]] | None:
     return table, extras
 
 
+def is_unpacked(cache: Cache, sha256: str) -> bool:
+    """Does a whole unpacked entry exist (its trailer checked, not its table read)?"""
+    try:
+        with open(cache.unpacked_path(sha256, FORMAT), "rb") as f:
+            end = f.seek(0, os.SEEK_END)
+            if end < _TRAILER.size:
+                return False
+            f.seek(end - _TRAILER.size)
+            table_at, magic = _TRAILER.unpack(f.read(_TRAILER.size))
+    except OSError:
+        return False
+    return magic == _MAGIC and table_at <= end - _TRAILER.size
+
+
 def unpacked(cache: Cache, sha256: str,
              open_members: Callable[[], Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]],
              read_extras: Callable[[], dict[str, bytes]]) -> Unpacked:

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import marshal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..cache import atomic_write
+from ..cache import atomic_write, sealed
 from ..distro import Archive, Distro
 from ..errors import IntegrityError, NetworkError, SpecError
 from ..index import Dep, IndexLoader, Package, Universe
@@ -36,7 +35,7 @@ from .record import PackageRecord, iter_stanzas, record_from_fields
 from .signing import gunzip
 from .version import version_key
 
-CACHE_FORMAT = "apk-index-1"
+CACHE_FORMAT = "apk-index-2"   # 2: sealed (Cache.store_parsed)
 _MAX_INDEX = 512 << 20
 WORKERS = 6
 
@@ -147,10 +146,7 @@ class AlpineIndexLoader(IndexLoader):
 
     def _raw(self, url: str) -> bytes:
         if self.offline:
-            try:
-                data = self.cache.get_blob(self._pointer(url).read_text().strip())
-            except FileNotFoundError:
-                data = None
+            data = self.cache.pointed_blob(self._pointer(url))
             if data is None:
                 raise NetworkError(f"--offline: {url} is not in the cache; run once online.")
             return data
@@ -172,9 +168,10 @@ class AlpineIndexLoader(IndexLoader):
         self.timings.verify += time.perf_counter() - t
         parsed_path = self.cache.derived_path("index", f"{CACHE_FORMAT}-{sha}.marshal")
         writes: list[tuple[Path, bytes]] = []
-        if parsed_path.is_file():
-            t = time.perf_counter()
-            description, date, items, triggers = marshal.loads(parsed_path.read_bytes())
+        t = time.perf_counter()
+        parsed = self.cache.load_parsed(parsed_path)
+        if isinstance(parsed, tuple) and len(parsed) == 4:
+            description, date, items, triggers = parsed
             self.timings.load += time.perf_counter() - t
         else:
             t = time.perf_counter()
@@ -187,7 +184,7 @@ class AlpineIndexLoader(IndexLoader):
             triggers = [(r.name, " ".join(d.name for d in _atoms(r.install_if)))
                         for r in records if r.install_if]
             self.timings.parse += time.perf_counter() - t
-            writes.append((parsed_path, marshal.dumps((description, date, items, triggers))))
+            writes.append((parsed_path, sealed((description, date, items, triggers))))
         if not self.offline:
             writes.append((self._pointer(url), sha.encode()))
         return _Verified(url, raw, sha, signer, description, date, items, triggers, writes)

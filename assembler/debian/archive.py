@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import lzma
-import marshal
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -28,7 +27,7 @@ from .packages import is_essential, make_package, parse_packages_pieces, provide
 from .release import Release, check_release, parse_release
 from .version import version_key
 
-CACHE_FORMAT = "deb-index-2"
+CACHE_FORMAT = "deb-index-3"   # 3: sealed (Cache.store_parsed)
 # Prefer the smallest transfer that is still fast to decompress.
 class _Plain:
     """The no-compression case with a decompressor's interface."""
@@ -106,10 +105,7 @@ class DebianIndexLoader(IndexLoader):
         pointer = self._pointer(url)
         data: bytes | None = None
         if self.offline:
-            try:
-                data = self.cache.get_blob(pointer.read_text().strip())
-            except FileNotFoundError:
-                data = None
+            data = self.cache.pointed_blob(pointer)
             if data is None:
                 raise NetworkError(f"--offline: {url} is not in the cache; run once online.")
         else:
@@ -144,9 +140,9 @@ class DebianIndexLoader(IndexLoader):
             return None  # the suite has no such component/arch (e.g. empty -updates)
         sha, size = entry
         cached = self.cache.derived_path("index", f"{CACHE_FORMAT}-{sha}.marshal")
-        if cached.is_file():
-            t = time.perf_counter()
-            records = marshal.loads(cached.read_bytes())
+        t = time.perf_counter()
+        records = self.cache.load_parsed(cached)
+        if isinstance(records, list):
             self.timings.load += time.perf_counter() - t
             return records
         if self.offline:
@@ -186,7 +182,7 @@ class DebianIndexLoader(IndexLoader):
         except (lzma.LZMAError, zlib.error, OSError, EOFError) as e:
             raise IntegrityError(f"{url}: cannot decompress ({e}).") from None
         self.timings.parse += time.perf_counter() - t
-        atomic_write(cached, marshal.dumps(records))
+        self.cache.store_parsed(cached, records)
         return records
 
     def load(self, arch: str) -> Universe:

@@ -9,18 +9,17 @@ library basename -> packages, which is what gets cached.
 from __future__ import annotations
 
 import hashlib
-import marshal
 import re
 import zlib
 
-from ..cache import Cache, atomic_write
+from ..cache import Cache
 from ..distro import Distro
 from ..errors import AssemblerError, IntegrityError
 from ..progress import Progress
 from ..transport import fetch
 from .archive import DebianIndexLoader, decompressed_pieces
 
-CACHE_FORMAT = "contents-libs-1"
+CACHE_FORMAT = "contents-libs-2"   # 2: sealed (Cache.store_parsed)
 # Only files in library directories that look like shared objects.
 _LIB = re.compile(rb"^(?:usr/)?lib[^/ ]*/(?:[^/ ]+/)?((?:lib|ld-)[^/ ]*\.so(?:\.[0-9][^/ ]*)?)"
                   rb"\s+(\S+)$", re.M)
@@ -68,18 +67,17 @@ class LibraryIndex:
                         continue
                     sha, size = entry
                     cached = self.cache.derived_path("index", f"{CACHE_FORMAT}-{sha}.marshal")
-                    if cached.is_file():
-                        part = marshal.loads(cached.read_bytes())
-                    elif self.offline:
-                        continue
-                    else:
+                    part = self.cache.load_parsed(cached)
+                    if not isinstance(part, dict):
+                        if self.offline:
+                            continue
                         url = f"{self.loader.mirrors[archive.name]}/dists/{suite}/{name}"
                         data = fetch(url, size)
                         if hashlib.sha256(data).hexdigest() != sha or len(data) != size:
                             raise IntegrityError(f"{url}: does not match the signed InRelease; "
                                                  "not used.")
                         part = _reduce(data)
-                        atomic_write(cached, marshal.dumps(part))
+                        self.cache.store_parsed(cached, part)
                     for lib, pkgs in part.items():
                         merged.setdefault(lib, set()).update(pkgs)
         return {k: sorted(v) for k, v in merged.items()}
