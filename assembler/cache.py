@@ -21,8 +21,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
-from .errors import DiskError, IntegrityError, MalformedError
-from .untrusted import is_sha256
+from assembler.errors import DiskError, IntegrityError, MalformedError
+from assembler.untrusted import is_sha256
 
 
 def default_cache_dir() -> Path:

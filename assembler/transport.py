@@ -21,8 +21,8 @@ from pathlib import Path
 import requests
 import urllib3
 
-from .cache import atomic_writer
-from .errors import AssemblerError, IntegrityError, NetworkError, SpecError
+from assembler.cache import atomic_writer
+from assembler.errors import AssemblerError, IntegrityError, NetworkError, SpecError
 
 _CHUNK = 1 << 16
 _CARRY = 256   # bytes kept across pieces, so an end marker split between two is found

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import MalformedError
+from assembler.errors import MalformedError
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SIZE = re.compile(r"[0-9]{1,18}")      # far above any file; keeps int() trivially cheap

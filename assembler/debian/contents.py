@@ -12,12 +12,12 @@ import hashlib
 import re
 import zlib
 
-from ..cache import Cache
-from ..distro import Distro
-from ..errors import AssemblerError, IntegrityError
-from ..progress import Progress
-from ..transport import fetch
-from .archive import DebianIndexLoader, decompressed_pieces
+from assembler.cache import Cache
+from assembler.debian.archive import DebianIndexLoader, decompressed_pieces
+from assembler.distro.definition import Distro
+from assembler.errors import AssemblerError, IntegrityError
+from assembler.progress import Progress
+from assembler.transport import fetch
 
 CACHE_FORMAT = "contents-libs-2"   # 2: sealed (Cache.store_parsed)
 # Only files in library directories that look like shared objects.

@@ -14,9 +14,9 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
-from ..errors import MalformedError
-from ..index import Dep, Package
-from ..untrusted import archive_path, byte_count, sha256_hex
+from assembler.errors import MalformedError
+from assembler.packages.universe import Dep, Package
+from assembler.untrusted import archive_path, byte_count, sha256_hex
 
 FIELDS = ("Package", "Version", "Architecture", "Multi-Arch", "Depends", "Pre-Depends",
           "Provides", "Conflicts", "Breaks", "Essential", "Filename", "Size", "SHA256",

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from ..errors import IntegrityError, MalformedError
-from ..untrusted import byte_count, sha256_hex
+from assembler.errors import IntegrityError, MalformedError
+from assembler.untrusted import byte_count, sha256_hex
 
 
 @dataclass
