@@ -335,8 +335,8 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
         output.parent.mkdir(parents=True, exist_ok=True)
         # What killed builds left beside the output (never younger than any build).
         name = output.name
-        sweep_temps(output.parent, (".assemble-*", f".tmp-*.{name}", f".tmp-{name}-*",
-                                    f".old-{name}-*"))
+        # (.old-<name>-* may hold the only copy of an oci-dir: write_oci_dir recovers it)
+        sweep_temps(output.parent, (".assemble-*", f".tmp-*.{name}", f".tmp-{name}-*"))
         workdir = tempfile.TemporaryDirectory(prefix=".assemble-", dir=output.parent)
     except OSError as e:
         raise SpecError(f"-o {output}: cannot write there ({e.strerror or e}).") from None
