@@ -31,7 +31,7 @@ from assembler.alpine.signing import gunzip
 from assembler.alpine.version import version_key
 from assembler.cache import atomic_write, sealed
 from assembler.distro.definition import Archive, Distro
-from assembler.errors import IntegrityError, NetworkError, SpecError
+from assembler.errors import IntegrityError, MalformedError, NetworkError, SpecError
 from assembler.packages.universe import Dep, IndexLoader, Package, Universe
 from assembler.transport import NotFound, fetch
 
@@ -118,6 +118,23 @@ def make_package(rec: PackageRecord, source: dict) -> Package:
     )
 
 
+def parse_verified(signed: bytes, what: str) -> tuple[str, str, list, list]:
+    """A verified index's description, date, compact records and install_if triggers."""
+    description, records = parse_index_tar(gunzip(signed, what=what, limit=_MAX_INDEX),
+                                           what=what)
+    newest = max((r.build_time or 0 for r in records), default=0)
+    try:
+        date = datetime.fromtimestamp(newest, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        raise MalformedError(f"{what}: build time t:{newest} is not a date; refusing the "
+                             "index.") from None
+    items = [(r.name, " ".join(d.name for d in _atoms(r.provides)),
+              "\n".join(r.header_lines())) for r in records]
+    triggers = [(r.name, " ".join(d.name for d in _atoms(r.install_if)))
+                for r in records if r.install_if]
+    return description, date, items, triggers
+
+
 def _provided_names(text: str) -> list[str]:
     return text.split()
 
@@ -175,14 +192,7 @@ class AlpineIndexLoader(IndexLoader):
             self.timings.load += time.perf_counter() - t
         else:
             t = time.perf_counter()
-            description, records = parse_index_tar(gunzip(signed, what=url, limit=_MAX_INDEX),
-                                                   what=url)
-            newest = max((r.build_time or 0 for r in records), default=0)
-            date = datetime.fromtimestamp(newest, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            items = [(r.name, " ".join(d.name for d in _atoms(r.provides)),
-                      "\n".join(r.header_lines())) for r in records]
-            triggers = [(r.name, " ".join(d.name for d in _atoms(r.install_if)))
-                        for r in records if r.install_if]
+            description, date, items, triggers = parse_verified(signed, url)
             self.timings.parse += time.perf_counter() - t
             writes.append((parsed_path, sealed((description, date, items, triggers))))
         if not self.offline:
