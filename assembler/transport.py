@@ -11,7 +11,6 @@ the deadline in time (docs/security.md lists the limits and their variables).
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -22,26 +21,14 @@ import requests
 import urllib3
 
 from assembler.cache import atomic_writer
-from assembler.errors import AssemblerError, IntegrityError, NetworkError, SpecError
+from assembler.errors import AssemblerError, IntegrityError, NetworkError
+from assembler.untrusted import env_limit
 
 _CHUNK = 1 << 16
 _CARRY = 256   # bytes kept across pieces, so an end marker split between two is found
 _CONNECT_TIMEOUT = 10
 
 _session: requests.Session | None = None
-
-
-def _env(name: str, default: float, minimum: float = 0) -> float:
-    text = os.environ.get(name)
-    if text is None or not text.strip():
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = minimum - 1
-    if not value >= minimum or value == float("inf"):
-        raise SpecError(f"{name}={text!r} is not a number of at least {minimum:g}.")
-    return value
 
 
 @dataclass(frozen=True)
@@ -59,12 +46,12 @@ class Limits:
     def from_env(cls) -> Limits:
         d = cls()
         return cls(
-            retries=int(_env("ASSEMBLER_RETRIES", d.retries)),
-            backoff=_env("ASSEMBLER_BACKOFF", d.backoff),
-            deadline=_env("ASSEMBLER_DOWNLOAD_DEADLINE", d.deadline, 1),
-            min_rate=_env("ASSEMBLER_MIN_RATE", d.min_rate),
-            rate_window=_env("ASSEMBLER_RATE_WINDOW", d.rate_window, 1),
-            max_unsized=int(_env("ASSEMBLER_MAX_UNSIZED_DOWNLOAD", d.max_unsized, 1)),
+            retries=int(env_limit("ASSEMBLER_RETRIES", d.retries)),
+            backoff=env_limit("ASSEMBLER_BACKOFF", d.backoff),
+            deadline=env_limit("ASSEMBLER_DOWNLOAD_DEADLINE", d.deadline, 1),
+            min_rate=env_limit("ASSEMBLER_MIN_RATE", d.min_rate),
+            rate_window=env_limit("ASSEMBLER_RATE_WINDOW", d.rate_window, 1),
+            max_unsized=int(env_limit("ASSEMBLER_MAX_UNSIZED_DOWNLOAD", d.max_unsized, 1)),
         )
 
 

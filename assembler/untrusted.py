@@ -10,14 +10,35 @@ URL, or it is refused.
 
 from __future__ import annotations
 
+import os
 import re
 
-from assembler.errors import MalformedError
+from assembler.errors import MalformedError, SpecError
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SIZE = re.compile(r"[0-9]{1,18}")      # far above any file; keeps int() trivially cheap
 _PATH_PART = re.compile(r"[A-Za-z0-9._+~=-]+")
 MAX_PATH = 1024
+# Decompressed bytes of one index (Packages, APKINDEX); real ones are under 64 MB.
+MAX_INDEX_SIZE = ("ASSEMBLER_MAX_INDEX_SIZE", 256 << 20)
+
+
+def env_limit(name: str, default: float, minimum: float = 0) -> float:
+    """A limit's value: `default`, unless the environment variable `name` sets one."""
+    text = os.environ.get(name)
+    if text is None or not text.strip():
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = minimum - 1
+    if not value >= minimum or value == float("inf"):
+        raise SpecError(f"{name}={text!r} is not a number of at least {minimum:g}.")
+    return value
+
+
+def index_size_limit() -> int:
+    return int(env_limit(*MAX_INDEX_SIZE, 1))
 
 
 def is_sha256(value: object) -> bool:

@@ -143,3 +143,22 @@ def test_cache_never_takes_a_path_from_a_digest(tmp_path):
         with pytest.raises(MalformedError):
             cache.derived_path("index", bad)
     assert cache.blob_path("a" * 64).is_relative_to(tmp_path)
+
+
+def test_packages_index_bomb_is_refused_while_inflating(hostile, capsys, monkeypatch):
+    import tracemalloc
+
+    _, edit, argv, cache, _ = hostile
+    # 32 MiB of text in a signed Packages.xz of a few KB; the limit is lowered to 1 MiB
+    edit(r"^Priority: .*$", "Priority: optional\n" + "X-Pad: " + "a" * (32 << 20))
+    monkeypatch.setenv("ASSEMBLER_MAX_INDEX_SIZE", str(1 << 20))
+    tracemalloc.start()
+    try:
+        _refused(argv(), capsys, "Packages.xz", "inflates to more than 1048576 bytes",
+                 "ASSEMBLER_MAX_INDEX_SIZE")
+        peak = tracemalloc.get_traced_memory()[1]
+
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, peak      # liblzma's 8 MiB dictionary, plus a piece or two
+    assert not [f for f in cache_files(cache) if f.startswith("index/")]

@@ -24,8 +24,8 @@ from assembler.alpine.signing import (
     read_signatures,
 )
 from assembler.errors import IntegrityError, MalformedError
+from assembler.untrusted import index_size_limit
 
-_MAX_INDEX = 512 << 20  # far above any real index (main/x86_64 inflates to ~2 MB)
 # A package's name and version make its file name (<name>-<version>.apk): no '/'.
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,254}")
 # Looser than apk's version grammar: real indexes carry versions apk calls invalid
@@ -141,6 +141,6 @@ def read_index(
         what = name or "APKINDEX.tar.gz"
         data = source
     signed, signer = verify_index(data, trusted_keys, what=what)
-    index_tar = gunzip(signed, what=what, limit=_MAX_INDEX)
+    index_tar = gunzip(signed, what=what, limit=index_size_limit())
     description, packages = parse_index_tar(index_tar, what=what)
     return ApkIndex(description=description, packages=packages, signed_by=signer)

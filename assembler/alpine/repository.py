@@ -34,9 +34,9 @@ from assembler.distro.definition import Archive, Distro
 from assembler.errors import IntegrityError, MalformedError, NetworkError, SpecError
 from assembler.packages.universe import Dep, IndexLoader, Package, Universe
 from assembler.transport import NotFound, fetch
+from assembler.untrusted import index_size_limit
 
 CACHE_FORMAT = "apk-index-2"   # 2: sealed (Cache.store_parsed)
-_MAX_INDEX = 512 << 20
 WORKERS = 6
 
 # Spec architecture names (Debian's or Alpine's) -> Alpine's.
@@ -120,7 +120,7 @@ def make_package(rec: PackageRecord, source: dict) -> Package:
 
 def parse_verified(signed: bytes, what: str) -> tuple[str, str, list, list]:
     """A verified index's description, date, compact records and install_if triggers."""
-    description, records = parse_index_tar(gunzip(signed, what=what, limit=_MAX_INDEX),
+    description, records = parse_index_tar(gunzip(signed, what=what, limit=index_size_limit()),
                                            what=what)
     newest = max((r.build_time or 0 for r in records), default=0)
     try:

@@ -28,9 +28,10 @@ from assembler.debian.packages import (
 from assembler.debian.release import Release, check_release, parse_release
 from assembler.debian.version import version_key
 from assembler.distro.definition import Archive
-from assembler.errors import IntegrityError, NetworkError
+from assembler.errors import IntegrityError, MalformedError, NetworkError
 from assembler.packages.universe import IndexLoader, Timings, Universe
 from assembler.transport import NotFound, fetch
+from assembler.untrusted import MAX_INDEX_SIZE, index_size_limit
 
 CACHE_FORMAT = "deb-index-3"   # 3: sealed (Cache.store_parsed)
 # Prefer the smallest transfer that is still fast to decompress.
@@ -43,20 +44,46 @@ class _Plain:
         return data
 
 
-_COMPRESSIONS = ((".xz", lzma.LZMADecompressor), (".gz", lambda: zlib.decompressobj(16 + 15)),
-                 ("", _Plain))
+# xz's own memory need is set by the file (its dictionary): Debian's indexes
+# need 8 to 64 MiB, a hostile one could ask for gigabytes.
+_XZ_MEMLIMIT = 256 << 20
+_COMPRESSIONS = ((".xz", lambda: lzma.LZMADecompressor(memlimit=_XZ_MEMLIMIT)),
+                 (".gz", lambda: zlib.decompressobj(16 + 15)), ("", _Plain))
 
 
-def decompressed_pieces(data: bytes, make: Callable[[], object]) -> Iterator[bytes]:
+_PIECE = 1 << 20
+
+
+def _inflate(d: object, chunk: bytes | memoryview) -> Iterator[bytes]:
+    """What feeding `chunk` to `d` gives, in pieces of at most _PIECE bytes."""
+    if isinstance(d, lzma.LZMADecompressor):
+        yield d.decompress(chunk, _PIECE)
+        while not d.needs_input and not d.eof:
+            yield d.decompress(b"", _PIECE)
+        return
+    while chunk:
+        yield d.decompress(chunk, _PIECE)  # type: ignore[attr-defined]
+        chunk = getattr(d, "unconsumed_tail", b"")
+
+
+def decompressed_pieces(data: bytes, make: Callable[[], object],
+                        limit: int | None = None, what: str = "the index") -> Iterator[bytes]:
     # Parsed piece by piece: the whole bookworm main index is 50 MB of text
-    # (more once decoded), which dominated a cold build's peak RSS.
+    # (more once decoded), which dominated a cold build's peak RSS. Bounded
+    # while inflating: a small hostile .xz never grows past `limit` in memory.
     d = make()
+    limit = limit or index_size_limit()
+    total = 0
     view = memoryview(data)
-    step = 1 << 20
+    step = 1 << 16
     for i in range(0, len(data), step):
-        out = d.decompress(view[i:i + step])  # type: ignore[attr-defined]
-        if out:
-            yield out
+        for out in _inflate(d, view[i:i + step]):
+            total += len(out)
+            if total > limit:
+                raise MalformedError(f"{what} inflates to more than {limit} bytes "
+                                     f"({MAX_INDEX_SIZE[0]} raises the limit); refusing it.")
+            if out:
+                yield out
     if isinstance(d, lzma.LZMADecompressor) and not d.eof:
         raise EOFError("compressed data ends early")
     if hasattr(d, "flush"):
@@ -183,7 +210,8 @@ class DebianIndexLoader(IndexLoader):
         t = time.perf_counter()
         self.progress.status(f"parsing {si.archive} {si.suite} {base}", force=True)
         try:
-            records = parse_packages_pieces(decompressed_pieces(data, decompress))
+            records = parse_packages_pieces(decompressed_pieces(data, decompress,
+                                                                what=url))
         except (lzma.LZMAError, zlib.error, OSError, EOFError) as e:
             raise IntegrityError(f"{url}: cannot decompress ({e}).") from None
         self.timings.parse += time.perf_counter() - t

@@ -18,6 +18,7 @@ from assembler.distro.definition import Distro
 from assembler.errors import AssemblerError, IntegrityError
 from assembler.progress import Progress
 from assembler.transport import fetch
+from assembler.untrusted import index_size_limit
 
 CACHE_FORMAT = "contents-libs-2"   # 2: sealed (Cache.store_parsed)
 # Only files in library directories that look like shared objects.
@@ -34,7 +35,9 @@ def _reduce(text_gz: bytes) -> dict[str, list[str]]:
             out.setdefault(m.group(1).decode(), set()).update(pkgs)
 
     rest = b""
-    for piece in decompressed_pieces(text_gz, lambda: zlib.decompressobj(16 + 15)):
+    # Streamed and reduced as it goes: a Contents file may be many times an index's size.
+    for piece in decompressed_pieces(text_gz, lambda: zlib.decompressobj(16 + 15),
+                                     limit=16 * index_size_limit(), what="Contents"):
         buf = rest + piece
         cut = buf.rfind(b"\n") + 1
         collect(buf[:cut])
