@@ -13,8 +13,11 @@ import re
 from pathlib import Path
 
 import pytest
-from aptrepo import Pkg
+from apkrepo import Apk, write_key, write_repo
+from apkrepo import write_distro as apk_distro
+from aptrepo import Pkg, serve_start
 from hermetic import cache_files, run, write_distro, write_spec
+from test_apk_support import Signer
 
 from assembler.cache import Cache
 from assembler.errors import MalformedError
@@ -162,3 +165,39 @@ def test_packages_index_bomb_is_refused_while_inflating(hostile, capsys, monkeyp
         tracemalloc.stop()
     assert peak < 16 << 20, peak      # liblzma's 8 MiB dictionary, plus a piece or two
     assert not [f for f in cache_files(cache) if f.startswith("index/")]
+
+
+# -- Alpine: a signed APKINDEX with hostile values ----------------------------------
+
+@pytest.fixture(scope="module")
+def signer() -> Signer:
+    return Signer.new("test@example.org-5f3c1a2b.rsa.pub")
+
+
+@pytest.mark.parametrize("pattern, replacement, words", [
+    (r"^D:.*$", "D:x>", ["D:'x>'", "not an apk dependency"]),
+    (r"^p:.*$", "p:=1", ["p:'=1'", "not an apk dependency"]),
+    (r"^S:.*$", "S:12ab", ["not a number"]),
+    (r"^V:2.0-r1$", "V:../../2.0", ["not an apk version"]),
+    (r"^P:hello$", "P:../hello", ["not an apk package name"]),
+    (r"^C:.*$", "C:../../etc/passwd", ["not an apk checksum"]),
+])
+def test_hostile_apkindex_refused(tmp_path, capsys, signer, pattern, replacement, words):
+    pkgs = [Apk("hello", "2.0-r1", depends=["musl"], provides=["cmd:hello=2.0-r1"],
+                files={"usr/bin/hello": b"hi"}), Apk("musl", "1.2-r0")]
+    served = tmp_path / "srv"
+    write_repo(served, "v3.99/main", pkgs, signer,
+               index_edit=lambda text: re.sub(pattern, replacement, text, count=1, flags=re.M))
+    server = serve_start(served)
+    try:
+        distro = apk_distro(tmp_path, write_key(tmp_path, signer))
+        spec = write_spec(tmp_path, f"distro: {distro}\narchs: [x86_64]\n"
+                          "contents:\n  packages: [hello]\n")
+        cache = tmp_path / "cache"
+        err = _refused(["lock", str(spec), "--cache-dir", str(cache), "--mirror",
+                        f"test={server.url.rstrip('/')}", "-q"], capsys, "APKINDEX", *words)
+    finally:
+        server.stop()
+    assert "hello" in err or "musl" in err
+    assert cache_files(cache) == []
+    assert not (tmp_path / "image.lock.json").exists()

@@ -89,8 +89,15 @@ def parse_index_tar(tar_bytes: bytes, *, what: str) -> tuple[str, list[PackageRe
             text = content.decode("utf-8", "surrogateescape")
     if text is None:
         raise IntegrityError(f"{what} has no APKINDEX file inside.")
+    packages = []
     try:
-        packages = [record_from_fields(s) for s in iter_stanzas(text)]
+        for stanza in iter_stanzas(text):
+            name = next((v for k, v in stanza if k == "P"), "?")
+            try:
+                packages.append(record_from_fields(stanza))
+            except ValueError as exc:
+                raise MalformedError(f"{what}: malformed APKINDEX (package {name[:80]!r}: "
+                                     f"{exc}); refusing the index.") from None
     except ValueError as exc:
         raise MalformedError(f"{what}: malformed APKINDEX ({exc}).") from None
     for rec in packages:
