@@ -155,3 +155,33 @@ def test_a_bad_limit_variable_is_one_paragraph(mirror, capsys, monkeypatch):
     _, argv, _, _ = mirror
     monkeypatch.setenv("ASSEMBLER_DOWNLOAD_DEADLINE", "soon")
     _fails(argv("lock"), capsys, 2, "ASSEMBLER_DOWNLOAD_DEADLINE")
+
+
+def _rss_run(argv: list[str]) -> tuple[int, str, int]:
+    """Run `assemble argv` in a child; its exit code, stderr and peak RSS in bytes."""
+    import os
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-m", "assembler.cli", *argv],
+                         stderr=subprocess.PIPE, text=True)
+    err = p.stderr.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return p.returncode, err, usage.ru_maxrss * 1024
+
+
+def test_endless_bodies_cost_no_memory_in_a_real_process(mirror, capsys):
+    repo, argv, cache, _ = mirror
+    assert run(argv("lock"), capsys)[0] == 0
+    deb = repo.deb("hello")
+    repo.server.bodies[deb.filename] = endless
+    repo.server.bodies["/dists/stable/InRelease"] = endless
+    for command, words in (("lock", "past where the file ends"),
+                           ("build", f"more than the {deb.size} bytes")):
+        code, err, rss = _rss_run([*argv(command), "--update"] if command == "lock"
+                                  else argv(command))
+        assert code == 1 and words in err and "Traceback" not in err, err
+        assert rss < 100 << 20, rss
+    assert repo.server.sent.get("/dists/stable/InRelease", 0) < 64 << 20   # not 2 GiB
+    assert not [f for f in cache_files(cache) if ".tmp-" in f or deb.sha256 in f]
