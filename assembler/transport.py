@@ -55,6 +55,15 @@ class Limits:
         )
 
 
+def __getattr__(name: str) -> object:
+    # push/registry.py retries with these; they follow the environment like Limits
+    if name == "RETRIES":
+        return Limits.from_env().retries
+    if name == "BACKOFF":
+        return Limits.from_env().backoff
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def session() -> requests.Session:
     global _session
     if _session is None:

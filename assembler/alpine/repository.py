@@ -34,7 +34,7 @@ from assembler.distro.definition import Archive, Distro
 from assembler.errors import IntegrityError, MalformedError, NetworkError, SpecError
 from assembler.packages.universe import Dep, IndexLoader, Package, Universe
 from assembler.transport import NotFound, fetch
-from assembler.untrusted import index_size_limit
+from assembler.untrusted import index_size_limit, is_sha256
 
 CACHE_FORMAT = "apk-index-2"   # 2: sealed (Cache.store_parsed)
 WORKERS = 6
@@ -245,9 +245,12 @@ class AlpineIndexLoader(IndexLoader):
             memo = self._memo_path(p.extra["checksum"])
             try:
                 known = json.loads(memo.read_text(encoding="utf-8"))
-            except (FileNotFoundError, ValueError):
+            except (OSError, ValueError):
                 known = None
-            if known and self.cache.has_blob(known["sha256"]):
+            # a memo is only a shortcut: a damaged one means verifying the package again
+            if (isinstance(known, dict) and is_sha256(known.get("sha256"))
+                    and isinstance(known.get("datahash"), str)
+                    and self.cache.has_blob(known["sha256"])):
                 p.sha256 = known["sha256"]
                 p.extra["lock"]["datahash"] = known["datahash"]
             else:
