@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from assembler.errors import DiskError, IntegrityError, MalformedError
 from assembler.untrusted import is_sha256
@@ -80,6 +80,7 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         f.write(data)
 
 
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -92,7 +93,7 @@ _SEAL = struct.Struct("<Q8s")   # length of what precedes, magic
 _SEAL_MAGIC = b"ASMSEAL1"
 
 
-def sealed(value: object) -> bytes:
+def sealed(value: Any) -> bytes:
     """`value` marshalled, with the seal Cache.load_parsed checks."""
     data = marshal.dumps(value)
     return data + _SEAL.pack(len(data), _SEAL_MAGIC)
@@ -148,7 +149,7 @@ class Cache:
 
     # Parsed indexes: marshal data sealed with its length, so a file cut short (a full
     # disk, a crash of the machine) is found, discarded and rebuilt, never loaded.
-    def store_parsed(self, path: Path, value: object) -> None:
+    def store_parsed(self, path: Path, value: Any) -> None:
         atomic_write(path, sealed(value))
 
     def load_parsed(self, path: Path) -> object | None:

@@ -11,11 +11,11 @@ the deadline in time (docs/security.md lists the limits and their variables).
 from __future__ import annotations
 
 import hashlib
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 import urllib3
@@ -55,7 +55,7 @@ class Limits:
         )
 
 
-def __getattr__(name: str) -> object:
+def __getattr__(name: str) -> Any:
     # push/registry.py retries with these; they follow the environment like Limits
     if name == "RETRIES":
         return Limits.from_env().retries
@@ -245,7 +245,3 @@ def download(url: str, dest: Path, sha256: str, size: int | None = None,
         return None
 
     _with_retries(url, attempt, limits)
-
-
-def is_tty() -> bool:
-    return sys.stderr.isatty()

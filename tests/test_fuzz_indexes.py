@@ -230,11 +230,10 @@ def test_lockfile_reader(tmp_path_factory, text):
     try:
         lock = read_lock(path)
         source_date_epoch(lock)
-        for arch, entry in lock["archs"].items():
-            for p in entry["packages"]:
-                why(lock, arch, p["name"])
+        for arch, entry in lock.archs.items():
+            for p in entry.packages:
+                why(lock, arch, p.name)
                 # what show-packages prints
-                "  ".join((p["name"], p["version"], p["arch"], p["suite"], str(p["size"]),
-                           ", ".join(p["reason"])))
+                "  ".join((p.name, p.version, p.arch, p.suite, str(p.size), ", ".join(p.reason)))
     except AssemblerError:
         pass
