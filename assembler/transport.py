@@ -155,10 +155,9 @@ def _pieces(url: str, limit: int, sized: bool, limits: Limits,
     """The body of `url` in pieces, never reading past `limit` (+1 byte, to prove it)."""
     pacer = _Pacer(url, limits)
     if url.startswith("file://"):
-        try:
-            src = open(url[7:], "rb")  # noqa: SIM115
-        except FileNotFoundError as e:
-            raise NotFound(f"{url} does not exist.") from e
+        if not Path(url[7:]).is_file():
+            raise NotFound(f"{url} does not exist.")
+        src = open(url[7:], "rb")  # noqa: SIM115
         read: Callable[[int], bytes] = src.read
         close: Callable[[], None] = src.close
     else:
