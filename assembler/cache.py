@@ -41,9 +41,9 @@ TEMP_PREFIX = ".tmp-"
 STALE_AFTER = 24 * 3600
 
 
-def disk_error(e: OSError, path: Path | str) -> DiskError:
-    return DiskError(f"cannot write {path}: {e.strerror or e}. The disk is full, read-only or "
-                     "not writable for this user; free space or pass --cache-dir DIR (or -o) "
+def disk_error(e: OSError, path: Path | str, doing: str = "write") -> DiskError:
+    return DiskError(f"cannot {doing} {path}: {e.strerror or e}. The disk is full, read-only "
+                     "or not usable by this user; free space or pass --cache-dir DIR (or -o) "
                      "on a writable disk. Nothing was retried.")
 
 

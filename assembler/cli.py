@@ -480,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         # A write the code does not wrap itself failing for the machine's reasons.
         if e.errno not in DISK_ERRNOS:
             raise
-        err = disk_error(e, e.filename or "a file")
+        err = disk_error(e, e.filename or "a file", "read or write")
         print(f"assemble: error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
