@@ -179,13 +179,14 @@ def build_apk_tree(spec: Spec, packages: list[dict], files: dict[str, Path], dis
 
 
 def apk_repositories(distro: Distro, spec: Spec) -> list[str]:
-    from .alpine.repository import repository_path
+    from .alpine.repository import repository_path, repository_url
 
     out = []
     for a in distro.archives:
         base = spec.mirrors.get(a.name) or a.url
         if base:
-            out += [f"{base.rstrip('/')}/{repository_path(s, c)}"
+            tag = f"@{a.tag} " if a.tag else ""
+            out += [tag + repository_url(base, repository_path(s, c))
                     for s in a.suites for c in a.components]
     return out
 

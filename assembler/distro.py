@@ -30,6 +30,12 @@ class Archive:
     host_suite: str = ".*"
     host_path: str = ""
     url: str | None = None          # set for extra repositories given with a URL
+    # apk repository tag (`@edge URL` in /etc/apk/repositories): its packages are only
+    # eligible for requests naming the tag (`pkg@edge`) and their dependencies.
+    tag: str = ""
+    # Keys named by URL (apko's `keyring`, a definition's `key-urls`), fetched once and
+    # kept in the cache (keyring.py); `keys` gets their local copies.
+    key_urls: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -86,7 +92,8 @@ def load_distro(name: str, spec_dir: Path | None = None) -> Distro:
             if not isinstance(a, dict):
                 raise SpecError(f"{path}: each archive must be a mapping (name, suites, keys, "
                                 f"...), not {a!r}.")
-            keys = [(base / k).resolve() for k in strings(a["keys"], f"keys of {a['name']!r}")]
+            keys = [(base / k).resolve() for k in strings(a.get("keys", []),
+                                                           f"keys of {a['name']!r}")]
             for k in keys:
                 if not k.is_file():
                     raise SpecError(f"{path}: archive {a['name']!r} names key {k}, "
@@ -98,7 +105,10 @@ def load_distro(name: str, spec_dir: Path | None = None) -> Distro:
                 available_components=strings(a.get("available-components", components),
                                              "available-components"),
                 keys=keys, host_suite=a.get("host-suite", ".*"),
-                host_path=a.get("host-path", ""), url=a.get("url")))
+                host_path=a.get("host-path", ""), url=a.get("url"),
+                key_urls=strings(a.get("key-urls", []), f"key-urls of {a['name']!r}")))
+            if not keys and not archives[-1].key_urls:
+                raise SpecError(f"{path}: archive {a['name']!r} names no keys.")
         slices = data.get("slices")
         if slices is not None and not isinstance(slices, str):
             raise SpecError(f"{path}: slices must be a directory path, not {slices!r}.")

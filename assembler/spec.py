@@ -22,8 +22,9 @@ RELATION = re.compile(r"^(?P<name>[a-z0-9][a-z0-9+.\-]*)(?:_(?P<slice>[a-z0-9][a
                       r"(?:\s*(?P<op>>=|<=|<<|>>|=|<|>)\s*(?P<version>[A-Za-z0-9.+~:\-]+))?$")
 # What Debian's grammar above refuses but an apk atom may be: upper case and
 # several '_' in names (libnetfilter_acct), so:/cmd:/pc: names, '~' pins and
-# '_rc1' versions. The distro's own parser decides later (archives.wants).
-APK_LIKE = re.compile(r"^(?P<name>[A-Za-z0-9/][A-Za-z0-9+._\-:/]*?)"
+# '_rc1' versions, '@tag' repository tags. The distro's own parser decides later
+# (archives.wants).
+APK_LIKE = re.compile(r"^(?P<name>[A-Za-z0-9/][A-Za-z0-9+._\-:/]*?)(?:@[A-Za-z0-9._\-]+)?"
                       r"(?:\s*(?P<op>[<>=~]+)\s*(?P<version>[A-Za-z0-9.+~_\-=]+))?$")
 
 
