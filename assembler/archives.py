@@ -14,6 +14,7 @@ from .cache import Cache
 from .distro import Archive, Distro, load_distro, with_components
 from .errors import SpecError
 from .index import Universe
+from .keyring import cached_key
 from .mirror import resolve_mirrors
 from .progress import Progress
 from .resolve import Resolution, Resolver, Want
@@ -33,7 +34,9 @@ class Options:
     quiet: bool = False
 
 
-def distro_for(spec: Spec) -> Distro:
+def distro_for(spec: Spec, options: Options | None = None) -> Distro:
+    """The spec's distro with its own repositories added; keys named by URL are fetched
+    (once: keyring.py) into `options.cache`."""
     try:
         distro = load_distro(spec.distro, spec.path.parent)
     except SpecError as e:
@@ -43,7 +46,16 @@ def distro_for(spec: Spec) -> Distro:
         distro.archives.append(Archive(
             name=repo.name, suites=repo.suites, components=repo.components,
             available_components=repo.components, keys=[Path(k) for k in repo.keys],
-            url=repo.url, host_suite="(?!)"))
+            url=repo.url, host_suite="(?!)", tag=repo.tag, key_urls=list(repo.key_urls)))
+    if spec.apko is not None:
+        spec.apko.trust(distro)
+    for archive in distro.archives:
+        if archive.key_urls:
+            if options is None:
+                raise SpecError(f"{spec.path}: keys given by URL need the cache; this command "
+                                "cannot fetch them.")
+            archive.keys += [cached_key(u, options.cache, options.offline)
+                             for u in archive.key_urls]
     return distro
 
 
@@ -53,7 +65,7 @@ class Archives:
     def __init__(self, spec: Spec, options: Options) -> None:
         self.spec = spec
         self.options = options
-        self.distro = distro_for(spec)
+        self.distro = distro_for(spec, options)
         self.mirrors = resolve_mirrors(self.distro.archives, options.mirrors, spec.mirrors,
                                        str(spec.path))
         self.progress = Progress(options.quiet)

@@ -302,7 +302,10 @@ def image_config(spec: Spec, has_certs: bool) -> ImageConfig:
         env["SSL_CERT_FILE"] = "/" + BUNDLE
     env.update(spec.environment)
     return ImageConfig(entrypoint=spec.entrypoint, cmd=spec.cmd, env=env,
-                       working_dir=spec.work_dir or "", user=run_as(spec.accounts),
+                       working_dir=spec.work_dir or "",
+                       # apko passes run-as through as written
+                       user=spec.apko.run_as or "" if spec.apko is not None
+                       else run_as(spec.accounts),
                        labels=dict(spec.annotations))
 
 
@@ -311,7 +314,7 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
           archs: list[str] | None = None) -> str:
     check_output(output, fmt, spec)
     lock, _ = load_or_lock(spec, options, locked=locked)
-    distro = distro_for(spec)
+    distro = distro_for(spec, options)
     mirrors = resolve_mirrors(distro.archives, options.mirrors, spec.mirrors, str(spec.path))
     sde = source_date_epoch(lock)
     progress = Progress(options.quiet)

@@ -40,7 +40,7 @@ class Archive:
 
 @dataclass
 class Distro:
-    family: str                    # "debian" or "alpine"
+    family: str                    # the package format: "debian" or "alpine" (also Wolfi)
     release: str
     path: Path
     archives: list[Archive]
@@ -59,6 +59,11 @@ def find_distro(name: str, spec_dir: Path | None = None) -> Path:
     if name.endswith((".yaml", ".yml")):
         candidates.append((spec_dir or Path.cwd()) / name)
     candidates.append(REPOS_DIR / f"{name}.yaml")
+    # A family with one definition is named by the family alone ("wolfi").
+    if "/" not in name and (REPOS_DIR / name).is_dir():
+        only = sorted((REPOS_DIR / name).glob("*.yaml"))
+        if len(only) == 1:
+            candidates.append(only[0])
     for c in candidates:
         if c.is_file():
             return c

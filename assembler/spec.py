@@ -72,6 +72,8 @@ class Repository:
     components: list[str]
     keys: list[Path]
     line: int
+    key_urls: list[str] = field(default_factory=list)  # fetched once, cached (keyring.py)
+    tag: str = ""  # apk repository tag: serves only `pkg@tag` requests (docs/alpine.md)
 
 
 @dataclass
@@ -100,6 +102,8 @@ class Spec:
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
     # Globs over absolute paths of ELF files the link check skips (linkcheck.py).
     link_check_ignore: list[str] = field(default_factory=list)
+    # An apko config's meanings our schema has no key for (apko.ApkoExtras), else None.
+    apko: Any = None
 
     def where(self, line: int) -> str:
         return f"{self.path}:{line}"
@@ -189,7 +193,7 @@ TOP_KEYS = {
 CONTENTS_KEYS = {"packages": "", "exclude": "", "repositories": "", "include-essential": "",
                  "components": "", "strip": "", "allow-setuid": ""}
 STRIP_KINDS = ("docs", "man", "info", "locales", "lintian")
-REPO_KEYS = {"name": "", "url": "", "suites": "", "components": "", "keys": ""}
+REPO_KEYS = {"name": "", "url": "", "suites": "", "components": "", "keys": "", "tag": ""}
 ACCOUNT_KEYS = {"groups": "", "users": "", "run-as": ""}
 GROUP_KEYS = {"groupname": "", "gid": "", "members": ""}
 USER_KEYS = {"username": "", "uid": "", "gid": "", "home": "", "shell": "", "gecos": ""}
@@ -212,6 +216,12 @@ def parse_request(text: str, line: int, where: str) -> Request:
         raise SpecError(f"{where}:{line}: {text!r} is not a package name (optionally with "
                         "':arch' and a version relation such as '=1.2-3' or '>= 1.2').")
     return Request(m["name"], None, m["op"], m["version"], line, None, text.strip())
+
+
+def is_apko(root: yaml.Node) -> bool:
+    """apko's configs have no `distro:` (apko.py reads them); ours always do."""
+    return isinstance(root, yaml.MappingNode) and not any(
+        isinstance(k, yaml.ScalarNode) and k.value == "distro" for k, _ in root.value)
 
 
 def host_arch() -> str:
@@ -251,6 +261,11 @@ def load_spec(path: Path | str) -> Spec:
     if root is None:
         raise SpecError(f"{path}: the spec is empty; it needs at least 'distro' and "
                         "'contents: {packages: [...]}'.")
+    apko = None
+    if is_apko(root):
+        from .apko import translate
+
+        root, apko = translate(path, r)
     top = r.mapping(root, "the spec", TOP_KEYS)
     if "distro" not in top:
         raise r.err(root, "the spec has no 'distro' (for example 'distro: debian/bookworm').")
@@ -297,17 +312,20 @@ def load_spec(path: Path | str) -> Spec:
         for req_key in ("name", "suites", "keys"):
             if req_key not in m:
                 raise r.err(n, f"a repository needs {req_key!r}.")
-        keys = [(path.parent / k).resolve() for k in r.strings(m["keys"], "keys")]
-        for k, kn in zip(keys, r.seq(m["keys"], "keys"), strict=True):
-            if not k.is_file():
-                raise r.err(kn, f"key file {k} does not exist.")
+        key_texts = r.strings(m["keys"], "keys")
+        key_urls = [k for k in key_texts if k.startswith(("http://", "https://", "file://"))]
+        keys = [(path.parent / k).resolve() for k in key_texts if k not in key_urls]
+        for k, kn in zip(key_texts, r.seq(m["keys"], "keys"), strict=True):
+            if k not in key_urls and not (path.parent / k).is_file():
+                raise r.err(kn, f"key file {(path.parent / k).resolve()} does not exist.")
         repositories.append(Repository(
             name=r.string(m["name"], "name"),
             url=r.string(m["url"], "url") if "url" in m else None,
             suites=r.strings(m["suites"], "suites"),
             components=r.strings(m["components"], "components") if "components" in m
             else ["main"],
-            keys=keys, line=_node_line(n)))
+            keys=keys, line=_node_line(n), key_urls=key_urls,
+            tag=r.string(m["tag"], "tag").lstrip("@") if "tag" in m else ""))
 
     strip = list(STRIP_KINDS)
     if "strip" in contents:
@@ -418,7 +436,8 @@ def load_spec(path: Path | str) -> Spec:
                                 "or glob, such as /usr/lib/app/plugins/*.so.")
 
     try:
-        raw = yaml.safe_load(text)
+        # An apko config's inputs are what it was translated to (includes merged in).
+        raw = yaml.safe_load(yaml.serialize(root) if apko else text)
     except CONSTRUCT_ERRORS:
         # The tree above reads every value as text; only a tag (!foo, !!binary) that
         # YAML itself cannot construct gets here.
@@ -452,6 +471,7 @@ def load_spec(path: Path | str) -> Spec:
         layering=layering,
         raw=raw,
         link_check_ignore=link_check_ignore,
+        apko=apko,
     )
 
 

@@ -6,7 +6,7 @@ import hashlib
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import requests
@@ -63,18 +63,36 @@ def _check(url: str, r: requests.Response) -> None:
     r.raise_for_status()
 
 
-def fetch(url: str) -> bytes:
-    """GET `url` into memory (indexes and small files)."""
+class TooLarge(IntegrityError):
+    """A download exceeded the size its caller allows."""
+
+
+def fetch(url: str, limit: int | None = None) -> bytes:
+    """GET `url` into memory (indexes and small files); more than `limit` bytes is refused
+    without reading the rest."""
+    def bounded(chunks: Iterable[bytes]) -> bytes:
+        out = bytearray()
+        for chunk in chunks:
+            out += chunk
+            if limit is not None and len(out) > limit:
+                raise TooLarge(f"{url} is larger than {limit} bytes; refusing it.")
+        return bytes(out)
+
     if url.startswith("file://"):
         try:
-            return Path(url[7:]).read_bytes()
+            with open(url[7:], "rb") as f:
+                return bounded(iter(lambda: f.read(1 << 20), b""))
         except FileNotFoundError as e:
             raise NotFound(f"{url} does not exist.") from e
 
     def attempt() -> bytes:
-        r = session().get(url, timeout=TIMEOUT)
-        _check(url, r)
-        return r.content
+        if limit is None:
+            r = session().get(url, timeout=TIMEOUT)
+            _check(url, r)
+            return r.content
+        with session().get(url, stream=True, timeout=TIMEOUT) as r:
+            _check(url, r)
+            return bounded(r.iter_content(1 << 16))
 
     data = _with_retries(url, attempt)
     assert data is not None

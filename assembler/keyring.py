@@ -1,0 +1,57 @@
+"""Signing keys named by URL: apko's `keyring` entries and a definition's `key-urls`.
+
+A key is fetched the first time a URL is met, checked to be an RSA public key,
+and kept in the cache under the URL; from then on that copy is used and the
+URL is never fetched again (trust on first use, like a pinned package: a
+server that later swaps the key cannot swap it here). The key keeps its file
+name, because apk signatures name the key they were made with
+(`.SIGN.RSA.<name>`). To trust a rotated key, delete the cached copy
+(`<cache>/keyring/`) or give the key as a local file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .cache import Cache, atomic_write
+from .errors import IntegrityError, NetworkError, SpecError
+from .transport import fetch
+
+MAX_KEY = 64 << 10  # an RSA-8192 PEM is under 2 KiB
+_NAME = re.compile(r"[A-Za-z0-9_@+-][A-Za-z0-9_.@+-]*")
+
+
+def is_url(text: str) -> bool:
+    return text.startswith(("http://", "https://", "file://"))
+
+
+def key_name(url: str) -> str:
+    """The file name a key URL gives its key, or a SpecError if it gives none usable."""
+    name = urlsplit(url).path.rstrip("/").rpartition("/")[2]
+    if not _NAME.fullmatch(name):
+        raise SpecError(f"keyring URL {url} does not end in a usable key file name (such "
+                        "as .../wolfi-signing.rsa.pub); apk matches signatures to keys by it.")
+    return name
+
+
+def cached_key(url: str, cache: Cache, offline: bool = False) -> Path:
+    """The local copy of the key at `url`: the cached one, else fetched, checked, kept."""
+    name = key_name(url)
+    path = cache.derived_path("keyring", hashlib.sha256(url.encode()).hexdigest()) / name
+    if path.is_file():
+        return path
+    if offline:
+        raise NetworkError(f"--offline: the key {url} was never fetched; run once online.")
+    from .alpine.signing import load_public_key
+
+    data = fetch(url, limit=MAX_KEY)
+    try:
+        load_public_key(data)
+    except (ValueError, IntegrityError) as e:
+        raise IntegrityError(f"{url} is not an RSA public key in PEM form ({e}); "
+                             "nothing was cached.") from None
+    atomic_write(path, data)
+    return path
