@@ -29,9 +29,17 @@ from .linkcheck import require_links
 from .lock import load_or_lock, lock_path
 from .manifest import write_manifest
 from .mirror import resolve_mirrors
-from .oci import DEFAULT_PATH, Image, ImageConfig, platform_for, write_image_tar, write_oci_dir
+from .oci import (
+    DEFAULT_PATH,
+    Image,
+    ImageConfig,
+    Platform,
+    platform_for,
+    write_image_tar,
+    write_oci_dir,
+)
 from .progress import Progress, info
-from .rootfs import Tree
+from .rootfs import Entry, Tree
 from .slices import Catalog, PathSpec, Slice
 from .spec import Spec
 from .unpacked import Unpacked, unpacked
@@ -283,17 +291,39 @@ def apply_paths(tree: Tree, spec: Spec) -> None:
                 tree.add_symlink(path, p["target"], uid, gid, replace=True)
             elif kind == "hardlink":
                 tree.add_hardlink(path, p["target"])
-            elif kind == "permissions":
+                if "mode" in p or "uid" in p or "gid" in p:  # one inode: the target's
+                    _chmod(tree, [tree.resolve(p["target"])], p)
+            if kind == "permissions" or (kind == "directory" and _yes(p.get("recursive"))):
                 entry = tree.get(path)
                 if entry is None:
                     raise SpecError(f"{where}: permissions for {path}, which is not in the image.")
-                if "mode" in p:
-                    entry.mode = p["mode"]
-                entry.uid, entry.gid = uid, gid
+                _chmod(tree, _beneath(tree, entry) if _yes(p.get("recursive")) else [entry], p)
         except KeyError as e:
             raise SpecError(f"{where}: a {kind} path needs {e.args[0]!r}.") from None
         except AssemblerError as e:
             raise SpecError(f"{where}: {e.message}") from None
+
+
+def _yes(value: object) -> bool:
+    return str(value).lower() in ("true", "yes", "on")
+
+
+def _beneath(tree: Tree, entry: Entry) -> list[Entry]:
+    """`entry` and, for a directory, everything under it (symlinks not followed)."""
+    prefix = entry.path + "/"
+    return [entry] + [e for e in tree.entries() if e.path.startswith(prefix)]
+
+
+def _chmod(tree: Tree, entries: list[Entry | None], p: dict) -> None:
+    """A path entry's mode and owner onto existing entries. Ownership is left as it is
+    unless uid or gid is given (then the other is 0), as apko does."""
+    for entry in entries:
+        if entry is None:
+            continue
+        if "mode" in p and entry.kind != "symlink":
+            entry.mode = p["mode"]
+        if "uid" in p or "gid" in p:
+            entry.uid, entry.gid = p.get("uid", 0), p.get("gid", 0)
 
 
 def image_config(spec: Spec, has_certs: bool) -> ImageConfig:
@@ -355,7 +385,7 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
                 progress.status(f"writing {arch} layer", force=True)
                 layer = write_layer(tree, Path(tmp) / f"layer-{arch}", compression, sde)
                 progress.done()
-                images.append(Image(platform=platform_for(arch), layers=[layer],
+                images.append(Image(platform=platform_of(distro, arch), layers=[layer],
                                     config=image_config(spec, tree.get(BUNDLE) is not None),
                                     created=sde, annotations=dict(spec.annotations)))
         try:
@@ -367,6 +397,16 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
             raise AssemblerError(f"writing {output} failed ({e.strerror or e}); nothing was "
                                  "written.") from None
     return digest
+
+
+def platform_of(distro: Distro, arch: str) -> Platform:
+    """The OCI platform of `arch` in this distro: its definition's `platforms` label
+    (Alpine's armhf is ARMv6, Debian's ARMv7), else the common table's."""
+    label = (distro.extra.get("platforms") or {}).get(arch)
+    if not label:
+        return platform_for(arch)
+    architecture, _, variant = str(label).partition("/")
+    return Platform("linux", architecture, variant)
 
 
 def check_output(output: Path, fmt: str, spec: Spec) -> None:
