@@ -38,6 +38,7 @@ from .oci import (
     write_image_tar,
     write_oci_dir,
 )
+from .osrelease import identity_for, write_identity
 from .progress import Progress, info
 from .rootfs import Entry, Tree
 from .slices import Catalog, PathSpec, Slice
@@ -376,6 +377,7 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
                 tree, warnings = build_tree(spec, packages, files, distro.merged_usr,
                                             options.cache, progress, arch, distro.slices_dir,
                                             str(lock_path(spec.path)))
+            warnings += _os_identity(tree, distro, lock["archs"][arch].get("indexes", []))
             for w in warnings:
                 info(f"warning: {w}", options.quiet)
             with tree:
@@ -407,6 +409,20 @@ def platform_of(distro: Distro, arch: str) -> Platform:
         return platform_for(arch)
     architecture, _, variant = str(label).partition("/")
     return Platform("linux", architecture, variant)
+
+
+def _os_identity(tree: Tree, distro: Distro, indexes: list[dict]) -> list[str]:
+    """Give the image its OS identity; what could not be given is a warning."""
+    identity = identity_for(distro, indexes)
+    if identity is None:
+        return [f"{distro.path} has no os-release template: the image names no OS, so "
+                "scanners match no vulnerabilities against it."]
+    write_identity(tree, identity)
+    if identity.missing_version:
+        return [f"the lock records no signed {distro.release} version (it predates that), so "
+                f"{distro.extra['os-release'].get('version-file')} is left out; run "
+                "'assemble lock --update' to record it."]
+    return []
 
 
 def check_output(output: Path, fmt: str, spec: Spec) -> None:
