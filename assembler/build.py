@@ -30,6 +30,7 @@ from .lock import load_or_lock, lock_path
 from .manifest import write_manifest
 from .mirror import resolve_mirrors
 from .oci import DEFAULT_PATH, Image, ImageConfig, platform_for, write_image_tar, write_oci_dir
+from .paths import apply_paths
 from .progress import Progress, info
 from .rootfs import Tree
 from .slices import Catalog, PathSpec, Slice
@@ -267,34 +268,6 @@ def _masters(tree: Tree, generated: dict[str, list[tuple[str, Slice]]]) -> dict[
     return out
 
 
-def apply_paths(tree: Tree, spec: Spec) -> None:
-    for p in spec.paths:
-        where = spec.where(p["line"])
-        path, kind = p["path"], p["type"]
-        uid, gid = p.get("uid", 0), p.get("gid", 0)
-        try:
-            if kind == "directory":
-                tree.add_dir(path, p.get("mode", 0o755), uid, gid)
-            elif kind in ("file", "empty-file"):
-                tree.add_file(path, p.get("content", "").encode(), p.get("mode", 0o644), uid, gid,
-                              replace=True)
-            elif kind == "symlink":
-                tree.add_symlink(path, p["target"], uid, gid, replace=True)
-            elif kind == "hardlink":
-                tree.add_hardlink(path, p["target"])
-            elif kind == "permissions":
-                entry = tree.get(path)
-                if entry is None:
-                    raise SpecError(f"{where}: permissions for {path}, which is not in the image.")
-                if "mode" in p:
-                    entry.mode = p["mode"]
-                entry.uid, entry.gid = uid, gid
-        except KeyError as e:
-            raise SpecError(f"{where}: a {kind} path needs {e.args[0]!r}.") from None
-        except AssemblerError as e:
-            raise SpecError(f"{where}: {e.message}") from None
-
-
 def image_config(spec: Spec, has_certs: bool) -> ImageConfig:
     env = {"PATH": DEFAULT_PATH}
     if has_certs:
@@ -302,7 +275,9 @@ def image_config(spec: Spec, has_certs: bool) -> ImageConfig:
     env.update(spec.environment)
     return ImageConfig(entrypoint=spec.entrypoint, cmd=spec.cmd, env=env,
                        working_dir=spec.work_dir or "", user=run_as(spec.accounts),
-                       labels=dict(spec.annotations))
+                       labels={**spec.annotations, **spec.labels},
+                       stop_signal=spec.stop_signal, exposed_ports=spec.ports,
+                       volumes=spec.volumes)
 
 
 def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: list[str] = (),
