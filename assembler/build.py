@@ -24,7 +24,8 @@ from .debian.statusd import write_status
 from .distro import Distro
 from .errors import AssemblerError, SpecError
 from .fetch import Wanted, fetch_all
-from .layer import write_layer
+from .layer import Compression, Layer, write_layer
+from .layering import Member, plan_layers
 from .linkcheck import require_links
 from .lock import load_or_lock, lock_path
 from .manifest import write_manifest
@@ -280,6 +281,28 @@ def image_config(spec: Spec, has_certs: bool) -> ImageConfig:
                        volumes=spec.volumes)
 
 
+def write_layers(tree: Tree, spec: Spec, packages: list[dict], stem: Path,
+                 compression: Compression, sde: int, progress: Progress
+                 ) -> tuple[list[Layer], list[str] | None]:
+    """The image's layers (bottom first) and their history texts (None: one layer)."""
+    members = [Member(p["name"], p.get("source") or p["name"], tuple(p.get("reason", [])),
+                      p.get("size", 0)) for p in packages]
+    plans = plan_layers(tree, members, spec.layering, sde)
+    if plans is None:
+        progress.status(f"writing {stem.name} layer", force=True)
+        layer = write_layer(tree, stem.with_name(f"layer-{stem.name}"), compression, sde)
+        progress.done()
+        return [layer], None
+    layers = []
+    for i, plan in enumerate(plans):
+        progress.status(f"writing {stem.name} layer {i + 1}/{len(plans)}", force=True)
+        layers.append(write_layer(tree, stem.with_name(f"layer-{stem.name}-{i}"), compression,
+                                  sde if plan.epoch is None else plan.epoch, paths=plan.paths,
+                                  dir_mtime=plan.epoch))
+    progress.done()
+    return layers, [p.description for p in plans]
+
+
 def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: list[str] = (),
           compression: str = "gzip", locked: bool = False,
           archs: list[str] | None = None) -> str:
@@ -323,12 +346,12 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
                 # Before anything is written: an image that cannot start is not an output.
                 require_links(tree, spec.link_check_ignore, what=f"the {arch} image",
                               providers=_providers(distro, mirrors, options, arch))
-                progress.status(f"writing {arch} layer", force=True)
-                layer = write_layer(tree, Path(tmp) / f"layer-{arch}", compression, sde)
-                progress.done()
-                images.append(Image(platform=platform_for(arch), layers=[layer],
+                layers, history = write_layers(tree, spec, packages, Path(tmp) / arch,
+                                               compression, sde, progress)
+                images.append(Image(platform=platform_for(arch), layers=layers,
                                     config=image_config(spec, tree.get(BUNDLE) is not None),
-                                    created=sde, annotations=dict(spec.annotations)))
+                                    created=sde, annotations=dict(spec.annotations),
+                                    history=history))
         try:
             if fmt == "oci-dir":
                 digest = write_oci_dir(output, images, tags)
