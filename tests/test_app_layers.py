@@ -107,7 +107,7 @@ class _Member(tarfile.TarInfo):
     data: bytes = b""
 
 
-def _image(tar: Path) -> tuple[dict, dict, list[dict[str, tarfile.TarInfo]]]:
+def _image(tar: Path) -> tuple[dict, dict, list[dict[str, _Member]]]:
     """manifest, config, and per layer: name -> member (with .data for files)."""
     with tarfile.open(tar) as outer:
         entry = json.load(outer.extractfile("manifest.json"))[0]
@@ -117,8 +117,9 @@ def _image(tar: Path) -> tuple[dict, dict, list[dict[str, tarfile.TarInfo]]]:
         config = json.load(outer.extractfile(entry["Config"]))
         layers = []
         for name in entry["Layers"]:
-            members: dict[str, tarfile.TarInfo] = {}
-            with tarfile.open(fileobj=outer.extractfile(name), mode="r:gz", tarinfo=_Member) as layer:
+            members: dict[str, _Member] = {}
+            blob = outer.extractfile(name)
+            with tarfile.open(fileobj=blob, mode="r:gz", tarinfo=_Member) as layer:
                 for m in layer:
                     if m.isfile():
                         m.data = layer.extractfile(m).read()
