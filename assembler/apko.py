@@ -346,7 +346,7 @@ def translate(path: Path, r: NodeReader) -> tuple[yaml.Node, ApkoExtras]:
     if "volumes" in doc.lists:
         out.append(("volumes", _q(doc.lists["volumes"], doc.top.get("volumes", doc.root))))
     out.append(("environment", _environment(doc)))
-    paths = [_path(rr, n) for n in doc.lists.get("paths", [])] + service_paths
+    paths = [e for n in doc.lists.get("paths", []) for e in _path(rr, n)] + service_paths
     if paths:
         out.append(("paths", _q(paths, doc.top.get("paths", doc.root))))
     annotations = _annotations(rr, doc)
@@ -559,7 +559,10 @@ def _mode(r: _Reader, node: yaml.Node) -> str:
     return f"0{value:o}"
 
 
-def _path(r: _Reader, node: yaml.Node) -> yaml.Node:
+def _path(r: _Reader, node: yaml.Node) -> list[yaml.Node]:
+    """One apko path mutation as our path entries. apko applies `permissions` (and
+    uid/gid) after every mutation, so a mode left out is 0; a hardlink's go to the
+    file it shares an inode with; `recursive` covers the tree beneath."""
     pm = _mapping(r, node, "a path", PATH)
     if "path" not in pm or "type" not in pm:
         raise r.err(node, "a path entry needs 'path' and 'type'.")
@@ -567,16 +570,27 @@ def _path(r: _Reader, node: yaml.Node) -> yaml.Node:
     if kind not in PATH_TYPES:
         raise r.err(pm["type"], f"unknown path type {kind!r}." + did_you_mean(kind, PATH_TYPES)
                     + " apko's types: " + ", ".join(PATH_TYPES) + ".")
-    pairs: list[tuple[str, yaml.Node]] = [("path", pm["path"]), ("type", pm["type"])]
+    mode = _s(_mode(r, pm["permissions"]), pm["permissions"]) if "permissions" in pm \
+        else _s("0", node)
+    owner: list[tuple[str, yaml.Node]] = []
+    if "uid" in pm or "gid" in pm:  # apko: the one not given is 0
+        owner = [("uid", pm.get("uid") or _s("0", node)), ("gid", pm.get("gid") or _s("0", node))]
+    recursive = "recursive" in pm and r.boolean(pm["recursive"], "recursive")
+    out: list[yaml.Node] = []
     if kind in ("hardlink", "symlink"):
         if "source" not in pm:
             raise r.err(node, f"a {kind} path needs 'source' (what it links to).")
-        pairs.append(("target", pm["source"]))
-    if kind != "symlink":
-        # apko applies the permissions after every mutation: omitted means 0.
-        pairs.append(("mode", _s(_mode(r, pm["permissions"]), pm["permissions"])
-                      if "permissions" in pm else _s("0", node)))
-    for k in ("uid", "gid", "recursive"):
-        if k in pm:
-            pairs.append((k, pm[k]))
-    return _m(pairs, node)
+        pairs = [("path", pm["path"]), ("type", pm["type"]), ("target", pm["source"])]
+        out.append(_m(pairs + (owner if kind == "symlink" else []), node))
+        if kind == "hardlink":
+            out.append(_m([("path", pm["source"]), ("type", _s("permissions", node)),
+                           ("mode", mode), *owner], node))
+        return out
+    if kind == "permissions":
+        return [_m([("path", pm["path"]), ("type", pm["type"]), ("mode", mode), *owner,
+                    *([("recursive", pm["recursive"])] if recursive else [])], node)]
+    out.append(_m([("path", pm["path"]), ("type", pm["type"]), ("mode", mode), *owner], node))
+    if recursive and kind == "directory":
+        out.append(_m([("path", pm["path"]), ("type", _s("permissions", node)), ("mode", mode),
+                       *owner, ("recursive", pm["recursive"])], node))
+    return out

@@ -24,7 +24,8 @@ from .debian.statusd import write_status
 from .distro import Distro
 from .errors import AssemblerError, SpecError
 from .fetch import Wanted, fetch_all
-from .layer import write_layer
+from .layer import Compression, Layer, write_layer
+from .layering import Member, plan_layers
 from .linkcheck import require_links
 from .lock import load_or_lock, lock_path
 from .manifest import write_manifest
@@ -39,8 +40,9 @@ from .oci import (
     write_oci_dir,
 )
 from .osrelease import identity_for, write_identity
+from .paths import apply_paths
 from .progress import Progress, info
-from .rootfs import Entry, Tree
+from .rootfs import Tree
 from .slices import Catalog, PathSpec, Slice
 from .spec import Spec
 from .unpacked import Unpacked, unpacked
@@ -277,56 +279,6 @@ def _masters(tree: Tree, generated: dict[str, list[tuple[str, Slice]]]) -> dict[
     return out
 
 
-def apply_paths(tree: Tree, spec: Spec) -> None:
-    for p in spec.paths:
-        where = spec.where(p["line"])
-        path, kind = p["path"], p["type"]
-        uid, gid = p.get("uid", 0), p.get("gid", 0)
-        try:
-            if kind == "directory":
-                tree.add_dir(path, p.get("mode", 0o755), uid, gid)
-            elif kind in ("file", "empty-file"):
-                tree.add_file(path, p.get("content", "").encode(), p.get("mode", 0o644), uid, gid,
-                              replace=True)
-            elif kind == "symlink":
-                tree.add_symlink(path, p["target"], uid, gid, replace=True)
-            elif kind == "hardlink":
-                tree.add_hardlink(path, p["target"])
-                if "mode" in p or "uid" in p or "gid" in p:  # one inode: the target's
-                    _chmod(tree, [tree.resolve(p["target"])], p)
-            if kind == "permissions" or (kind == "directory" and _yes(p.get("recursive"))):
-                entry = tree.get(path)
-                if entry is None:
-                    raise SpecError(f"{where}: permissions for {path}, which is not in the image.")
-                _chmod(tree, _beneath(tree, entry) if _yes(p.get("recursive")) else [entry], p)
-        except KeyError as e:
-            raise SpecError(f"{where}: a {kind} path needs {e.args[0]!r}.") from None
-        except AssemblerError as e:
-            raise SpecError(f"{where}: {e.message}") from None
-
-
-def _yes(value: object) -> bool:
-    return str(value).lower() in ("true", "yes", "on")
-
-
-def _beneath(tree: Tree, entry: Entry) -> list[Entry]:
-    """`entry` and, for a directory, everything under it (symlinks not followed)."""
-    prefix = entry.path + "/"
-    return [entry] + [e for e in tree.entries() if e.path.startswith(prefix)]
-
-
-def _chmod(tree: Tree, entries: list[Entry | None], p: dict) -> None:
-    """A path entry's mode and owner onto existing entries. Ownership is left as it is
-    unless uid or gid is given (then the other is 0), as apko does."""
-    for entry in entries:
-        if entry is None:
-            continue
-        if "mode" in p and entry.kind != "symlink":
-            entry.mode = p["mode"]
-        if "uid" in p or "gid" in p:
-            entry.uid, entry.gid = p.get("uid", 0), p.get("gid", 0)
-
-
 def image_config(spec: Spec, has_certs: bool) -> ImageConfig:
     env = {"PATH": DEFAULT_PATH}
     if has_certs:
@@ -337,7 +289,31 @@ def image_config(spec: Spec, has_certs: bool) -> ImageConfig:
                        # apko passes run-as through as written
                        user=spec.apko.run_as or "" if spec.apko is not None
                        else run_as(spec.accounts),
-                       labels=dict(spec.annotations))
+                       labels={**spec.annotations, **spec.labels},
+                       stop_signal=spec.stop_signal, exposed_ports=spec.ports,
+                       volumes=spec.volumes)
+
+
+def write_layers(tree: Tree, spec: Spec, packages: list[dict], stem: Path,
+                 compression: Compression, sde: int, progress: Progress
+                 ) -> tuple[list[Layer], list[str] | None]:
+    """The image's layers (bottom first) and their history texts (None: one layer)."""
+    members = [Member(p["name"], p.get("source") or p["name"], tuple(p.get("reason", [])),
+                      p.get("size", 0)) for p in packages]
+    plans = plan_layers(tree, members, spec.layering, sde)
+    if plans is None:
+        progress.status(f"writing {stem.name} layer", force=True)
+        layer = write_layer(tree, stem.with_name(f"layer-{stem.name}"), compression, sde)
+        progress.done()
+        return [layer], None
+    layers = []
+    for i, plan in enumerate(plans):
+        progress.status(f"writing {stem.name} layer {i + 1}/{len(plans)}", force=True)
+        layers.append(write_layer(tree, stem.with_name(f"layer-{stem.name}-{i}"), compression,
+                                  sde if plan.epoch is None else plan.epoch, paths=plan.paths,
+                                  dir_mtime=plan.epoch))
+    progress.done()
+    return layers, [p.description for p in plans]
 
 
 def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: list[str] = (),
@@ -384,12 +360,12 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
                 # Before anything is written: an image that cannot start is not an output.
                 require_links(tree, spec.link_check_ignore, what=f"the {arch} image",
                               providers=_providers(distro, mirrors, options, arch))
-                progress.status(f"writing {arch} layer", force=True)
-                layer = write_layer(tree, Path(tmp) / f"layer-{arch}", compression, sde)
-                progress.done()
-                images.append(Image(platform=platform_of(distro, arch), layers=[layer],
+                layers, history = write_layers(tree, spec, packages, Path(tmp) / arch,
+                                               compression, sde, progress)
+                images.append(Image(platform=platform_of(distro, arch), layers=layers,
                                     config=image_config(spec, tree.get(BUNDLE) is not None),
-                                    created=sde, annotations=dict(spec.annotations)))
+                                    created=sde, annotations=dict(spec.annotations),
+                                    history=history))
         try:
             if fmt == "oci-dir":
                 digest = write_oci_dir(output, images, tags)

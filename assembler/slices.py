@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from .errors import SpecError
+from .modes import parse_mode
 from .spec import NodeReader, compose_yaml, did_you_mean
 
 GENERATORS = ("manifest", "ca-bundle", "passwd", "group")
@@ -174,13 +175,8 @@ def _path_spec(r: NodeReader, key: yaml.Node, node: yaml.Node, owner: str) -> Pa
     if "arch" in opts:
         arch = _arch_list(r, opts["arch"], f"arch of {path}")
     if "mode" in opts:
-        raw = r.string(opts["mode"], f"mode of {path}")
-        try:
-            # YAML 1.1 already read 0644 as octal; a quoted "0644" is read here.
-            mode = int(raw, 8) if raw.startswith("0") and raw.isdigit() else int(raw)
-        except ValueError:
-            mode = -1
-        if not 0 <= mode <= 0o7777:
+        mode = parse_mode(r.string(opts["mode"], f"mode of {path}"), "decimal")
+        if mode is None:
             raise r.err(opts["mode"], f"{owner}: mode of {path} must be a number "
                                       "such as 0644 (at most 07777).")
     if "until" in opts:
