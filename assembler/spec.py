@@ -437,7 +437,7 @@ class _Config:
 def _read_config(r: NodeReader, top: dict[str, yaml.Node]) -> _Config:
     """The image config's runtime part: what a container starts with."""
     labels = r.string_map(top["labels"], "labels") if "labels" in top else {}
-    if "annotations" in top:
+    if "annotations" in top and "labels" in top:
         annotations = r.string_map(top["annotations"], "annotations")
         for k, kn in zip(labels, (k for k, _ in top["labels"].value), strict=True):
             if k in annotations and annotations[k] != labels[k]:
