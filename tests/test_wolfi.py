@@ -18,37 +18,14 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from apkrepo import Apk, F, Sym, resign, write_flat_repo
-from aptrepo import serve_start
 from test_apk_support import FIXTURES, Signer
+from wolfirepo import HELLO, KEY, serve_wolfi
 
 from assembler.cli import main
 from assembler.distro import load_distro
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared Alpine fixtures absent")]
-
-HELLO = "hello-wolfi-2.12.1-r0.apk"
-LOADER = Path("/lib64/ld-linux-x86-64.so.2")
-LIBC = Path("/lib/x86_64-linux-gnu/libc.so.6")
-KEY = "wolfi-signing.rsa.pub"  # the name Wolfi's own key has
-
-
-def glibc() -> Apk:
-    """glibc as Wolfi lays it out (/usr/lib, the loader also at /lib64), made of the
-    host's own files so the fixture's hello really runs."""
-    return Apk("glibc", "2.40-r0", provides=["so:libc.so.6=6", "so:ld-linux-x86-64.so.2=2"],
-               files={"usr/lib/libc.so.6": F(LIBC.read_bytes(), 0o755),
-                      "usr/lib/ld-linux-x86-64.so.2": F(LOADER.resolve().read_bytes(), 0o755),
-                      "lib64/ld-linux-x86-64.so.2": Sym("/usr/lib/ld-linux-x86-64.so.2")})
-
-
-def serve_wolfi(root: Path, signer: Signer):  # noqa: ANN201 - an aptrepo.Server
-    hello = resign((FIXTURES / "packages" / HELLO).read_bytes(), signer)
-    write_flat_repo(root, "os", [glibc()], signer, external={HELLO: hello})
-    (root / "os" / KEY).write_bytes(signer.public_pem)  # beside the index, as Wolfi does
-    return serve_start(root)
-
 
 def seed_key(cache: Path, signer: Signer) -> None:
     """Put the test key where keyring.py keeps the definition's key URL once fetched:
