@@ -31,7 +31,7 @@ import yaml
 
 from .distro import Distro, available_distros, load_distro
 from .errors import SpecError
-from .spec import NodeReader, compose_yaml, did_you_mean, host_arch
+from .spec import TOP_KEYS, NodeReader, compose_yaml, did_you_mean, host_arch
 
 TOP = ("contents", "entrypoint", "cmd", "stop-signal", "work-dir", "accounts", "archs",
        "environment", "paths", "vcs-url", "annotations", "include", "volumes", "layering",
@@ -340,6 +340,9 @@ def translate(path: Path, r: NodeReader) -> tuple[yaml.Node, ApkoExtras]:
         out.append(("entrypoint", entry))
     if cmd is not None:
         out.append(("cmd", cmd))
+    if "certificates" in doc.top and "certificates" not in TOP_KEYS:
+        raise rr.err(doc.top["certificates"], "certificates: extra CA certificates are not "
+                     "supported by this version.")
     for k in ("work-dir", "stop-signal", "layering", "certificates"):
         if k in doc.top:
             out.append((k, doc.top[k]))
@@ -582,9 +585,10 @@ def _path(r: _Reader, node: yaml.Node) -> list[yaml.Node]:
             raise r.err(node, f"a {kind} path needs 'source' (what it links to).")
         pairs = [("path", pm["path"]), ("type", pm["type"]), ("target", pm["source"])]
         out.append(_m(pairs + (owner if kind == "symlink" else []), node))
-        if kind == "hardlink":
-            out.append(_m([("path", pm["source"]), ("type", _s("permissions", node)),
-                           ("mode", mode), *owner], node))
+        if kind == "hardlink":  # the link and the file it links are one inode
+            for path in (pm["source"], pm["path"]):
+                out.append(_m([("path", path), ("type", _s("permissions", node)),
+                               ("mode", mode), *owner], node))
         return out
     if kind == "permissions":
         return [_m([("path", pm["path"]), ("type", pm["type"]), ("mode", mode), *owner,
