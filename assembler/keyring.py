@@ -16,9 +16,9 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .cache import Cache, atomic_write
-from .errors import IntegrityError, NetworkError, SpecError
-from .transport import fetch
+from assembler.cache import Cache, atomic_write
+from assembler.errors import IntegrityError, NetworkError, SpecError
+from assembler.transport import fetch
 
 MAX_KEY = 64 << 10  # an RSA-8192 PEM is under 2 KiB
 _NAME = re.compile(r"[A-Za-z0-9_@+-][A-Za-z0-9_.@+-]*")
@@ -45,7 +45,7 @@ def cached_key(url: str, cache: Cache, offline: bool = False) -> Path:
         return path
     if offline:
         raise NetworkError(f"--offline: the key {url} was never fetched; run once online.")
-    from .alpine.signing import load_public_key
+    from assembler.alpine.signing import load_public_key
 
     data = fetch(url, limit=MAX_KEY)
     try:

@@ -30,10 +30,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .layer import clamp_mtime
-from .paths import APP_ORIGIN
-from .rootfs import Tree
-from .spec import Layering
+from assembler.image.layer import clamp_mtime
+from assembler.paths import APP_ORIGIN
+from assembler.rootfs.tree import Tree
+from assembler.spec.document import Layering
 
 STATUS_DIR = "var/lib/dpkg/status.d/"
 

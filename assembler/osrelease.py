@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .distro import Distro
-from .errors import IntegrityError, SpecError
-from .rootfs import Tree
+from assembler.distro.definition import Distro
+from assembler.errors import IntegrityError, SpecError
+from assembler.rootfs.tree import Tree
 
 OS_RELEASE = "usr/lib/os-release"
 OS_RELEASE_LINK = "etc/os-release"

@@ -14,9 +14,9 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import AssemblerError, SpecError
-from .rootfs import Tree
-from .spec import PathEntry, Spec
+from assembler.errors import AssemblerError, SpecError
+from assembler.rootfs.tree import Tree
+from assembler.spec.document import PathEntry, Spec
 
 # Not a package name (those have no spaces): the layer writer puts these entries on top.
 APP_ORIGIN = "app (paths with source)"

@@ -19,9 +19,9 @@ from wolfirepo import KEY, write_wolfi
 
 from assembler.build import platform_of
 from assembler.cli import main
-from assembler.distro import load_distro
+from assembler.distro.definition import load_distro
 from assembler.errors import SpecError
-from assembler.spec import load_spec
+from assembler.spec.document import load_spec
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared Alpine fixtures absent")]

@@ -13,7 +13,7 @@ import yaml
 from aptrepo import Pkg
 from hermetic import run, write_spec
 
-from assembler.distro import REPOS_DIR
+from assembler.distro.definition import REPOS_DIR
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from hermetic import run, write_spec
 
 from assembler.errors import SpecError
 from assembler.modes import parse_mode
-from assembler.spec import Layering, load_spec
+from assembler.spec.document import Layering, load_spec
 
 BASE = "distro: debian/bookworm\ncontents:\n  packages: [python3]\n"
 ACCOUNTS = """accounts:

@@ -22,7 +22,7 @@ from test_apk_support import FIXTURES, Signer
 from wolfirepo import HELLO, KEY, serve_wolfi
 
 from assembler.cli import main
-from assembler.distro import load_distro
+from assembler.distro.definition import load_distro
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared Alpine fixtures absent")]
