@@ -31,7 +31,7 @@ def seed_key(cache: Path, signer: Signer) -> None:
     """Put the test key where keyring.py keeps the definition's key URL once fetched:
     this machine 'trusted it before'. No Wolfi host is reachable from the tests."""
     from assembler.cache import Cache
-    from assembler.keyring import cached_key
+    from assembler.distro.keyring import cached_key
 
     url = load_distro("wolfi").archives[0].key_urls[0]
     path = Cache(cache).derived_path("keyring", hashlib.sha256(url.encode()).hexdigest()) / KEY

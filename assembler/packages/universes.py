@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 from assembler.cache import Cache
 from assembler.distro.definition import Archive, Distro, load_distro, with_components
+from assembler.distro.keyring import cached_key
 from assembler.distro.mirror import resolve_mirrors
 from assembler.errors import SpecError
-from assembler.keyring import cached_key
 from assembler.packages.resolve import Resolution, Resolver, Want
 from assembler.packages.universe import Universe
 from assembler.progress import Progress

@@ -375,7 +375,7 @@ def load_spec(path: Path | str) -> Spec:
                         "'contents: {packages: [...]}'.")
     apko = None
     if is_apko(root):
-        from assembler.apko import translate
+        from assembler.spec.apko import translate
 
         root, apko = translate(path, r)
     top = r.mapping(root, "the spec", TOP_KEYS)

@@ -72,7 +72,7 @@ class ApkoExtras:
     def trust(self, distro: Distro) -> None:
         """Add the keyring to every archive; a definition's key URL whose file the
         keyring provides is not fetched, the keyring's copy is the trusted one."""
-        from assembler.keyring import key_name
+        from assembler.distro.keyring import key_name
 
         names = {Path(p).name for p in self.key_paths} | {key_name(u) for u in self.key_urls}
         for a in distro.archives:
@@ -272,13 +272,13 @@ class _Keyring:
     urls: list[str]
 
     def names(self) -> set[str]:
-        from assembler.keyring import key_name
+        from assembler.distro.keyring import key_name
 
         return {Path(p).name for p in self.paths} | {key_name(u) for u in self.urls}
 
 
 def _keyring(r: _Reader, nodes: list[yaml.Node], spec_dir: Path) -> _Keyring:
-    from assembler.keyring import is_url, key_name
+    from assembler.distro.keyring import is_url, key_name
 
     paths, urls = [], []
     for n in nodes:
