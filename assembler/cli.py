@@ -48,7 +48,8 @@ def _spec_path(args: argparse.Namespace) -> Path:
 def cmd_lock(args: argparse.Namespace) -> int:
     spec = load_spec(_spec_path(args))
     options = _options(args)
-    lock, changed = load_or_lock(spec, options, update=args.update)
+    lock, changed = load_or_lock(spec, options, update=args.update,
+                                 apko_lock=args.from_apko_lock)
     path = lock_path(spec.path)
     n = sum(len(a["packages"]) for a in lock["archs"].values())
     info(f"{path}: {'written' if changed else 'unchanged'} ({n} packages, "
@@ -157,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     lk = sub.add_parser("lock", parents=[common], help="resolve the spec and write its lockfile")
     lk.add_argument("spec", nargs="?", help="spec file (default image.yaml)")
     lk.add_argument("--update", action="store_true", help="re-resolve even if the lock is fresh")
+    lk.add_argument("--from-apko-lock", metavar="FILE", type=Path,
+                    help="start from apko's lock (apko.lock.json): the same packages, "
+                    "verified again (found by itself where our lock goes)")
     lk.set_defaults(func=cmd_lock)
 
     sp = sub.add_parser("show-packages", parents=[common], help="list the locked packages")
