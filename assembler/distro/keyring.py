@@ -30,7 +30,7 @@ def is_url(text: str) -> bool:
 
 def key_name(url: str) -> str:
     """The file name a key URL gives its key, or a SpecError if it gives none usable."""
-    name = urlsplit(url).path.rstrip("/").rpartition("/")[2]
+    name = urlsplit(url).path.rpartition("/")[2]
     if not _NAME.fullmatch(name):
         raise SpecError(f"keyring URL {url} does not end in a usable key file name (such "
                         "as .../wolfi-signing.rsa.pub); apk matches signatures to keys by it.")
