@@ -245,7 +245,8 @@ def _definitions() -> list[tuple[str, Distro]]:
         if name == CUSTOM:
             continue
         d = load_distro(name)
-        if d.family == "alpine":
+        # Only definitions that name where their repositories are can match a URL.
+        if any(a.url for a in d.archives):
             out.append((name, d))
     return out
 
