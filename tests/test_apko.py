@@ -290,3 +290,18 @@ def test_unknown_repository_needs_a_keyring(tmp_path):
                                       "packages": ["x"]}})
     with pytest.raises(SpecError, match="matches no distro definition.*contents.keyring"):
         load_spec(p)
+
+
+def test_local_paths_from_the_working_directory(tmp_path, monkeypatch):
+    """apko reads relative keyring and repository paths from where it runs; beside the
+    config is tried first."""
+    (tmp_path / "testdata" / "packages").mkdir(parents=True)
+    (tmp_path / "testdata" / "k.rsa.pub").write_bytes(Signer.new().public_pem)
+    write(tmp_path / "testdata", {"contents": {
+        "keyring": ["./testdata/k.rsa.pub"], "repositories": ["./testdata/packages"],
+        "packages": ["x"]}})
+    monkeypatch.chdir(tmp_path)
+    spec = load_spec(Path("testdata/apko.yaml"))
+    assert spec.distro == "apko/custom"
+    assert spec.repositories[0].url == f"file://{tmp_path}/testdata/packages"
+    assert spec.apko.key_paths == [str(tmp_path / "testdata" / "k.rsa.pub")]

@@ -235,6 +235,8 @@ def _repo(r: _Reader, node: yaml.Node, spec_dir: Path) -> _Repo:
     url = text.rstrip("/")
     if not url.startswith(("http://", "https://", "file://")):
         local = Path(url) if Path(url).is_absolute() else spec_dir / url
+        if not local.exists() and Path(url).exists():
+            local = Path(url)  # apko reads local repositories from the working directory
         url = "file://" + str(local.resolve())
     return _Repo(url, tag, node)
 
