@@ -205,6 +205,8 @@ def _os_identity(tree: Tree, distro: Distro, indexes: list[dict]) -> list[str]:
     """Give the image its OS identity; what could not be given is a warning."""
     identity = identity_for(distro, indexes)
     if identity is None:
+        if tree.get("etc/os-release") is not None or tree.get("usr/lib/os-release") is not None:
+            return []  # a package (wolfi-baselayout, a custom one) names the OS
         return [f"{distro.path} has no os-release template: the image names no OS, so "
                 "scanners match no vulnerabilities against it."]
     write_identity(tree, identity)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from apkrepo import Apk, F, Sym, build_apk, write_distro, write_key, write_repo
 from aptrepo import Server, serve_start
-from hermetic import run
+from hermetic import run, umoci_unpack
 from test_apk_support import FIXTURES, Signer, file_info
 
 from assembler.alpine.installed import format_installed, parse_installed
@@ -136,18 +136,7 @@ def test_skopeo_accepts_image(built):
 def rootfs(built, tmp_path_factory):
     if shutil.which("umoci") is None:
         pytest.skip("umoci not installed")
-    _, out, _ = built
-    dest = tmp_path_factory.mktemp("unpacked")
-    layout = dest / "layout"
-    layout.mkdir()
-    with tarfile.open(out) as t:
-        t.extractall(layout, filter="data")
-    cmd = ["umoci", "unpack", "--image", f"{layout}:latest", str(dest / "bundle")]
-    if os.geteuid() != 0:
-        cmd.insert(2, "--rootless")
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    return dest / "bundle" / "rootfs"
+    return umoci_unpack(built[1], tmp_path_factory.mktemp("unpacked"))
 
 
 def test_installed_db_parses_back(rootfs, built):

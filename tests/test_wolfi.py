@@ -14,10 +14,10 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
+from hermetic import umoci_unpack
 from test_apk_support import FIXTURES, Signer
 from wolfirepo import HELLO, KEY, serve_wolfi
 
@@ -91,18 +91,7 @@ def test_skopeo_accepts_image(wolfi):
 
 @pytest.fixture(scope="module")
 def rootfs(wolfi, tmp_path_factory):
-    _, out = wolfi
-    dest = tmp_path_factory.mktemp("wolfi-unpacked")
-    layout = dest / "layout"
-    layout.mkdir()
-    with tarfile.open(out) as t:
-        t.extractall(layout, filter="data")
-    cmd = ["umoci", "unpack", "--image", f"{layout}:latest", str(dest / "bundle")]
-    if os.geteuid() != 0:
-        cmd.insert(2, "--rootless")
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    return dest / "bundle" / "rootfs"
+    return umoci_unpack(wolfi[1], tmp_path_factory.mktemp("wolfi-unpacked"))
 
 
 def test_image_contents(rootfs):
