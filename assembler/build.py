@@ -285,8 +285,8 @@ def write_layers(tree: Tree, spec: Spec, packages: list[dict], stem: Path,
                  compression: Compression, sde: int, progress: Progress
                  ) -> tuple[list[Layer], list[str] | None]:
     """The image's layers (bottom first) and their history texts (None: one layer)."""
-    members = [Member(p["name"], p.get("source") or p["name"], tuple(p.get("reason", [])),
-                      p.get("size", 0)) for p in packages]
+    members = [Member(p["name"], p.get("source") or p["name"], tuple(p.get("reason", [])))
+               for p in packages]
     plans = plan_layers(tree, members, spec.layering, sde)
     if plans is None:
         progress.status(f"writing {stem.name} layer", force=True)
