@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from regserver import RegistryServer, WireProxy  # noqa: E402
 
-from assembler.archives import Archives, Options  # noqa: E402
 from assembler.cache import Cache  # noqa: E402
-from assembler.spec import load_spec  # noqa: E402
+from assembler.packages.universes import Archives, Options  # noqa: E402
+from assembler.spec.document import load_spec  # noqa: E402
 
 ARCH = "amd64"
 
