@@ -117,8 +117,9 @@ def build(spec: Path, cache: Path) -> Path:
 
 
 def bump_candidate(spec: Path, cache: Path) -> tuple[str, str, str] | None:
-    """(package, older, current): a package of the lock the security suite updated whose
-    source has no other package in the image, with its version in the main suite."""
+    """(request, older, current): a package of the lock the security suite updated whose
+    source has no other package in the image, with its version in the main suite; the
+    request names the package (or one of its slices) as the spec would."""
     lock = json.loads(spec.with_name("image.lock.json").read_text())
     packages = lock["archs"][ARCH]["packages"]
     per_source: dict[str, int] = {}
@@ -127,12 +128,15 @@ def bump_candidate(spec: Path, cache: Path) -> tuple[str, str, str] | None:
     universe = Archives(load_spec(spec), Options(cache=Cache(cache), quiet=True)).universe(ARCH)
     for p in sorted(packages, key=lambda p: p["name"]):
         if not p["suite"].endswith("-security") or per_source[p["source"]] != 1 \
-                or p.get("slices") or "requested" in p["reason"]:
+                or "requested" in p["reason"]:
             continue
         older = [v.version for v in universe.versions(p["name"])
                  if v.version != p["version"] and not v.suite.endswith("-security")]
-        if older:
-            return p["name"], older[0], p["version"]
+        # A sliced package is pinned through one of the slices it already has.
+        slices = [s for s in p.get("slices", []) if s != "copyright"]
+        if older and (slices or not p.get("slices")):
+            request = f"{p['name']}_{slices[0]}" if slices else p["name"]
+            return request, older[0], p["version"]
     return None
 
 
