@@ -33,8 +33,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from assembler.image.layer import clamp_mtime
+from assembler.image.layer import Compression, Layer, clamp_mtime, write_layer
+from assembler.progress import Progress
 from assembler.rootfs.paths import APP_ORIGIN
 from assembler.rootfs.tree import Tree
 from assembler.spec.document import Layering
@@ -166,3 +168,24 @@ def _content_epoch(tree: Tree, paths: list[str], source_date_epoch: int) -> int:
     dated = [clamp_mtime(e.mtime, source_date_epoch) for p in paths
              if (e := tree.get(p)) is not None and e.kind != "dir" and e.mtime is not None]
     return max(dated, default=source_date_epoch)
+
+
+def write_layers(tree: Tree, members: Sequence[Member], layering: Layering, stem: Path,
+                 compression: Compression, sde: int, progress: Progress
+                 ) -> tuple[list[Layer], list[str] | None]:
+    """The image's layers, bottom first, as blobs beside `stem`, and their history texts
+    (None for the one layer of old, whose config has always said "assembler")."""
+    plans = plan_layers(tree, members, layering, sde)
+    if plans is None:
+        progress.status(f"writing {stem.name} layer", force=True)
+        layer = write_layer(tree, stem.with_name(f"layer-{stem.name}"), compression, sde)
+        progress.done()
+        return [layer], None
+    layers = []
+    for i, plan in enumerate(plans):
+        progress.status(f"writing {stem.name} layer {i + 1}/{len(plans)}", force=True)
+        layers.append(write_layer(tree, stem.with_name(f"layer-{stem.name}-{i}"), compression,
+                                  sde if plan.epoch is None else plan.epoch, paths=plan.paths,
+                                  dir_mtime=plan.epoch))
+    progress.done()
+    return layers, [p.description for p in plans]
