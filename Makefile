@@ -35,6 +35,7 @@ test: venv sysdeps
 bench: venv sysdeps
 	$(PY) bench/index_bench.py
 	$(PY) bench/build_bench.py
+	$(PY) bench/layering_bench.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -17,7 +17,7 @@ from assembler.distro.definition import Distro
 from assembler.distro.mirror import resolve_mirrors
 from assembler.errors import AssemblerError, SpecError
 from assembler.fetch.packagefiles import Wanted, fetch_all
-from assembler.image.layer import Compression, Layer, write_layer
+from assembler.image.layering import Member, write_layers
 from assembler.image.oci import (
     DEFAULT_PATH,
     Image,
@@ -27,7 +27,6 @@ from assembler.image.oci import (
     write_image_tar,
     write_oci_dir,
 )
-from assembler.layering import Member, plan_layers
 from assembler.linkcheck.check import require_links
 from assembler.lock.lockfile import load_or_lock, lock_path
 from assembler.options import Options
@@ -109,28 +108,6 @@ def image_config(spec: Spec, has_certs: bool) -> ImageConfig:
                        volumes=spec.volumes)
 
 
-def write_layers(tree: Tree, spec: Spec, packages: list[dict], stem: Path,
-                 compression: Compression, sde: int, progress: Progress
-                 ) -> tuple[list[Layer], list[str] | None]:
-    """The image's layers (bottom first) and their history texts (None: one layer)."""
-    members = [Member(p["name"], p.get("source") or p["name"], tuple(p.get("reason", [])),
-                      p.get("size", 0)) for p in packages]
-    plans = plan_layers(tree, members, spec.layering, sde)
-    if plans is None:
-        progress.status(f"writing {stem.name} layer", force=True)
-        layer = write_layer(tree, stem.with_name(f"layer-{stem.name}"), compression, sde)
-        progress.done()
-        return [layer], None
-    layers = []
-    for i, plan in enumerate(plans):
-        progress.status(f"writing {stem.name} layer {i + 1}/{len(plans)}", force=True)
-        layers.append(write_layer(tree, stem.with_name(f"layer-{stem.name}-{i}"), compression,
-                                  sde if plan.epoch is None else plan.epoch, paths=plan.paths,
-                                  dir_mtime=plan.epoch))
-    progress.done()
-    return layers, [p.description for p in plans]
-
-
 def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: list[str] = (),
           compression: str = "gzip", locked: bool = False,
           archs: list[str] | None = None) -> str:
@@ -174,7 +151,9 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
                 require_links(tree, spec.link_check_ignore, what=f"the {arch} image",
                               providers=_providers(distro, package_format, mirrors, options,
                                                    arch))
-                layers, history = write_layers(tree, spec, packages, Path(tmp) / arch,
+                members = [Member(p["name"], p.get("source") or p["name"],
+                                  tuple(p.get("reason", []))) for p in packages]
+                layers, history = write_layers(tree, members, spec.layering, Path(tmp) / arch,
                                                compression, sde, progress)
                 images.append(Image(platform=platform_of(distro, arch), layers=layers,
                                     config=image_config(spec, tree.get(BUNDLE) is not None),

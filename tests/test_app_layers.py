@@ -188,13 +188,12 @@ def test_packages_are_layered_by_source_foundations_first(layered):
     root, _, _ = layered
     _, config, layers = _image(root / "image.tar")
     history = [h["created_by"] for h in config["history"]]
-    # budget 4: glibc (the largest), gcc-12 and base-files (height 0) on their own, tool
-    # (which needs glibc) above; then generated files, then the app.
-    assert history[0] == "packages: libc-bin, libc6"
-    assert set(history[1:3]) == {"packages: base-files", "packages: libgcc-s1"}
-    assert history[3:] == ["packages: tool", "generated: accounts, certificates, paths",
-                           "app: paths with source"]
-    glibc = {n for n, m in layers[0].items() if not m.isdir()}
+    # 4 source packages, budget 4: a layer each, foundations (height 0: base-files, gcc-12,
+    # glibc, by name) below tool, which needs glibc; then generated files, then the app.
+    assert history == ["packages: base-files", "packages: libgcc-s1",
+                       "packages: libc-bin, libc6", "packages: tool",
+                       "generated: accounts, certificates, paths", "app: paths with source"]
+    glibc = {n for n, m in layers[2].items() if not m.isdir()}
     assert glibc == {"usr/lib/x86_64-linux-gnu/libc.so.6", "usr/bin/ldd",
                      "var/lib/dpkg/status.d/libc6", "var/lib/dpkg/status.d/libc-bin",
                      "var/lib/dpkg/status.d/libc6.md5sums",
@@ -205,6 +204,7 @@ def test_packages_are_layered_by_source_foundations_first(layered):
 
 
 def test_budget_caps_package_layers(archive, tmp_path, capsys):
+    # Over budget, the largest group (glibc) stands alone and the others share a layer.
     spec = _spec(archive, tmp_path, "layering: {strategy: origin, budget: 2}\n")
     _, config, layers = _image(_build(spec, capsys, tmp_path / "cache"))
     assert [h["created_by"] for h in config["history"]] == [

@@ -8,8 +8,8 @@ import pytest
 from hermetic import run, write_spec
 
 from assembler.errors import SpecError
-from assembler.modes import parse_mode
 from assembler.spec.document import Layering, load_spec
+from assembler.spec.modes import parse_mode
 
 BASE = "distro: debian/bookworm\ncontents:\n  packages: [python3]\n"
 ACCOUNTS = """accounts:

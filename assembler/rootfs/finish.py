@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from assembler.paths import apply_paths
 from assembler.progress import Progress
 from assembler.rootfs.accounts import write_accounts
 from assembler.rootfs.certs import BUNDLE, write_ca_bundle
+from assembler.rootfs.paths import apply_paths
 from assembler.rootfs.tree import Tree
 from assembler.spec.document import Spec
 

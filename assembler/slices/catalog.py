@@ -23,8 +23,8 @@ from pathlib import Path
 import yaml
 
 from assembler.errors import SpecError
-from assembler.modes import parse_mode
 from assembler.spec.document import NodeReader, compose_yaml, did_you_mean
+from assembler.spec.modes import parse_mode
 
 GENERATORS = ("manifest", "ca-bundle", "passwd", "group")
 PACKAGE_KEYS = {"package": "", "archive": "", "essential": "", "slices": ""}

@@ -14,12 +14,12 @@ import shlex
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from assembler.errors import SpecError
-from assembler.modes import parse_mode
+from assembler.spec.modes import parse_mode
 
 RELATION = re.compile(r"^(?P<name>[a-z0-9][a-z0-9+.\-]*)(?:_(?P<slice>[a-z0-9][a-z0-9\-]*))?"
                       r"(?::(?P<arch>[a-z0-9-]+))?"
@@ -27,7 +27,7 @@ RELATION = re.compile(r"^(?P<name>[a-z0-9][a-z0-9+.\-]*)(?:_(?P<slice>[a-z0-9][a
 # What Debian's grammar above refuses but an apk atom may be: upper case and
 # several '_' in names (libnetfilter_acct), so:/cmd:/pc: names, '~' pins and
 # '_rc1' versions, '@tag' repository tags. The distro's own parser decides later
-# (archives.wants).
+# (the format's wants).
 APK_LIKE = re.compile(r"^(?P<name>[A-Za-z0-9/][A-Za-z0-9+._\-:/]*?)(?:@[A-Za-z0-9._\-]+)?"
                       r"(?:\s*(?P<op>[<>=~]+)\s*(?P<version>[A-Za-z0-9.+~_\-=]+))?$")
 
@@ -76,7 +76,7 @@ class Repository:
     components: list[str]
     keys: list[Path]
     line: int
-    key_urls: list[str] = field(default_factory=list)  # fetched once, cached (keyring.py)
+    key_urls: list[str] = field(default_factory=list)  # fetched once, cached (distro/keyring.py)
     tag: str = ""  # apk repository tag: serves only `pkg@tag` requests (docs/alpine.md)
 
 
@@ -152,38 +152,52 @@ class Layering:
     budget: int = 0
 
 
-@dataclass
-class Spec:
+@dataclass(kw_only=True)
+class Contents:
+    """contents: what the archive puts in the image."""
+
+    packages: list[Request]
+    exclude: list[Located] = field(default_factory=list)
+    include_essential: bool = False
+    components: list[str] | None = None
+    strip: list[str] = field(default_factory=lambda: list(STRIP_KINDS))
+    allow_setuid: bool = False
+    repositories: list[Repository] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class RuntimeConfig:
+    """What a container starts with: the image config's runtime part."""
+
+    entrypoint: list[str] | None = None
+    cmd: list[str] | None = None
+    work_dir: str | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+    # "8080/tcp"; absolute paths; "SIGTERM" or a number.
+    ports: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
+    stop_signal: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class Spec(Contents, RuntimeConfig):
+    """The whole spec: its sections' fields, flat (spec.packages, spec.cmd, ...)."""
+
     path: Path
     digest: str
     distro: str
     distro_line: int
     archs: list[str]
-    packages: list[Request]
-    exclude: list[Located]
-    include_essential: bool
-    components: list[str] | None
-    strip: list[str]
-    allow_setuid: bool
-    repositories: list[Repository]
-    mirrors: dict[str, str]
-    accounts: Accounts
-    entrypoint: list[str] | None
-    cmd: list[str] | None
-    work_dir: str | None
-    environment: dict[str, str]
-    paths: list[PathEntry]
-    annotations: dict[str, str]
+    mirrors: dict[str, str] = field(default_factory=dict)
+    accounts: Accounts = field(default_factory=Accounts)
+    paths: list[PathEntry] = field(default_factory=list)
+    annotations: dict[str, str] = field(default_factory=dict)
     layering: Layering = field(default_factory=Layering)
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
     # Globs over absolute paths of ELF files the link check skips (linkcheck.py).
     link_check_ignore: list[str] = field(default_factory=list)
-    # "8080/tcp" style, sorted as written; volume paths; "SIGTERM" or a number.
-    ports: list[str] = field(default_factory=list)
-    volumes: list[str] = field(default_factory=list)
-    stop_signal: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
-    # An apko config's meanings our schema has no key for (apko.ApkoExtras), else None.
+    # An apko config's meanings our schema has no key for (spec/apko.ApkoExtras), else None.
     apko: Any = None
 
     def where(self, line: int) -> str:
@@ -196,6 +210,7 @@ class Spec:
 
 
 BINARY_TAG = "tag:yaml.org,2002:binary"
+T = TypeVar("T")
 
 
 def _node_line(node: yaml.Node) -> int:
@@ -331,7 +346,7 @@ def parse_request(text: str, line: int, where: str) -> Request:
 
 
 def is_apko(root: yaml.Node) -> bool:
-    """apko's configs have no `distro:` (apko.py reads them); ours always do."""
+    """apko's configs have no `distro:` (spec/apko.py reads them); ours always do."""
     return isinstance(root, yaml.MappingNode) and not any(
         isinstance(k, yaml.ScalarNode) and k.value == "distro" for k, _ in root.value)
 
@@ -389,24 +404,14 @@ def load_spec(path: Path | str) -> Spec:
     # An apko config's inputs are what it was translated to (includes merged in).
     raw = _construct(r, root, yaml.serialize(root).encode() if apko else text)
     return Spec(
+        **vars(contents), **vars(config),
         path=path,
         digest="sha256:" + hashlib.sha256(text).hexdigest(),
         distro=r.string(top["distro"], "distro"),
         distro_line=_node_line(top["distro"]),
         archs=_read_archs(r, top["archs"]) if "archs" in top else [host_arch()],
-        packages=contents.packages,
-        exclude=contents.exclude,
-        include_essential=contents.include_essential,
-        components=contents.components,
-        strip=contents.strip,
-        allow_setuid=contents.allow_setuid,
-        repositories=contents.repositories,
         mirrors=r.string_map(top["mirrors"], "mirrors") if "mirrors" in top else {},
         accounts=accounts,
-        entrypoint=config.entrypoint,
-        cmd=config.cmd,
-        work_dir=config.work_dir,
-        environment=config.environment,
         paths=_read_paths(r, top["paths"], accounts) if "paths" in top else [],
         annotations=r.string_map(top["annotations"], "annotations")
         if "annotations" in top else {},
@@ -414,27 +419,10 @@ def load_spec(path: Path | str) -> Spec:
         raw=raw,
         link_check_ignore=_read_link_check(r, top["link-check"]) if "link-check" in top
         else [],
-        ports=config.ports,
-        volumes=config.volumes,
-        stop_signal=config.stop_signal,
-        labels=config.labels,
-        apko=apko,
-    )
+        apko=apko)
 
 
-@dataclass
-class _Config:
-    entrypoint: list[str] | None
-    cmd: list[str] | None
-    work_dir: str | None
-    environment: dict[str, str]
-    ports: list[str]
-    volumes: list[str]
-    stop_signal: str
-    labels: dict[str, str]
-
-
-def _read_config(r: NodeReader, top: dict[str, yaml.Node]) -> _Config:
+def _read_config(r: NodeReader, top: dict[str, yaml.Node]) -> RuntimeConfig:
     """The image config's runtime part: what a container starts with."""
     labels = r.string_map(top["labels"], "labels") if "labels" in top else {}
     if "annotations" in top and "labels" in top:
@@ -443,7 +431,7 @@ def _read_config(r: NodeReader, top: dict[str, yaml.Node]) -> _Config:
             if k in annotations and annotations[k] != labels[k]:
                 raise r.err(kn, f"label {k!r} differs from the annotation of that name, which "
                             "also becomes a config label; give it once.")
-    return _Config(
+    return RuntimeConfig(
         entrypoint=_argv(r, top["entrypoint"], "entrypoint") if "entrypoint" in top else None,
         cmd=_argv(r, top["cmd"], "cmd") if "cmd" in top else None,
         work_dir=_work_dir(r, top["work-dir"]) if "work-dir" in top else None,
@@ -536,21 +524,10 @@ def _read_archs(r: NodeReader, node: yaml.Node) -> list[str]:
     return archs
 
 
-@dataclass
-class _Contents:
-    packages: list[Request]
-    exclude: list[Located]
-    include_essential: bool
-    components: list[str] | None
-    strip: list[str]
-    allow_setuid: bool
-    repositories: list[Repository]
-
-
 _EMPTY = yaml.SequenceNode("", [])
 
 
-def _read_contents(r: NodeReader, node: yaml.Node) -> _Contents:
+def _read_contents(r: NodeReader, node: yaml.Node) -> Contents:
     contents = r.mapping(node, "contents", CONTENTS_KEYS)
     packages = [parse_request(r.string(n, "a package"), _node_line(n), str(r.path))
                 for n in r.seq(contents.get("packages", _EMPTY), "contents.packages")]
@@ -575,7 +552,7 @@ def _read_contents(r: NodeReader, node: yaml.Node) -> _Contents:
             if v not in STRIP_KINDS:
                 raise r.err(n, f"unknown strip kind {v!r}." + did_you_mean(v, STRIP_KINDS)
                             + " Kinds: " + ", ".join(STRIP_KINDS) + ".")
-    return _Contents(
+    return Contents(
         packages=packages, exclude=exclude,
         include_essential=r.boolean(contents["include-essential"], "include-essential")
         if "include-essential" in contents else False,
@@ -617,29 +594,25 @@ class _Once:
         self.r = r
         self.seen: dict[tuple[str, object], int] = {}
 
-    def __call__(self, node: yaml.Node, kind: str, value: object) -> None:
-        if (kind, value) in self.seen:
-            shown = repr(value) if isinstance(value, str) else value
-            raise self.r.err(node, f"{kind} {shown} appears twice in accounts (also on line "
-                             f"{self.seen[(kind, value)]}).")
-        self.seen[(kind, value)] = _node_line(node)
+    def keep(self, node: yaml.Node, item: T, *kinds: str) -> T:
+        """`item` (a User or Group), once its fields named `kinds` are checked unique."""
+        for kind in kinds:
+            value = getattr(item, kind)
+            if (kind, value) in self.seen:
+                shown = repr(value) if isinstance(value, str) else value
+                raise self.r.err(node, f"{kind} {shown} appears twice in accounts (also on "
+                                 f"line {self.seen[(kind, value)]}).")
+            self.seen[(kind, value)] = _node_line(node)
+        return item
 
 
 def _read_accounts(r: NodeReader, node: yaml.Node) -> Accounts:
     acc = r.mapping(node, "accounts", ACCOUNT_KEYS)
     once = _Once(r)
-    groups = []
-    for g in r.seq(acc.get("groups", _EMPTY), "accounts.groups"):
-        group = _read_group(r, g)
-        once(g, "groupname", group.groupname)
-        once(g, "gid", group.gid)
-        groups.append(group)
-    users = []
-    for u in r.seq(acc.get("users", _EMPTY), "accounts.users"):
-        user = _read_user(r, u)
-        once(u, "username", user.username)
-        once(u, "uid", user.uid)
-        users.append(user)
+    groups = [once.keep(g, _read_group(r, g), "groupname", "gid")
+              for g in r.seq(acc.get("groups", _EMPTY), "accounts.groups")]
+    users = [once.keep(u, _read_user(r, u), "username", "uid")
+             for u in r.seq(acc.get("users", _EMPTY), "accounts.users")]
     run_as = None
     if "run-as" in acc:
         run_as = r.string(acc["run-as"], "run-as")

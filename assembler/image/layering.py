@@ -2,16 +2,20 @@
 
 `single` (the default): every package and generated file in one layer, as
 before layering existed, so existing specs keep their digests. `origin`:
-packages are grouped by source package (libc6 and libc-bin are glibc's), and
-the groups are ranked by dependency height, foundations first: a group whose
-packages need nothing outside it (base-files, tzdata, glibc with gcc's libgcc-s1,
-its dependency cycle) has height 0, and every other group sits one above the
-highest group it needs. With more groups than the budget, the budget-1 lowest
-groups get layers of their own and the rest share the last package layer;
-ties go to the larger group, then the name. Heights depend on the dependency
-graph only, never on versions, so bumping one package changes only the layer
-holding it; and the foundations, which most images of a family have, come out
-as identical layers that registries store once.
+packages are grouped by source package (libc6 and libc-bin are glibc's). With
+no more groups than the budget, each group is a layer. With more, the
+budget-1 largest groups (bytes in the image, counted in powers of two) stand
+alone and the small rest share the last package layer, where a bump re-sends
+little. Layers are ordered by dependency height, foundations lowest: a group
+that needs nothing outside itself (base-files, tzdata, glibc with gcc's
+libgcc-s1, its dependency cycle) has height 0, every other group sits one
+above the highest group it needs; ties go by name.
+
+Neither the grouping nor the sizes' powers of two move when a version changes
+(short of a package doubling or halving), so bumping one package changes only
+the layer holding it; and a group's layer holds that group's files only, so the
+foundations most images of a family share come out as identical layers that
+registries store once.
 
 On top of the packages: one layer of generated files (accounts, CA bundle,
 the spec's own paths), then, when the spec copies local content (`source:`),
@@ -29,9 +33,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from assembler.image.layer import clamp_mtime
-from assembler.paths import APP_ORIGIN
+from assembler.image.layer import Compression, Layer, clamp_mtime, write_layer
+from assembler.progress import Progress
+from assembler.rootfs.paths import APP_ORIGIN
 from assembler.rootfs.tree import Tree
 from assembler.spec.document import Layering
 
@@ -45,7 +51,6 @@ class Member:
     name: str
     source: str
     needed_by: tuple[str, ...]   # packages of the image that depend on it
-    size: int = 0
 
 
 @dataclass
@@ -78,7 +83,9 @@ def plan_layers(tree: Tree, members: Sequence[Member], layering: Layering,
             generated.append(e.path)
     plans: list[LayerPlan] = []
     if layering.strategy == "origin":
-        for names in group_packages(members, layering.budget):
+        sizes = {n: sum(e.size for p in ps if (e := tree.get(p)) is not None)
+                 for n, ps in package_paths.items()}
+        for names in group_packages(members, layering.budget, sizes):
             paths = [p for n in names for p in package_paths.get(n, [])]
             if paths:
                 plans.append(LayerPlan("packages: " + ", ".join(names), sorted(paths),
@@ -91,16 +98,25 @@ def plan_layers(tree: Tree, members: Sequence[Member], layering: Layering,
     return plans
 
 
-def group_packages(members: Sequence[Member], budget: int) -> list[list[str]]:
-    """Package names per layer, bottom first, at most `budget` layers."""
+def group_packages(members: Sequence[Member], budget: int, sizes: dict[str, int]
+                   ) -> list[list[str]]:
+    """Package names per layer, bottom first, at most `budget` layers.
+
+    `sizes` are the bytes each package puts in the image."""
     groups: dict[str, list[Member]] = {}
     for m in members:
         groups.setdefault(m.source or m.name, []).append(m)
     heights = _heights(groups)
-    ranked = sorted(groups, key=lambda g: (heights[g], -sum(m.size for m in groups[g]), g))
-    own = ranked if len(ranked) <= budget else ranked[:budget - 1]
-    out = [sorted(m.name for m in groups[g]) for g in own]
-    rest = sorted(m.name for g in ranked[len(own):] for m in groups[g])
+    size = {g: sum(sizes.get(m.name, 0) for m in ms) for g, ms in groups.items()}
+    own = set(groups)
+    if len(groups) > budget:
+        # The big groups stand alone; small ones share a layer, where a bump re-sends
+        # little. Sizes count in powers of two so a bump's few bytes rarely move a group.
+        by_size = sorted(groups, key=lambda g: (-size[g].bit_length(), heights[g], g))
+        own = set(by_size[:budget - 1])
+    out = [sorted(m.name for m in groups[g])
+           for g in sorted(own, key=lambda g: (heights[g], g))]
+    rest = sorted(m.name for g in groups if g not in own for m in groups[g])
     if rest:
         out.append(rest)
     return out
@@ -152,3 +168,24 @@ def _content_epoch(tree: Tree, paths: list[str], source_date_epoch: int) -> int:
     dated = [clamp_mtime(e.mtime, source_date_epoch) for p in paths
              if (e := tree.get(p)) is not None and e.kind != "dir" and e.mtime is not None]
     return max(dated, default=source_date_epoch)
+
+
+def write_layers(tree: Tree, members: Sequence[Member], layering: Layering, stem: Path,
+                 compression: Compression, sde: int, progress: Progress
+                 ) -> tuple[list[Layer], list[str] | None]:
+    """The image's layers, bottom first, as blobs beside `stem`, and their history texts
+    (None for the one layer of old, whose config has always said "assembler")."""
+    plans = plan_layers(tree, members, layering, sde)
+    if plans is None:
+        progress.status(f"writing {stem.name} layer", force=True)
+        layer = write_layer(tree, stem.with_name(f"layer-{stem.name}"), compression, sde)
+        progress.done()
+        return [layer], None
+    layers = []
+    for i, plan in enumerate(plans):
+        progress.status(f"writing {stem.name} layer {i + 1}/{len(plans)}", force=True)
+        layers.append(write_layer(tree, stem.with_name(f"layer-{stem.name}-{i}"), compression,
+                                  sde if plan.epoch is None else plan.epoch, paths=plan.paths,
+                                  dir_mtime=plan.epoch))
+    progress.done()
+    return layers, [p.description for p in plans]
