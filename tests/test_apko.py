@@ -45,10 +45,13 @@ def site(tmp_path_factory):
     srv = tmp / "srv"
     write_wolfi(srv, wolfi, [app_data(), Apk("s6", "2.13-r0", files={
         "bin/s6-svscan": F(b"#!/bin/execlineb\n", 0o755)})])
-    for repo, name in (("alpine/v3.22/main", "hello-alpine"),
-                       ("alpine/v3.22/community", "other-alpine")):
-        write_repo(srv, repo, [Apk(name, "1.0-r0", files={f"usr/share/{name}": b"hi\n"})],
-                   local)
+    for repo, pkgs in (("alpine/v3.22/main", [Apk("hello-alpine", "1.0-r0")]),
+                       ("alpine/v3.22/community", [Apk("other-alpine", "1.0-r0")]),
+                       ("alpine/edge/testing", [Apk("new-tool", "1.0-r0", depends=["lib"]),
+                                                Apk("lib", "2.0-r0")])):
+        for p in pkgs:
+            p.files = {f"usr/share/{p.name}": p.version.encode()}
+        write_repo(srv, repo, pkgs, local)
     server = serve_start(srv)
     work = tmp / "configs"
     work.mkdir()
@@ -189,6 +192,8 @@ def test_alpine_layout_on_a_mirror(built):
     config, files, _ = image(built, "alpine")
     assert config["config"]["User"] == "65532"
     assert "/usr/share/hello-alpine" in files and "/usr/share/other-alpine" not in files
+    assert _read(built, "alpine", "/usr/share/lib") == "2.0-r0"  # from @edge, as new-tool
+    assert _read(built, "alpine", "/etc/apk/repositories").splitlines()[2].startswith("@edge ")
     assert "ID=alpine" in _read(built, "alpine", "/usr/lib/os-release")
 
 
@@ -305,3 +310,18 @@ def test_local_paths_from_the_working_directory(tmp_path, monkeypatch):
     assert spec.distro == "apko/custom"
     assert spec.repositories[0].url == f"file://{tmp_path}/testdata/packages"
     assert spec.apko.key_paths == [str(tmp_path / "testdata" / "k.rsa.pub")]
+
+
+def test_certificates_map_onto_ours_or_are_refused(tmp_path):
+    """apko's certificates.additional is our key of that name (issue 13); a build without
+    it refuses the field with that reason rather than dropping it."""
+    from assembler.spec.document import TOP_KEYS
+
+    p = write(tmp_path, {"contents": {"repositories": [f"{origin_of('wolfi')}/os"],
+                                      "packages": ["x"]},
+                         "certificates": {"additional": [{"name": "corp", "content": "PEM"}]}})
+    if "certificates" not in TOP_KEYS:
+        with pytest.raises(SpecError, match=r"apko.yaml:7: certificates: .* not supported"):
+            load_spec(p)
+    else:
+        assert load_spec(p).raw["certificates"]["additional"][0]["name"] == "corp"
