@@ -57,3 +57,14 @@ def umoci_unpack(image_tar: Path, dest: Path) -> Path:
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     return dest / "bundle" / "rootfs"
+
+
+def skopeo_inspect(image_tar: Path) -> dict:
+    """What skopeo (a real consumer) reads from an OCI archive."""
+    import json
+    import subprocess
+
+    r = subprocess.run(["skopeo", "inspect", f"oci-archive:{image_tar}"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)

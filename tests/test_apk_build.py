@@ -8,14 +8,13 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 from apkrepo import Apk, F, Sym, build_apk, write_distro, write_key, write_repo
 from aptrepo import Server, serve_start
-from hermetic import run, umoci_unpack
+from hermetic import run, skopeo_inspect, umoci_unpack
 from test_apk_support import FIXTURES, Signer, file_info
 
 from assembler.alpine.installed import format_installed, parse_installed
@@ -124,11 +123,7 @@ def test_lock_entries(built, signer):
 
 @pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo not installed")
 def test_skopeo_accepts_image(built):
-    _, out, _ = built
-    r = subprocess.run(["skopeo", "inspect", f"oci-archive:{out}"], capture_output=True,
-                       text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    info = json.loads(r.stdout)
+    info = skopeo_inspect(built[1])
     assert (info["Architecture"], info["Os"]) == ("amd64", "linux")
 
 

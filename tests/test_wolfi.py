@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hermetic import umoci_unpack
+from hermetic import skopeo_inspect, umoci_unpack
 from test_apk_support import FIXTURES, Signer
 from wolfirepo import HELLO, KEY, serve_wolfi
 
@@ -81,11 +81,7 @@ def test_lock_is_wolfi_layout(wolfi):
 
 
 def test_skopeo_accepts_image(wolfi):
-    _, out = wolfi
-    r = subprocess.run(["skopeo", "inspect", f"oci-archive:{out}"], capture_output=True,
-                       text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    info = json.loads(r.stdout)
+    info = skopeo_inspect(wolfi[1])
     assert (info["Architecture"], info["Os"]) == ("amd64", "linux")
 
 
