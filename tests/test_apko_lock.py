@@ -47,7 +47,7 @@ def repo(tmp_path_factory):
     server.stop()
 
 
-def setup(tmp: Path, url: str, edit=None) -> tuple[Path, Path]:  # noqa: ANN001
+def setup(tmp: Path, url: str, edit=None) -> tuple[Path, Path]:
     spec = tmp / "apko.yaml"
     spec.write_text((DATA / "apko-lock.yaml").read_text().replace("${REPO}", url))
     lock = json.loads((DATA / "apko.lock.json").read_text().replace("${REPO}", url))

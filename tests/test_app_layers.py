@@ -5,7 +5,8 @@ for byte with the spec's owners (by name) and modes; the same inputs give one
 digest in two environments (other umask, TZ, checkout place and file mtimes);
 changing one app file changes only the app layer; with `layering: origin`
 packages sit in layers by source package, a one-package bump changes only its
-layer, and the default (one package layer) keeps its digest when an app is added.
+layer, and the default (one package layer) keeps its digest when an app is added;
+layering changes the layers, never the filesystem umoci unpacks.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import datetime as dt
 import json
 import os
 import shutil
+import stat
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -255,3 +258,31 @@ def test_default_layering_keeps_the_package_layer_when_an_app_is_added(archive, 
     one = _digests(_build(plain, capsys, tmp_path / "cache"))
     two = _digests(_build(app, capsys, tmp_path / "cache"))
     assert len(one) == 1 and len(two) == 2 and two[0] == one[0]
+
+
+def _unpacked(tar: Path, dest: Path) -> dict[str, tuple]:
+    """umoci's view of the image: path -> (type, mode, owner, bytes or link)."""
+    layout = dest / "layout"
+    layout.mkdir(parents=True)
+    subprocess.run(["tar", "-C", str(layout), "-xf", str(tar)], check=True)
+    subprocess.run(["umoci", "unpack", "--image", f"{layout}", str(dest / "bundle")],
+                   check=True, capture_output=True)
+    root = dest / "bundle" / "rootfs"
+    out = {}
+    for p in sorted(root.rglob("*")):
+        st = p.lstat()
+        what = os.readlink(p) if p.is_symlink() else p.read_bytes() if p.is_file() else b""
+        out[str(p.relative_to(root))] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode),
+                                         st.st_uid, st.st_gid, what)
+    return out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="umoci unpack keeps owners only as root")
+def test_layering_changes_the_layers_not_the_filesystem(layered, archive, tmp_path, capsys):
+    root, _, cache = layered
+    single = tmp_path / "single"
+    shutil.copytree(root, single, symlinks=True, ignore=shutil.ignore_patterns("cache", "*.tar"))
+    spec = _spec(archive, single, APP_PATHS + CONFIG)   # same spec, no layering
+    one = _unpacked(_build(spec, capsys, cache), tmp_path / "u1")
+    many = _unpacked(root / "image.tar", tmp_path / "u2")
+    assert one == many and "app/data/nested/deep.bin" in one

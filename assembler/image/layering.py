@@ -71,6 +71,7 @@ def plan_layers(tree: Tree, members: Sequence[Member], layering: Layering,
         return None
     by_name = {m.name: m for m in members}
     package_paths: dict[str, list[str]] = {}
+    sizes: dict[str, int] = {}   # bytes each package puts in the image
     generated: list[str] = []
     app: list[str] = []
     for e in tree.entries():
@@ -79,12 +80,11 @@ def plan_layers(tree: Tree, members: Sequence[Member], layering: Layering,
             app.append(e.path)
         elif owner is not None and layering.strategy == "origin":
             package_paths.setdefault(owner, []).append(e.path)
+            sizes[owner] = sizes.get(owner, 0) + e.size
         else:
             generated.append(e.path)
     plans: list[LayerPlan] = []
     if layering.strategy == "origin":
-        sizes = {n: sum(e.size for p in ps if (e := tree.get(p)) is not None)
-                 for n, ps in package_paths.items()}
         for names in group_packages(members, layering.budget, sizes):
             paths = [p for n in names for p in package_paths.get(n, [])]
             if paths:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from assembler.errors import IntegrityError, SpecError
+from assembler.lock.model import Lock
 
 APKO_LOCK_VERSION = "v1"
 
@@ -98,11 +99,11 @@ def preferences(pins: dict[str, list[Pin]], archs: dict[str, str], path: Path
     return out
 
 
-def check_same(lock: dict, pins: dict[str, list[Pin]], archs: dict[str, str],
+def check_same(lock: Lock, pins: dict[str, list[Pin]], archs: dict[str, str],
                path: Path) -> None:
     """The new lock holds exactly apko's packages, each the very file apko verified."""
     for arch, apk in archs.items():
-        ours = {p["name"]: p for p in lock["archs"][arch]["packages"]}
+        ours = {p.name: p.to_json() for p in lock.archs[arch].packages}
         theirs = {p.name: p for p in pins[apk]}
         problems = []
         for name in sorted(set(theirs) - set(ours)):

@@ -12,6 +12,7 @@ import os
 import re
 import shlex
 import stat
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,8 +32,10 @@ RELATION = re.compile(r"^(?P<name>[a-z0-9][a-z0-9+.\-]*)(?:_(?P<slice>[a-z0-9][a
 APK_LIKE = re.compile(r"^(?P<name>[A-Za-z0-9/][A-Za-z0-9+._\-:/]*?)(?:@[A-Za-z0-9._\-]+)?"
                       r"(?:\s*(?P<op>[<>=~]+)\s*(?P<version>[A-Za-z0-9.+~_\-=]+))?$")
 
+STRIP_KINDS = ("docs", "man", "info", "locales", "lintian")
 
-def did_you_mean(word: str, choices: list[str] | set[str]) -> str:
+
+def did_you_mean(word: str, choices: Collection[str]) -> str:
     close = difflib.get_close_matches(word, sorted(choices), n=3, cutoff=0.6)
     if not close and len(word) >= 3:  # abbreviations: "dir" for "directory"
         close = sorted(c for c in choices if c.startswith(word))[:3]
@@ -304,7 +307,6 @@ TOP_KEYS = {
 }
 CONTENTS_KEYS = {"packages": "", "exclude": "", "repositories": "", "include-essential": "",
                  "components": "", "strip": "", "allow-setuid": ""}
-STRIP_KINDS = ("docs", "man", "info", "locales", "lintian")
 REPO_KEYS = {"name": "", "url": "", "suites": "", "components": "", "keys": "", "tag": ""}
 ACCOUNT_KEYS = {"groups": "", "users": "", "run-as": ""}
 GROUP_KEYS = {"groupname": "", "gid": "", "members": ""}
