@@ -202,6 +202,7 @@ class Spec(Contents, RuntimeConfig):
     link_check_ignore: list[str] = field(default_factory=list)
     # An apko config's meanings our schema has no key for (spec/apko.ApkoExtras), else None.
     apko: Any = None
+    snapshot_mirror: str | None = None   # base URL of a snapshot archive (distro/snapshot.py)
 
     def where(self, line: int) -> str:
         return f"{self.path}:{line}"
@@ -291,6 +292,7 @@ TOP_KEYS = {
     "archs": "target architectures",
     "contents": "packages",
     "mirrors": "archive URLs",
+    "snapshot-mirror": "snapshot archive URL",
     "accounts": "users and groups",
     "entrypoint": "entrypoint",
     "cmd": "cmd",
@@ -421,7 +423,9 @@ def load_spec(path: Path | str) -> Spec:
         raw=raw,
         link_check_ignore=_read_link_check(r, top["link-check"]) if "link-check" in top
         else [],
-        apko=apko)
+        apko=apko,
+        snapshot_mirror=r.string(top["snapshot-mirror"], "snapshot-mirror")
+        if "snapshot-mirror" in top else None)
 
 
 def _read_config(r: NodeReader, top: dict[str, yaml.Node]) -> RuntimeConfig:
