@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import re
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,11 +102,11 @@ def _s(value: str, at: yaml.Node) -> yaml.ScalarNode:
                            style='"')
 
 
-def _q(items: list[yaml.Node], at: yaml.Node) -> yaml.SequenceNode:
-    return yaml.SequenceNode("tag:yaml.org,2002:seq", items, at.start_mark, at.end_mark)
+def _q(items: Sequence[yaml.Node], at: yaml.Node) -> yaml.SequenceNode:
+    return yaml.SequenceNode("tag:yaml.org,2002:seq", list(items), at.start_mark, at.end_mark)
 
 
-def _m(pairs: list[tuple[str, yaml.Node]], at: yaml.Node) -> yaml.MappingNode:
+def _m(pairs: Sequence[tuple[str, yaml.Node]], at: yaml.Node) -> yaml.MappingNode:
     return yaml.MappingNode("tag:yaml.org,2002:map", [(_s(k, at), v) for k, v in pairs],
                             at.start_mark, at.end_mark)
 
@@ -129,8 +130,12 @@ def _compose_named(path: Path) -> yaml.Node:
     """The file's node tree with its path in every mark, so includes' errors name it."""
     root, text = compose_yaml(path, "apko config")
     stream = io.StringIO(text.decode("utf-8"))
-    stream.name = str(path)  # type: ignore[misc]
-    return yaml.compose(stream) if root is not None else root
+    stream.name = str(path)
+    named = yaml.compose(stream) if root is not None else None
+    if named is None:
+        raise SpecError(f"{path}: the apko config is empty; it needs at least "
+                        "'contents: {repositories: [...], packages: [...]}'.")
+    return named
 
 
 def _mapping(r: _Reader, node: yaml.Node, what: str, allowed: tuple[str, ...]
@@ -140,9 +145,6 @@ def _mapping(r: _Reader, node: yaml.Node, what: str, allowed: tuple[str, ...]
 
 def _read(r: _Reader, path: Path, depth: int = 0, seen: tuple[Path, ...] = ()) -> _Doc:
     root = _compose_named(path)
-    if root is None:
-        raise SpecError(f"{path}: the apko config is empty; it needs at least "
-                        "'contents: {repositories: [...], packages: [...]}'.")
     top = _mapping(r, root, "the apko config", TOP)
     doc = _Doc(path, root, top)
     if "contents" in top:
@@ -463,8 +465,8 @@ def _split(r: _Reader, node: yaml.Node, what: str) -> list[yaml.Node]:
     return [_s(w, node) for w in words]
 
 
-def _entrypoint(r: _Reader, doc: _Doc
-                ) -> tuple[yaml.Node | None, yaml.Node | None, list[yaml.Node], list[yaml.Node]]:
+def _entrypoint(r: _Reader, doc: _Doc) -> tuple[yaml.Node | None, yaml.Node | None,
+                                                list[yaml.Node], list[yaml.Node]]:
     """entrypoint, cmd, packages the entrypoint needs, and the paths it creates."""
     cmd = None
     if "cmd" in doc.top:
@@ -480,7 +482,7 @@ def _entrypoint(r: _Reader, doc: _Doc
                 or not e["services"].value:
             raise r.err(node, "entrypoint type service-bundle needs 'services' (a mapping of "
                         "service name to command).")
-        paths = []
+        paths: list[yaml.Node] = []
         for kn, vn in e["services"].value:
             svc = r.string(kn, "a service name")
             if not re.fullmatch(r"[A-Za-z0-9_.@-]+", svc) or svc.startswith("."):
@@ -491,7 +493,8 @@ def _entrypoint(r: _Reader, doc: _Doc
             paths.append(_m([("path", _s(f"/sv/{svc}/run", vn)), ("type", _s("file", vn)),
                              ("mode", _s("0755", vn)), ("content", _s(script, vn))], vn))
         entry = _q([_s("/bin/s6-svscan", node), _s("/sv", node)], node)
-        return entry, cmd, [_s("s6", e["type"])], paths
+        s6: list[yaml.Node] = [_s("s6", e["type"])]
+        return entry, cmd, s6, paths
     if kind:
         raise r.err(e["type"], f"entrypoint type {kind!r} is unknown; apko knows only "
                     "'service-bundle' (or no type, with command or shell-fragment).")
@@ -510,17 +513,18 @@ def _accounts(r: _Reader, doc: _Doc) -> tuple[yaml.Node | None, str | None]:
     if not doc.accounts:
         return None, None
     at = doc.top.get("accounts", doc.root)
-    users = []
+    users: list[yaml.Node] = []
     for u in doc.accounts.get("users", []):  # type: ignore[union-attr]
         um = _mapping(r, u, "a user", USER)
-        pairs = [(k, um[k]) for k in ("username", "uid", "gid", "shell") if k in um]
+        pairs: list[tuple[str, yaml.Node]] = [(k, um[k]) for k in ("username", "uid", "gid",
+                                                                  "shell") if k in um]
         if "homedir" in um:
             pairs.append(("home", um["homedir"]))
         if "shell" not in um:
             pairs.append(("shell", _s("/bin/sh", u)))  # apko's default
         pairs.append(("gecos", _s("Account created by apko", u)))
         users.append(_m(pairs, u))
-    groups = []
+    groups: list[yaml.Node] = []
     for g in doc.accounts.get("groups", []):  # type: ignore[union-attr]
         groups.append(_m(list(_mapping(r, g, "a group", GROUP).items()), g))
     run_as = None
