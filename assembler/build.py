@@ -33,12 +33,12 @@ from assembler.linkcheck.check import require_links
 from assembler.lock.lockfile import load_or_lock, lock_path
 from assembler.lock.model import Lock
 from assembler.options import Options
-from assembler.osrelease import identity_for, write_identity
 from assembler.packages.format import PackageFormat, format_for
 from assembler.packages.universes import distro_for
 from assembler.progress import Progress, info
 from assembler.rootfs.accounts import run_as
 from assembler.rootfs.certs import BUNDLE
+from assembler.rootfs.osrelease import identity_for, write_identity
 from assembler.rootfs.tree import Tree
 from assembler.slices.catalog import Catalog
 from assembler.spec.document import Spec

@@ -139,6 +139,9 @@ def _catalog(args: argparse.Namespace):
                             "--distro debian/bookworm) or --spec SPEC; there is no image.yaml "
                             "here to take it from.")
         spec = load_spec(path)
+        from assembler.distro.apko import resolve
+
+        resolve(spec)  # an apko config's distro comes from its repositories
         distro = load_distro(spec.distro, spec.path.parent)
     if distro.slices_dir is None:
         raise SpecError(f"{distro.path}: this distro has no slice catalog.")

@@ -19,14 +19,24 @@ from wolfirepo import KEY, write_wolfi
 
 from assembler.build import platform_of
 from assembler.cli import main
+from assembler.distro.apko import resolve
 from assembler.distro.definition import load_distro
 from assembler.errors import SpecError
-from assembler.spec.document import load_spec
+from assembler.spec.document import Spec, load_spec
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared Alpine fixtures absent")]
 
 DATA = Path(__file__).parent / "data" / "apko"
+
+
+def loaded(path: Path) -> Spec:
+    """The spec as the commands see it: an apko config's distro inferred (distro stage)."""
+    spec = load_spec(path)
+    resolve(spec)
+    return spec
+
+
 CONFIGS = ["wolfi-base", "full", "service", "fragment", "tags", "alpine"]
 
 
@@ -105,12 +115,12 @@ def _read(built: Path, name: str, path: str) -> str:
 def test_every_config_loads_unchanged(site):
     work, _, _ = site
     for name in CONFIGS:
-        assert load_spec(work / f"{name}.yaml").apko is not None, name
+        assert loaded(work / f"{name}.yaml").apko is not None, name
 
 
 def test_wolfi_base(built, site):
     _, cache, _ = site
-    spec = load_spec(built / "wolfi-base.yaml")
+    spec = loaded(built / "wolfi-base.yaml")
     assert spec.distro == "wolfi/rolling"  # inferred from the repository's layout
     assert spec.mirrors == {"wolfi": spec.mirrors["wolfi"]} and "127.0.0.1" in \
         spec.mirrors["wolfi"]
@@ -127,7 +137,7 @@ def test_wolfi_base(built, site):
 
 
 def test_full(built):
-    spec = load_spec(built / "full.yaml")
+    spec = loaded(built / "full.yaml")
     assert [str(p) for p in spec.packages] == ["glibc", "hello-wolfi", "app-data"]  # include
     config, files, annotations = image(built, "full")
     c = config["config"]
@@ -187,7 +197,7 @@ def test_repository_tags(built):
 
 
 def test_alpine_layout_on_a_mirror(built):
-    spec = load_spec(built / "alpine.yaml")
+    spec = loaded(built / "alpine.yaml")
     assert spec.distro == "alpine/v3.22" and spec.components == ["main", "community"]
     config, files, _ = image(built, "alpine")
     assert config["config"]["User"] == "65532"
@@ -213,7 +223,7 @@ def origin_of(distro: str) -> str:
 
 def test_distro_from_the_definitions_own_urls(tmp_path):
     alpine = origin_of("alpine/v3.21")
-    spec = load_spec(write(tmp_path, {"contents": {
+    spec = loaded(write(tmp_path, {"contents": {
         "repositories": [f"{alpine}/v3.21/main", f"{alpine}/v3.21/community",
                          f"@testing {alpine}/edge/testing"],
         "packages": ["busybox", "foo@testing"]}}))
@@ -222,14 +232,14 @@ def test_distro_from_the_definitions_own_urls(tmp_path):
     (extra,) = spec.repositories
     assert (extra.tag, extra.url) == ("testing", f"{alpine}/edge/testing")
     assert extra.keys  # Alpine's keys, the repository being on Alpine's layout
-    wolfi = load_spec(write(tmp_path, {"contents": {
+    wolfi = loaded(write(tmp_path, {"contents": {
         "repositories": [f"{origin_of('wolfi')}/os"], "packages": ["wolfi-base"]}}))
     assert (wolfi.distro, wolfi.components, wolfi.mirrors) == ("wolfi/rolling", ["."], {})
 
 
 def test_archs(tmp_path):
     def archs(value: object) -> list[str]:
-        return load_spec(write(tmp_path, {"contents": {
+        return loaded(write(tmp_path, {"contents": {
             "repositories": [f"{origin_of('wolfi')}/os"], "packages": ["x"]},
             "archs": value})).archs
 
@@ -277,7 +287,7 @@ def test_refusals_name_file_and_line(tmp_path, doc, where, words):
     p = tmp_path / "apko.yaml"
     p.write_text(text)
     with pytest.raises(SpecError, match=words) as e:
-        load_spec(p)
+        loaded(p)
     assert e.value.message.startswith(f"{p}:{where}: "), e.value.message
 
 
@@ -286,7 +296,7 @@ def test_included_files_errors_name_the_included_file(tmp_path):
     p = write(tmp_path, {"include": "base.yaml", "contents": {
         "repositories": [f"{origin_of('wolfi')}/os"], "packages": ["x"]}})
     with pytest.raises(SpecError, match="unknown architecture 'm68k'") as e:
-        load_spec(p)
+        loaded(p)
     assert e.value.message.startswith(f"{tmp_path / 'base.yaml'}:2: ")
 
 
@@ -294,7 +304,7 @@ def test_unknown_repository_needs_a_keyring(tmp_path):
     p = write(tmp_path, {"contents": {"repositories": ["https://example.org/repo"],
                                       "packages": ["x"]}})
     with pytest.raises(SpecError, match="matches no distro definition.*contents.keyring"):
-        load_spec(p)
+        loaded(p)
 
 
 def test_local_paths_from_the_working_directory(tmp_path, monkeypatch):
@@ -306,7 +316,7 @@ def test_local_paths_from_the_working_directory(tmp_path, monkeypatch):
         "keyring": ["./testdata/k.rsa.pub"], "repositories": ["./testdata/packages"],
         "packages": ["x"]}})
     monkeypatch.chdir(tmp_path)
-    spec = load_spec(Path("testdata/apko.yaml"))
+    spec = loaded(Path("testdata/apko.yaml"))
     assert spec.distro == "apko/custom"
     assert spec.repositories[0].url == f"file://{tmp_path}/testdata/packages"
     assert spec.apko.key_paths == [str(tmp_path / "testdata" / "k.rsa.pub")]
@@ -322,6 +332,6 @@ def test_certificates_map_onto_ours_or_are_refused(tmp_path):
                          "certificates": {"additional": [{"name": "corp", "content": "PEM"}]}})
     if "certificates" not in TOP_KEYS:
         with pytest.raises(SpecError, match=r"apko.yaml:7: certificates: .* not supported"):
-            load_spec(p)
+            loaded(p)
     else:
-        assert load_spec(p).raw["certificates"]["additional"][0]["name"] == "corp"
+        assert loaded(p).raw["certificates"]["additional"][0]["name"] == "corp"

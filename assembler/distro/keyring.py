@@ -16,6 +16,10 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from assembler.cache import Cache, atomic_write
 from assembler.errors import IntegrityError, NetworkError, SpecError
 from assembler.transport import fetch
@@ -45,13 +49,14 @@ def cached_key(url: str, cache: Cache, offline: bool = False) -> Path:
         return path
     if offline:
         raise NetworkError(f"--offline: the key {url} was never fetched; run once online.")
-    from assembler.alpine.signing import load_public_key
-
     data = fetch(url, limit=MAX_KEY)
     try:
-        load_public_key(data)
-    except (ValueError, IntegrityError) as e:
-        raise IntegrityError(f"{url} is not an RSA public key in PEM form ({e}); "
-                             "nothing was cached.") from None
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, UnsupportedAlgorithm) as e:
+        raise IntegrityError(f"{url} is not a public key in PEM form ({e}); nothing was "
+                             "cached.") from None
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise IntegrityError(f"{url} is not an RSA public key (apk signs with RSA); "
+                             "nothing was cached.")
     atomic_write(path, data)
     return path

@@ -22,6 +22,18 @@ from assembler.errors import IntegrityError, SpecError
 from assembler.lock.model import Lock
 
 APKO_LOCK_VERSION = "v1"
+# Our architecture names -> the apk names apko's lock uses (apko's Architecture.ToAPK).
+APK_ARCHS = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64",
+             "armhf": "armhf", "armv7": "armv7", "i386": "x86", "x86": "x86",
+             "ppc64el": "ppc64le", "ppc64le": "ppc64le", "s390x": "s390x",
+             "riscv64": "riscv64", "loongarch64": "loongarch64"}
+
+
+def apk_arch(arch: str, path: Path) -> str:
+    if arch not in APK_ARCHS:
+        raise SpecError(f"{path}: apko locks name apk architectures; the spec's {arch!r} "
+                        "has none.")
+    return APK_ARCHS[arch]
 
 
 @dataclass(frozen=True)

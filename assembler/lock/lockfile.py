@@ -12,9 +12,16 @@ import json
 from pathlib import Path
 
 from assembler.cache import atomic_write
+from assembler.distro.apko import resolve as resolve_apko
 from assembler.distro.definition import Distro
 from assembler.errors import ResolveError, SpecError
-from assembler.lock.apkolock import check_same, looks_like_apko_lock, preferences, read_pins
+from assembler.lock.apkolock import (
+    apk_arch,
+    check_same,
+    looks_like_apko_lock,
+    preferences,
+    read_pins,
+)
 from assembler.lock.model import (
     LOCK_VERSION,
     ArchLock,
@@ -257,6 +264,7 @@ def load_or_lock(spec: Spec, options: Options, update: bool = False,
     """The lock for `spec`: the file when fresh, else a new resolution (written). apko's
     lock (`apko_lock`, or found where ours goes: apko.yaml's is apko.lock.json too)
     is the starting point instead: its packages, verified again."""
+    resolve_apko(spec)
     path = lock_path(spec.path)
     if apko_lock is None and not update and path.exists() and looks_like_apko_lock(path):
         apko_lock = path
@@ -283,12 +291,10 @@ def load_or_lock(spec: Spec, options: Options, update: bool = False,
 
 def import_apko_lock(spec: Spec, options: Options, source: Path) -> Lock:
     """Resolve with apko's pins, check the result is apko's package set, write our lock."""
-    from assembler.alpine.repository import apk_arch
-
     if not source.is_file():
         raise SpecError(f"{source}: no such apko lock file.")
     pins = read_pins(source)
-    archs = {a: apk_arch(a) for a in spec.archs}
+    archs = {a: apk_arch(a, source) for a in spec.archs}
     lock = resolve_spec(spec, Universes(spec, options), preferences(pins, archs, source))
     check_same(lock, pins, archs, source)
     path = lock_path(spec.path)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from assembler.distro import snapshot
+from assembler.distro.apko import resolve as resolve_apko
+from assembler.distro.apko import trust as trust_apko_keyring
 from assembler.distro.definition import Archive, Distro, load_distro, with_components
 from assembler.distro.keyring import cached_key
 from assembler.distro.mirror import resolve_mirrors
@@ -25,6 +27,7 @@ from assembler.spec.document import Spec
 def distro_for(spec: Spec, options: Options | None = None) -> Distro:
     """The spec's distro with its own repositories added; keys named by URL are fetched
     (once: distro/keyring.py) into `options.cache`."""
+    resolve_apko(spec)
     try:
         distro = load_distro(spec.distro, spec.path.parent)
     except SpecError as e:
@@ -35,8 +38,7 @@ def distro_for(spec: Spec, options: Options | None = None) -> Distro:
             name=repo.name, suites=repo.suites, components=repo.components,
             available_components=repo.components, keys=[Path(k) for k in repo.keys],
             url=repo.url, host_suite="(?!)", tag=repo.tag, key_urls=list(repo.key_urls)))
-    if spec.apko is not None:
-        spec.apko.trust(distro)
+    trust_apko_keyring(spec, distro)
     for archive in distro.archives:
         if archive.key_urls:
             if options is None:

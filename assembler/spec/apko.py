@@ -12,11 +12,9 @@ default to /bin/sh, `paths[].permissions` is the mode (0 when omitted, as apko
 applies it), `source` is a link's target, PATH and SSL_CERT_FILE get apko's
 defaults, `armhf` is arm/v6.
 
-The distro is inferred from the repositories (`infer_distro`): a repository URL
-that is a definition's default URL plus one of its repository paths
-(`.../alpine/v3.22/main`, `.../os`) names that definition; one on another host
-with the same layout names it too, the host being a mirror. Repositories that
-match nothing are added as repositories of their own, trusted with `keyring`.
+The distro is inferred from the repositories by the distro stage
+(distro/apko.py, which knows the definitions): this module keeps them, with the
+keyring, in `ApkoExtras`.
 """
 
 from __future__ import annotations
@@ -30,7 +28,6 @@ from pathlib import Path
 
 import yaml
 
-from assembler.distro.definition import Distro, available_distros, load_distro
 from assembler.errors import SpecError
 from assembler.spec.document import TOP_KEYS, NodeReader, compose_yaml, did_you_mean, host_arch
 
@@ -57,30 +54,37 @@ ALL_ARCHS = ("386", "amd64", "arm64", "arm/v6", "arm/v7", "loong64", "ppc64le", 
 DEFAULT_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/bin:/usr/sbin:/sbin:/bin",
                "SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt"}
 # No definition matches: the repositories alone, trusted with the keyring.
-CUSTOM = "apko/custom"
+INFERRED = "(inferred from contents.repositories)"
 MAX_INCLUDES = 16
+
+
+@dataclass(frozen=True)
+class RepoRef:
+    """One of `contents.repositories`: its URL (local paths as file://), apk tag, where."""
+
+    url: str
+    tag: str
+    where: str  # file:line
 
 
 @dataclass
 class ApkoExtras:
-    """What an apko config means that our own schema does not express."""
+    """What an apko config means that our own schema does not express. The distro is
+    inferred from `repositories` by the distro stage (distro/apko.py), which fills in
+    spec.distro, components, mirrors and repositories."""
 
+    repositories: list[RepoRef] = field(default_factory=list)
     run_as: str | None = None  # passed to the image config as written
     # `keyring`: trusted for every repository, the definition's too (apko trusts it)
     key_paths: list[str] = field(default_factory=list)
-    key_urls: list[str] = field(default_factory=list)
+    key_urls: list[tuple[str, str]] = field(default_factory=list)  # (URL, file:line)
+    resolved: bool = False
 
-    def trust(self, distro: Distro) -> None:
-        """Add the keyring to every archive; a definition's key URL whose file the
-        keyring provides is not fetched, the keyring's copy is the trusted one."""
-        from assembler.distro.keyring import key_name
-
-        names = {Path(p).name for p in self.key_paths} | {key_name(u) for u in self.key_urls}
-        for a in distro.archives:
-            a.key_urls = [u for u in a.key_urls if key_name(u) not in names]
-            a.keys = [k for k in a.keys if k.name not in names]
-            a.keys += [Path(p) for p in self.key_paths]
-            a.key_urls += self.key_urls
+    def inputs(self) -> dict[str, list[str]]:
+        """What the lock's inputs digest covers of these (the package set depends on them)."""
+        return {"repositories": [f"@{r.tag} {r.url}" if r.tag else r.url
+                                 for r in self.repositories],
+                "keyring": self.key_paths + [u for u, _ in self.key_urls]}
 
 
 @dataclass
@@ -208,25 +212,8 @@ def _include(r: _Reader, doc: _Doc, node: yaml.Node, depth: int, seen: tuple[Pat
             doc.contents[k] = [*items, *doc.contents.get(k, [])]
 
 
-# -- repositories and the distro -------------------------------------------------------
-@dataclass
-class _Repo:
-    url: str
-    tag: str
-    node: yaml.Node
-
-
-@dataclass
-class _Match:
-    distro: Distro
-    name: str
-    archive: str
-    base: str
-    component: str
-    exact: bool
-
-
-def _repo(r: _Reader, node: yaml.Node, spec_dir: Path) -> _Repo:
+# -- repositories and keys ------------------------------------------------------------
+def _repo(r: _Reader, node: yaml.Node, spec_dir: Path) -> RepoRef:
     text = r.string(node, "a repository").strip()
     parts = text.split()
     tag = ""
@@ -240,60 +227,17 @@ def _repo(r: _Reader, node: yaml.Node, spec_dir: Path) -> _Repo:
         if not local.exists() and Path(url).exists():
             local = Path(url)  # apko reads local repositories from the working directory
         url = "file://" + str(local.resolve())
-    return _Repo(url, tag, node)
+    return RepoRef(url, tag, f"{_where(node, r.path)}:{node.start_mark.line + 1}")
 
 
-def _definitions() -> list[tuple[str, Distro]]:
-    out = []
-    for name in available_distros():
-        if name == CUSTOM:
-            continue
-        d = load_distro(name)
-        # Only definitions that name where their repositories are can match a URL.
-        if any(a.url for a in d.archives):
-            out.append((name, d))
-    return out
-
-
-def _match(url: str, defs: list[tuple[str, Distro]]) -> _Match | None:
-    """The definition a repository URL belongs to: its own URL first, else its layout."""
-    best: _Match | None = None
-    for name, d in defs:
-        for a in d.archives:
-            for suite in a.suites:
-                for comp in a.available_components:
-                    path = "/".join(p for p in (suite, comp) if p and p != ".")
-                    origin = (a.url or "").rstrip("/")
-                    if origin and url == f"{origin}/{path}":
-                        return _Match(d, name, a.name, origin, comp, True)
-                    if best is None and url.endswith("/" + path):
-                        best = _Match(d, name, a.name, url[:-len(path) - 1], comp, False)
-    return best
-
-
-@dataclass
-class _Keyring:
-    paths: list[str]
-    urls: list[str]
-
-    def names(self) -> set[str]:
-        from assembler.distro.keyring import key_name
-
-        return {Path(p).name for p in self.paths} | {key_name(u) for u in self.urls}
-
-
-def _keyring(r: _Reader, nodes: list[yaml.Node], spec_dir: Path) -> _Keyring:
-    from assembler.distro.keyring import is_url, key_name
-
+def _keyring(r: _Reader, nodes: list[yaml.Node], spec_dir: Path
+             ) -> tuple[list[str], list[tuple[str, str]]]:
+    """The keyring's local files (resolved paths) and URLs (with where they were named)."""
     paths, urls = [], []
     for n in nodes:
         k = r.string(n, "a keyring entry")
-        if is_url(k):
-            try:
-                key_name(k)
-            except SpecError as e:
-                raise r.err(n, e.message) from None
-            urls.append(k)
+        if k.startswith(("http://", "https://", "file://")):
+            urls.append((k, f"{_where(n, r.path)}:{n.start_mark.line + 1}"))
             continue
         p = Path(k) if Path(k).is_absolute() else spec_dir / k
         if not p.is_file() and Path(k).is_file():
@@ -302,7 +246,7 @@ def _keyring(r: _Reader, nodes: list[yaml.Node], spec_dir: Path) -> _Keyring:
             raise r.err(n, f"keyring file {k!r} does not exist (looked beside the config and "
                         "in the working directory).")
         paths.append(str(p.resolve()))
-    return _Keyring(paths, urls)
+    return paths, urls
 
 
 # -- the translation ---------------------------------------------------------------------
@@ -321,10 +265,11 @@ def translate(path: Path, r: NodeReader) -> tuple[yaml.Node, ApkoExtras]:
                      "under contents.repositories (apko's --repository-append is not read); "
                      "or give 'distro:' (for example 'distro: wolfi') to use our own spec "
                      "format.")
-    keyring = _keyring(rr, doc.contents.get("keyring", []), path.parent)
-    extras.key_paths, extras.key_urls = keyring.paths, keyring.urls
-    distro_name, contents_extra, mirrors = _distro(rr, repos, keyring, contents_at)
-    out.append(("distro", _s(distro_name, doc.contents["repositories"][0])))
+    extras.repositories = repos
+    extras.key_paths, extras.key_urls = _keyring(rr, doc.contents.get("keyring", []),
+                                                 path.parent)
+    # Inferred from the repositories by the distro stage (distro/apko.py).
+    out.append(("distro", _s(INFERRED, doc.contents["repositories"][0])))
     out.append(("archs", _archs(rr, doc)))
 
     packages = list(doc.contents.get("packages", []))
@@ -332,11 +277,7 @@ def translate(path: Path, r: NodeReader) -> tuple[yaml.Node, ApkoExtras]:
     packages += more_packages
     if not packages:
         raise rr.err(contents_at, "contents.packages is empty: name at least one package.")
-    contents = [("packages", _q(packages, contents_at)), *contents_extra]
-    out.append(("contents", _m(contents, contents_at)))
-    if mirrors:
-        out.append(("mirrors", _m([(k, _s(v, contents_at)) for k, v in mirrors.items()],
-                                  contents_at)))
+    out.append(("contents", _m([("packages", _q(packages, contents_at))], contents_at)))
 
     accounts, extras.run_as = _accounts(rr, doc)
     if accounts is not None:
@@ -378,63 +319,6 @@ def _refuse_unsupported(r: _Reader, doc: _Doc) -> None:
     if "format" in doc.top and r.string(doc.top["format"], "format") not in ("", "tar"):
         raise r.err(doc.top["format"], "format: only 'tar' layers are written (EROFS layers "
                     "are not supported).")
-
-
-def _distro(r: _Reader, repos: list[_Repo], keyring: _Keyring, at: yaml.Node
-            ) -> tuple[str, list[tuple[str, yaml.Node]], dict[str, str]]:
-    """The definition the repositories belong to, its components, mirrors and the
-    repositories that are not its own."""
-    defs = _definitions()
-    matches = [_match(repo.url, defs) for repo in repos]
-    main = next((m for m, repo in zip(matches, repos, strict=True) if m and not repo.tag
-                 and m.exact), None) or next(
-        (m for m, repo in zip(matches, repos, strict=True) if m and not repo.tag), None)
-    components: list[str] = []
-    extra: list[yaml.Node] = []
-    for m, repo in zip(matches, repos, strict=True):
-        if main and m and not repo.tag and (m.name, m.archive, m.base) == \
-                (main.name, main.archive, main.base):
-            if m.component not in components:
-                components.append(m.component)
-            continue
-        extra.append(_extra_repo(repo, len(extra), keyring, main, at))
-    if main is None:
-        name, mirrors = CUSTOM, {}
-    else:
-        name, mirrors = main.name, ({} if main.exact else {main.archive: main.base})
-    contents: list[tuple[str, yaml.Node]] = []
-    if components:
-        contents.append(("components", _q([_s(c, at) for c in components], at)))
-    if extra:
-        contents.append(("repositories", _q(extra, at)))
-    return name, contents, mirrors
-
-
-def _extra_repo(repo: _Repo, i: int, keyring: _Keyring, main: _Match | None,
-                at: yaml.Node) -> yaml.Node:
-    # The keyring is added to every archive (ApkoExtras.trust); a repository on the
-    # definition's layout is also trusted with the definition's keys.
-    keys: list[str] = []
-    if main is not None:
-        archive = next(a for a in main.distro.archives if a.name == main.archive)
-        names = keyring.names()
-        keys += [str(k) for k in archive.keys if k.name not in names]
-        keys += [u for u in archive.key_urls if u.rsplit("/", 1)[-1] not in names]
-    if not keys and not keyring.paths and not keyring.urls:
-        raise SpecError(f"{_where(repo.node, Path('?'))}:{repo.node.start_mark.line + 1}: "
-                        f"repository {repo.url} matches no distro definition, and the config "
-                        "has no keyring to verify it with; add its public key under "
-                        "contents.keyring.")
-    pairs: list[tuple[str, yaml.Node]] = [
-        ("name", _s(f"apko-{i + 1}" + (f"-{repo.tag}" if repo.tag else ""), repo.node)),
-        ("url", _s(repo.url, repo.node)),
-        ("suites", _q([_s(".", repo.node)], repo.node)),
-        ("components", _q([_s(".", repo.node)], repo.node)),
-        ("keys", _q([_s(k, repo.node) for k in keys], repo.node)),
-    ]
-    if repo.tag:
-        pairs.append(("tag", _s(repo.tag, repo.node)))
-    return _m(pairs, repo.node)
 
 
 def _archs(r: _Reader, doc: _Doc) -> yaml.Node:

@@ -407,6 +407,8 @@ def load_spec(path: Path | str) -> Spec:
     config = _read_config(r, top)
     # An apko config's inputs are what it was translated to (includes merged in).
     raw = _construct(r, root, yaml.serialize(root).encode() if apko else text)
+    if apko:
+        raw["contents"]["apko"] = apko.inputs()
     return Spec(
         **vars(contents), **vars(config),
         path=path,

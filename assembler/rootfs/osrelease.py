@@ -47,7 +47,7 @@ def signed_version(distro: Distro, indexes: list[dict]) -> str:
     for i in indexes:
         if i.get("archive") != main.name or i.get("suite") != main.suites[0]:
             continue
-        if distro.family == "alpine":
+        if "description" in i:  # an APKINDEX: its DESCRIPTION names the release
             m = _ALPINE_DESCRIPTION.match(str(i.get("description", "")))
             return m.group(1) if m else ""
         return str(i.get("version", ""))
