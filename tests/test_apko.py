@@ -14,7 +14,7 @@ import pytest
 import yaml
 from apkrepo import Apk, F, write_repo
 from aptrepo import serve_start
-from test_apk_support import FIXTURES, Signer
+from test_apk_support import Signer
 from wolfirepo import KEY, write_wolfi
 
 from assembler.build import platform_of
@@ -24,8 +24,7 @@ from assembler.distro.definition import load_distro
 from assembler.errors import SpecError
 from assembler.spec.document import Spec, load_spec
 
-pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared Alpine fixtures absent")]
+pytestmark = [pytest.mark.integration, pytest.mark.needs_shared]
 
 DATA = Path(__file__).parent / "data" / "apko"
 

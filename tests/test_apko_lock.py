@@ -18,8 +18,7 @@ from hermetic import run
 from test_apk_support import FIXTURES, Signer
 from wolfirepo import HELLO, KEY
 
-pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared Alpine fixtures absent")]
+pytestmark = [pytest.mark.integration, pytest.mark.needs_shared]
 
 DATA = Path(__file__).parent / "data" / "apko"
 

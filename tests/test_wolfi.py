@@ -18,14 +18,13 @@ from pathlib import Path
 
 import pytest
 from hermetic import skopeo_inspect, umoci_unpack
-from test_apk_support import FIXTURES, Signer
+from test_apk_support import Signer
 from wolfirepo import HELLO, KEY, serve_wolfi
 
 from assembler.cli import main
 from assembler.distro.definition import load_distro
 
-pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared Alpine fixtures absent")]
+pytestmark = [pytest.mark.integration, pytest.mark.needs_shared]
 
 def seed_key(cache: Path, signer: Signer) -> None:
     """Put the test key where keyring.py keeps the definition's key URL once fetched:
