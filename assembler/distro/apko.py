@@ -77,7 +77,7 @@ def trust(spec: Spec, distro: Distro) -> None:
     names = _keyring_names(extras.key_paths, urls)
     for a in distro.archives:
         a.key_urls = [u for u in a.key_urls if key_name(u) not in names]
-        a.keys = [k for k in a.keys if k.name not in names]
+        a.keys = [k for k in a.keys if not (isinstance(k, Path) and k.name in names)]
         a.keys += [Path(p) for p in extras.key_paths]
         a.key_urls += urls
 
@@ -122,7 +122,7 @@ def _own_repository(r: RepoRef, i: int, main: _Match | None, keyring_names: set[
     key_urls: list[str] = []
     if main is not None:
         archive = next(a for a in main.distro.archives if a.name == main.archive)
-        keys = [k for k in archive.keys if k.name not in keyring_names]
+        keys = [k for k in archive.keys if isinstance(k, Path) and k.name not in keyring_names]
         key_urls = [u for u in archive.key_urls if key_name(u) not in keyring_names]
     if not keys and not key_urls and not has_keyring:
         raise SpecError(f"{r.where}: repository {r.url} matches no distro definition, and "

@@ -38,7 +38,7 @@ class Archive:
     suites: list[str]
     components: list[str]
     available_components: list[str]
-    keys: list[Path]
+    keys: list[Path | bytes]       # key files, or armored keys given inline (chisel.yaml)
     # How to recognise this archive among the host's apt sources when none of our
     # suites is listed there (a bookworm host building trixie): suite regex + URI path.
     host_suite: str = ".*"
@@ -50,6 +50,11 @@ class Archive:
     # Keys named by URL (apko's `keyring`, a definition's `key-urls`), fetched once and
     # kept in the cache (distro/keyring.py); `keys` gets their local copies.
     key_urls: list[str] = field(default_factory=list)
+    archs: list[str] | None = None  # only these architectures (Ubuntu's ports archive)
+    priority: int = 0               # chisel.yaml's: higher wins for a package in several
+
+    def serves(self, arch: str) -> bool:
+        return self.archs is None or arch in self.archs
 
 
 @dataclass
@@ -65,7 +70,8 @@ class Distro:
 
 
 def available_distros() -> list[str]:
-    return sorted(f"{p.parent.name}/{p.stem}" for p in REPOS_DIR.glob("*/*.yaml"))
+    return sorted(f"{p.parent.name}/{p.stem}" for p in REPOS_DIR.glob("*/*.yaml")
+                  if not p.name.startswith("_"))
 
 
 def find_distro(name: str, spec_dir: Path | None = None) -> Path:
@@ -87,6 +93,11 @@ def find_distro(name: str, spec_dir: Path | None = None) -> Path:
 
 
 def load_distro(name: str, spec_dir: Path | None = None) -> Distro:
+    from assembler.distro.chisel import chisel_distro, find_chisel_yaml
+
+    chisel_yaml = find_chisel_yaml(name, spec_dir)
+    if chisel_yaml is not None:
+        return chisel_distro(chisel_yaml)
     path = find_distro(name, spec_dir)
     _, text = compose_yaml(path, "distro definition")
     try:
@@ -112,9 +123,9 @@ def load_distro(name: str, spec_dir: Path | None = None) -> Distro:
             if not isinstance(a, dict):
                 raise SpecError(f"{path}: each archive must be a mapping (name, suites, keys, "
                                 f"...), not {a!r}.")
-            keys = [(base / k).resolve() for k in strings(a.get("keys", []),
-                                                           f"keys of {a['name']!r}")]
-            for k in keys:
+            files = [(base / k).resolve() for k in strings(a.get("keys", []),
+                                                            f"keys of {a['name']!r}")]
+            for k in files:
                 if not k.is_file():
                     raise SpecError(f"{path}: archive {a['name']!r} names key {k}, "
                                     "which does not exist.")
@@ -124,10 +135,11 @@ def load_distro(name: str, spec_dir: Path | None = None) -> Distro:
                 components=components,
                 available_components=strings(a.get("available-components", components),
                                              "available-components"),
-                keys=keys, host_suite=a.get("host-suite", ".*"),
+                keys=list[Path | bytes](files), host_suite=a.get("host-suite", ".*"),
                 host_path=a.get("host-path", ""), url=a.get("url"),
+                archs=strings(a["archs"], f"archs of {a['name']!r}") if "archs" in a else None,
                 key_urls=strings(a.get("key-urls", []), f"key-urls of {a['name']!r}")))
-            if not keys and not archives[-1].key_urls:
+            if not files and not archives[-1].key_urls:
                 raise SpecError(f"{path}: archive {a['name']!r} names no keys.")
         slices = data.get("slices")
         if slices is not None and not isinstance(slices, str):
