@@ -39,7 +39,7 @@ def test_fetched_once_then_kept(tmp_path, served):
 
 @pytest.mark.parametrize("content, error, words", [
     (b"<html>not found</html>", IntegrityError, "not a public key in PEM form"),
-    (b"x" * (MAX_KEY + 1), IntegrityError, "larger than"),
+    (b"x" * (MAX_KEY + 1), IntegrityError, "too large for a public key"),
 ])
 def test_bad_keys_are_not_cached(tmp_path, served, content, error, words):
     root, server = served

@@ -49,7 +49,10 @@ def cached_key(url: str, cache: Cache, offline: bool = False) -> Path:
         return path
     if offline:
         raise NetworkError(f"--offline: the key {url} was never fetched; run once online.")
-    data = fetch(url, limit=MAX_KEY)
+    data = fetch(url)  # bounded by the transport's cap for unsized downloads
+    if len(data) > MAX_KEY:
+        raise IntegrityError(f"{url} is larger than {MAX_KEY} bytes, too large for a public "
+                             "key; nothing was cached.")
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, UnsupportedAlgorithm) as e:
