@@ -197,6 +197,7 @@ class Spec(Contents, RuntimeConfig):
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
     # Globs over absolute paths of ELF files the link check skips (linkcheck.py).
     link_check_ignore: list[str] = field(default_factory=list)
+    snapshot_mirror: str | None = None   # base URL of a snapshot archive (distro/snapshot.py)
 
     def where(self, line: int) -> str:
         return f"{self.path}:{line}"
@@ -286,6 +287,7 @@ TOP_KEYS = {
     "archs": "target architectures",
     "contents": "packages",
     "mirrors": "archive URLs",
+    "snapshot-mirror": "snapshot archive URL",
     "accounts": "users and groups",
     "entrypoint": "entrypoint",
     "cmd": "cmd",
@@ -403,7 +405,9 @@ def load_spec(path: Path | str) -> Spec:
         layering=_read_layering(r, top["layering"]) if "layering" in top else Layering(),
         raw=raw,
         link_check_ignore=_read_link_check(r, top["link-check"]) if "link-check" in top
-        else [])
+        else [],
+        snapshot_mirror=r.string(top["snapshot-mirror"], "snapshot-mirror")
+        if "snapshot-mirror" in top else None)
 
 
 def _read_config(r: NodeReader, top: dict[str, yaml.Node]) -> RuntimeConfig:
