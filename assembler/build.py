@@ -22,7 +22,7 @@ from .cut import cut, member_path
 from .debian import deb
 from .debian.statusd import write_status
 from .distro import Distro
-from .errors import AssemblerError, SpecError
+from .errors import AssemblerError, PackageError, SpecError
 from .fetch import Wanted, fetch_all
 from .layer import write_layer
 from .linkcheck import require_links
@@ -76,8 +76,18 @@ def stripped(path: str, patterns: list[str]) -> bool:
 
 
 def _unpack(cache: Cache, package: dict, path: Path) -> Unpacked:
-    return unpacked(cache, package["sha256"], lambda: deb.iter_data(path),
-                    lambda: {"control": deb.read_control(path)})
+    control: list[bytes] = []   # read once: unpacked() asks for the extras first
+
+    def extras() -> dict[str, bytes]:
+        control.append(deb.read_control(path))
+        return {"control": control[0]}
+
+    try:
+        return unpacked(cache, package["sha256"],
+                        lambda: deb.iter_data(path, control[0] if control else None), extras)
+    except PackageError as e:
+        raise PackageError(f"{package['name']} {package['version']} "
+                           f"({package.get('filename', '?')}): {e.message}") from None
 
 
 def _catalog_slices(packages: list[dict], catalog_dir: Path | None,

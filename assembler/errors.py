@@ -37,3 +37,9 @@ class NetworkError(AssemblerError):
 
 class LinkError(AssemblerError):
     """A dynamically linked file in the image needs an interpreter or library the image lacks."""
+
+
+class PackageError(IntegrityError):
+    """A package's content is malformed or exceeds a limit: bad input, never retried."""
+
+    exit_code = 2
