@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .accounts import run_as, write_accounts
 from .archives import Options, distro_for
+from .boundedtar import Limits
 from .cache import Cache
 from .certs import BUNDLE, write_ca_bundle
 from .cut import cut, member_path
@@ -105,7 +106,8 @@ def build_tree(spec: Spec, packages: list[dict], files: dict[str, Path], merged_
                catalog_dir: Path | None = None,
                lock_file: str = "the lockfile") -> tuple[Tree, list[str]]:
     patterns = [p for key in spec.strip for p in STRIP[key]]
-    tree = Tree(merged_usr=merged_usr, allow_setuid=spec.allow_setuid)
+    tree = Tree(merged_usr=merged_usr, allow_setuid=spec.allow_setuid,
+                max_bytes=Limits.from_env().image)
     warnings: list[str] = []
     controls: dict[str, bytes] = {}
     by_package = _catalog_slices(packages, catalog_dir, lock_file)
@@ -173,7 +175,8 @@ def build_apk_tree(spec: Spec, packages: list[dict], files: dict[str, Path], dis
     from .alpine.repository import apk_arch, trust_for
 
     patterns = [p for key in spec.strip for p in STRIP[key]]
-    tree = Tree(merged_usr=distro.merged_usr, allow_setuid=spec.allow_setuid)
+    tree = Tree(merged_usr=distro.merged_usr, allow_setuid=spec.allow_setuid,
+                max_bytes=Limits.from_env().image)
     setup = install.ApkSetup(
         arch=apk_arch(arch),
         trusts={a.name: trust_for(distro, a, arch) for a in distro.archives},

@@ -78,6 +78,10 @@ def _data_entries(pkg: Apk) -> list[tuple[tarfile.TarInfo, bytes]]:
         f = spec if isinstance(spec, F) else F(spec)
         info = file_info(path, mode=f.mode)
         info.uid, info.gid = f.uid, f.gid
+        # Names as abuild's tar writes them: a non-root owner is not named root (the
+        # installer maps a root name to 0 whatever the id, as apk and dpkg do).
+        info.uname = "root" if f.uid == 0 else ""
+        info.gname = "root" if f.gid == 0 else ""
         info.pax_headers = {"APK-TOOLS.checksum.SHA1": hashlib.sha1(f.content).hexdigest()}
         entries.append((info, f.content))
     return entries + list(pkg.raw_members)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import IO
 
 from ..progress import Progress
-from ..rootfs import Tree
+from ..rootfs import Tree, owner_of
 from .dependency import Dependency
 from .installed import InstalledPackage, format_installed
 from .package import ApkPackage, DataEntry, q1
@@ -161,14 +161,14 @@ def _add(tree: Tree, e: DataEntry, origin: str, replace: bool) -> str | None:
         reader = _Sha1Reader(raw if raw is not None else io.BytesIO(b""), e.sha1,
                              f"{origin}: {e.path}")
         if replace:
-            tree.add_file(e.path, reader, info.mode & 0o7777, info.uid, info.gid, origin,
+            tree.add_file(e.path, reader, info.mode & 0o7777, *owner_of(info), origin,
                           mtime, replace=True)
         else:
             tree.add_tar_member(info, reader, origin)  # type: ignore[arg-type]
         return q1(reader.digest())
     if info.issym():
         if replace:
-            tree.add_symlink(e.path, info.linkname, info.uid, info.gid, origin, mtime,
+            tree.add_symlink(e.path, info.linkname, *owner_of(info), origin, mtime,
                              replace=True)
         else:
             tree.add_tar_member(info, None, origin)
