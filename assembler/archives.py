@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .cache import Cache
+from .debian.version import version_key
 from .distro import Archive, Distro, load_distro, with_components
 from .errors import SpecError
 from .index import Universe
@@ -98,6 +99,12 @@ class Archives:
             if r.op and r.op not in DEBIAN_OPS:
                 raise SpecError(f"{where}: {r.op!r} is not a Debian version relation; use one "
                                 "of " + ", ".join(DEBIAN_OPS) + ".")
+            if r.version:
+                try:
+                    version_key(r.version)
+                except ValueError:
+                    raise SpecError(f"{where}: {r.version!r} is not a Debian version: an epoch "
+                                    "(before ':') is a whole number, as in 1:2.3-4.") from None
             out.append(Want(r.name, r.op, r.version, where, r.arch))
         return out
 

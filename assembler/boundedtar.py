@@ -18,7 +18,7 @@ extension header. This module wraps it:
 * `LimitedReader` stops the decompressed stream after `stream` bytes, which
   bounds the time spent skipping over data nobody reads.
 
-Every refusal is a PackageError naming the package and the limit and telling
+Every refusal is a MalformedError naming the package and the limit and telling
 how to raise it. The defaults are far above any real package (Debian's largest
 ship some 100 000 files and a few GiB); see docs/security.md.
 """
@@ -31,7 +31,7 @@ import tarfile
 from dataclasses import dataclass
 from typing import IO, Any
 
-from .errors import PackageError
+from .errors import MalformedError
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 
@@ -83,12 +83,12 @@ class Limits:
             try:
                 values[key] = parse_size(raw)
             except ValueError:
-                raise PackageError(
+                raise MalformedError(
                     f"{var}={raw!r} is not a size: give the maximum {what} as a whole number, "
                     "optionally with a K, M or G suffix (e.g. 8G).") from None
         raw = env.get(MARGIN_VAR, "").strip()
         if raw and not (raw.isascii() and raw.isdigit()):
-            raise PackageError(f"{MARGIN_VAR}={raw!r} is not a whole number: give the factor by "
+            raise MalformedError(f"{MARGIN_VAR}={raw!r} is not a whole number: give the factor by "
                                "which a package's files may exceed its signed installed size "
                                f"(default {MARGIN}, 0 for no such bound).")
         return cls(**values, margin=int(raw) if raw else MARGIN)
@@ -111,9 +111,9 @@ def _human(n: int) -> str:
     return str(n)
 
 
-def exceeded(what: str, limit_key: str, amount: str) -> PackageError:
+def exceeded(what: str, limit_key: str, amount: str) -> MalformedError:
     var, default, desc = _LIMITS[limit_key]
-    return PackageError(
+    return MalformedError(
         f"{what}: refusing the package, {amount}; the limit is on {desc} (default "
         f"{_human(default)}). If the package is genuine, raise it (e.g. "
         f"{var}={_human(2 * default)}); see docs/security.md.")
@@ -158,7 +158,7 @@ def tarinfo_class(what: str, limits: Limits) -> type[tarfile.TarInfo]:
                                f"a tar extension header declares {self.size:,} bytes")
             depth = getattr(tf, "_assembler_chain", 0)
             if depth >= _MAX_CHAINED:
-                raise PackageError(f"{what}: refusing the package, its tar chains more than "
+                raise MalformedError(f"{what}: refusing the package, its tar chains more than "
                                    f"{_MAX_CHAINED} extension headers before one member.")
             if self.type == tarfile.XGLTYPE:
                 total = getattr(tf, "_assembler_global", 0) + self.size
@@ -188,8 +188,8 @@ def tarinfo_class(what: str, limits: Limits) -> type[tarfile.TarInfo]:
     return Checked
 
 
-def _sparse(what: str, name: str) -> PackageError:
-    return PackageError(f"{what}: refusing the package, its tar member {name[:200]!r} is "
+def _sparse(what: str, name: str) -> MalformedError:
+    return MalformedError(f"{what}: refusing the package, its tar member {name[:200]!r} is "
                         "sparse; no Debian or Alpine package ships sparse files, and a sparse "
                         "header can claim any size.")
 
@@ -224,7 +224,7 @@ class Budget:
                                f"a member's name or link target starts {field[:80]!r} and is "
                                f"longer than {lim.name:,} bytes")
         if info.size < 0:
-            raise PackageError(f"{self.what}: tar member {info.name[:200]!r} has a negative "
+            raise MalformedError(f"{self.what}: tar member {info.name[:200]!r} has a negative "
                                "size; refusing the package.")
         if info.size > lim.member:
             raise exceeded(self.what, "member",
@@ -233,7 +233,7 @@ class Budget:
             self.content += info.size
             if self.content > self.bound:
                 var = _LIMITS["package"][0]
-                raise PackageError(
+                raise MalformedError(
                     f"{self.what}: refusing the package, its files add up to more than "
                     f"{self.bound:,} bytes ({self.bound_why}) at member {info.name[:200]!r}. "
                     f"If the package is genuine, raise that limit ({var} bounds every "

@@ -23,7 +23,7 @@ from .cut import cut, member_path
 from .debian import deb
 from .debian.statusd import write_status
 from .distro import Distro
-from .errors import AssemblerError, PackageError, SpecError
+from .errors import AssemblerError, MalformedError, SpecError
 from .fetch import Wanted, fetch_all
 from .layer import write_layer
 from .linkcheck import require_links
@@ -86,8 +86,8 @@ def _unpack(cache: Cache, package: dict, path: Path) -> Unpacked:
     try:
         return unpacked(cache, package["sha256"],
                         lambda: deb.iter_data(path, control[0] if control else None), extras)
-    except PackageError as e:
-        raise PackageError(f"{package['name']} {package['version']} "
+    except MalformedError as e:
+        raise MalformedError(f"{package['name']} {package['version']} "
                            f"({package.get('filename', '?')}): {e.message}") from None
 
 

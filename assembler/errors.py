@@ -39,7 +39,9 @@ class LinkError(AssemblerError):
     """A dynamically linked file in the image needs an interpreter or library the image lacks."""
 
 
-class PackageError(IntegrityError):
-    """A package's content is malformed or exceeds a limit: bad input, never retried."""
+class MalformedError(IntegrityError):
+    """A signed index, a lock or a cache entry holds a value outside its grammar (a hash
+    that is not hex, a size that is not a number, a path with '..'). Refused before use;
+    bad input like a spec mistake, so exit code 2."""
 
     exit_code = 2

@@ -150,8 +150,8 @@ def _lock_problem(data: dict[str, Any]) -> str | None:
             if not isinstance(p, dict):
                 return f"a package entry of {arch} is not an object"
             name = p.get("name", "?")
-            for k in ("name", "version", "arch", "archive", "filename", "size", "sha256",
-                      "reason"):
+            for k in ("name", "version", "arch", "archive", "suite", "filename", "size",
+                      "sha256", "reason"):
                 if k not in p:
                     return f"package entry {name} for {arch} lacks {k!r}"
             for k in _STRING_FIELDS:

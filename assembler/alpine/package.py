@@ -35,7 +35,7 @@ from assembler.alpine.signing import (
     read_signatures,
 )
 from assembler.boundedtar import Budget, Limits, open_stream
-from assembler.errors import IntegrityError, PackageError
+from assembler.errors import IntegrityError, MalformedError
 
 # .PKGINFO key -> index letter, so that a package read from disk yields the same
 # PackageRecord as its APKINDEX stanza (except S: and C:, which describe the file).
@@ -81,7 +81,7 @@ def record_from_pkginfo(pairs: list[tuple[str, str]], what: str = ".PKGINFO") ->
             try:
                 rec.set_field(letter, value)
             except ValueError:
-                raise PackageError(f"{what}: .PKGINFO says {key} = {value[:60]!r}, which is not "
+                raise MalformedError(f"{what}: .PKGINFO says {key} = {value[:60]!r}, which is not "
                                    "a whole number; refusing the package.") from None
     return rec
 
@@ -154,16 +154,16 @@ class ApkPackage:
                     f = tar.extractfile(member) if member.isfile() else None
                     yield DataEntry(path=path, info=member, sha1=sha1, _fileobj=f)
         except (tarfile.TarError, EOFError, ValueError, OverflowError) as exc:
-            raise PackageError(f"{what} is not a valid tar ({exc}).") from None
+            raise MalformedError(f"{what} is not a valid tar ({exc}).") from None
 
 
 def safe_path(name: str, *, what: str) -> str:
     """Normalize an archive path; refuse anything that could land outside the root."""
     if name.startswith("/"):
-        raise PackageError(f"{what} contains an absolute path {name!r}; refusing the package.")
+        raise MalformedError(f"{what} contains an absolute path {name!r}; refusing the package.")
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise PackageError(
+        raise MalformedError(
             f"{what} contains the path {name!r}, which climbs out of the root with '..'; "
             "refusing the package."
         )
@@ -244,7 +244,7 @@ def open_apk(
     try:
         pairs = parse_pkginfo(pkginfo_text)
     except ValueError as exc:
-        raise PackageError(f"{what}: malformed .PKGINFO ({exc}).") from None
+        raise MalformedError(f"{what}: malformed .PKGINFO ({exc}).") from None
 
     data_part = view[ctl_end:]
     datahash = hashlib.sha256(data_part).hexdigest()

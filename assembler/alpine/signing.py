@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from assembler.boundedtar import Budget, Limits, open_bytes
-from assembler.errors import IntegrityError, PackageError
+from assembler.errors import IntegrityError, MalformedError
 
 _CHUNK = 1 << 16
 _OUT = 1 << 20  # bound zlib's output per call so a gzip bomb cannot balloon memory
@@ -78,9 +78,9 @@ def gunzip(data: Buffer, *, what: str, limit: int = 1 << 30) -> bytes:
                 out += d.decompress(buf, _OUT)
                 buf = d.unconsumed_tail
                 if len(out) > limit:
-                    raise PackageError(f"{what} inflates to more than {limit} bytes.")
+                    raise MalformedError(f"{what} inflates to more than {limit} bytes.")
             if not d.eof:
-                raise PackageError(f"{what} is truncated.")
+                raise MalformedError(f"{what} is truncated.")
             pos = len(view) - len(d.unused_data)
     except zlib.error as exc:
         raise IntegrityError(f"{what} is corrupt: it does not inflate ({exc}).") from exc
@@ -115,13 +115,13 @@ class GunzipReader(io.RawIOBase):
                 src: Buffer = tail
             else:
                 if self._pos >= len(self._view):
-                    raise PackageError(f"{self._what} is truncated.")
+                    raise MalformedError(f"{self._what} is truncated.")
                 src = self._view[self._pos : self._pos + _CHUNK]
                 self._pos += len(src)
             try:
                 self._pending = self._d.decompress(src, max(want, _CHUNK))
             except zlib.error as exc:
-                raise PackageError(f"{self._what} is corrupt ({exc}).") from exc
+                raise MalformedError(f"{self._what} is corrupt ({exc}).") from exc
         n = min(want, len(self._pending))
         b[:n] = self._pending[:n]  # type: ignore[index]
         self._pending = self._pending[n:]
@@ -172,7 +172,7 @@ def read_signatures(tar_bytes: bytes, *, what: str) -> list[Signature] | None:
                     continue
             return sigs
     except (tarfile.TarError, EOFError, ValueError, OverflowError) as exc:
-        raise PackageError(f"{what}: the first gzip member is not a valid tar ({exc}).") from None
+        raise MalformedError(f"{what}: the first gzip member is not a valid tar ({exc}).") from None
 
 
 def load_public_key(pem: bytes | str) -> rsa.RSAPublicKey:
@@ -235,4 +235,4 @@ def iter_tar(tar_bytes: bytes, *, what: str) -> Iterator[tuple[tarfile.TarInfo, 
                 f = tar.extractfile(m) if m.isfile() else None
                 yield m, f.read() if f else b""
     except (tarfile.TarError, EOFError, ValueError, OverflowError) as exc:
-        raise PackageError(f"{what} holds a corrupt tar ({exc}).") from None
+        raise MalformedError(f"{what} holds a corrupt tar ({exc}).") from None

@@ -7,7 +7,7 @@ tar is decompressed and parsed on the fly, so a 100 MB package costs a few
 buffers of memory, not 100 MB.
 
 Every way a file can be broken (not ar, truncated, bad compression, bad tar)
-surfaces as one PackageError naming the file: a .deb reaching this module
+surfaces as one MalformedError naming the file: a .deb reaching this module
 already passed its sha256 check, so damage here means a bad archive or a bug,
 never something to retry or work around. Both tars are read within the
 limits of boundedtar (headers, names, sizes; data.tar's files against the
@@ -32,7 +32,7 @@ from typing import IO, BinaryIO
 import zstandard
 
 from ..boundedtar import Budget, Limits, open_stream
-from ..errors import IntegrityError, PackageError
+from ..errors import IntegrityError, MalformedError
 
 _AR_MAGIC = b"!<arch>\n"
 _AR_HEADER = 60
@@ -54,8 +54,8 @@ _DECODE_ERRORS = (
 StrPath = str | os.PathLike[str]
 
 
-def _bad(path: StrPath, why: str) -> PackageError:
-    return PackageError(f"{os.fspath(path)}: not a valid .deb package ({why}).")
+def _bad(path: StrPath, why: str) -> MalformedError:
+    return MalformedError(f"{os.fspath(path)}: not a valid .deb package ({why}).")
 
 
 class _Bounded(io.RawIOBase):
