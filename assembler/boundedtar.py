@@ -198,19 +198,21 @@ class Budget:
     """What one package may still unpack: members, names, declared sizes."""
 
     def __init__(self, what: str, limits: Limits, declared: int | None = None,
-                 declared_from: str = "") -> None:
+                 declared_from: str = "", ceiling: str = "package") -> None:
         self.what = what
         self.limits = limits
         self.members = 0
         self.content = 0
+        self.ceiling = ceiling   # the limit bounding the files when no size is declared
+        top = getattr(limits, ceiling)
         m = limits.margin
-        if declared is not None and m and declared * m + MARGIN_BYTES < limits.package:
+        if declared is not None and m and declared * m + MARGIN_BYTES < top:
             self.bound = declared * m + MARGIN_BYTES
             self.bound_why = (f"{m}x its signed {declared_from} of {declared:,} bytes plus "
                               f"{MARGIN_BYTES:,}; raise the factor with {MARGIN_VAR}")
         else:
-            self.bound = limits.package
-            self.bound_why = f"{limits.package:,} bytes"
+            self.bound = top
+            self.bound_why = f"{top:,} bytes"
 
     def admit(self, info: tarfile.TarInfo) -> None:
         """Refuse `info` if it breaks a limit; count it otherwise."""
@@ -232,12 +234,12 @@ class Budget:
         if info.isreg():
             self.content += info.size
             if self.content > self.bound:
-                var = _LIMITS["package"][0]
+                var = _LIMITS[self.ceiling][0]
                 raise MalformedError(
                     f"{self.what}: refusing the package, its files add up to more than "
                     f"{self.bound:,} bytes ({self.bound_why}) at member {info.name[:200]!r}. "
                     f"If the package is genuine, raise that limit ({var} bounds every "
-                    "package); see docs/security.md.")
+                    "package whatever it declares); see docs/security.md.")
 
 
 def open_stream(fileobj: IO[bytes], what: str, limits: Limits,

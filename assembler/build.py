@@ -156,7 +156,7 @@ def build_tree(spec: Spec, packages: list[dict], files: dict[str, Path], merged_
         if entry is not None and entry.kind != "dir":
             tree.remove(path, missing_ok=True)
     write_status(tree, controls)
-    finish_tree(tree, spec, packages, progress, masters)
+    warnings += finish_tree(tree, spec, packages, progress, masters)
     # Owners are in package spelling; the manifest speaks the image's (merged /usr).
     image_owners: dict[str, set[str]] = {}
     for path, names in owners.items():
@@ -187,7 +187,7 @@ def build_apk_tree(spec: Spec, packages: list[dict], files: dict[str, Path], dis
     warnings = install.install_packages(
         tree, packages, files, setup, lambda n: bool(patterns) and stripped(n, patterns),
         progress)
-    finish_tree(tree, spec, packages, progress)
+    warnings += finish_tree(tree, spec, packages, progress)
     return tree, warnings
 
 
@@ -204,8 +204,9 @@ def apk_repositories(distro: Distro, spec: Spec) -> list[str]:
 
 
 def finish_tree(tree: Tree, spec: Spec, packages: list[dict], progress: Progress,
-                masters: dict[str, bytes] | None = None) -> None:
-    """What every format's maintainer scripts would do after unpacking."""
+                masters: dict[str, bytes] | None = None) -> list[str]:
+    """What every format's maintainer scripts would do after unpacking; returns warnings."""
+    before = len(tree.warnings)
     # Alpine's ca-certificates-bundle ships the bundle; only generate a missing one.
     if any(p["name"] == "ca-certificates" and not p.get("slices") for p in packages) \
             and tree.get(BUNDLE) is None:
@@ -213,6 +214,7 @@ def finish_tree(tree: Tree, spec: Spec, packages: list[dict], progress: Progress
     write_accounts(tree, spec.accounts, **(masters or {}))
     apply_paths(tree, spec)
     progress.done()
+    return tree.warnings[before:]
 
 
 def _providers(distro: Distro, mirrors: dict[str, str], options: Options, arch: str

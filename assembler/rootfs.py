@@ -43,7 +43,7 @@ from dataclasses import replace as dc_replace
 from typing import IO, Literal
 
 from .boundedtar import exceeded
-from .errors import AssemblerError, IntegrityError
+from .errors import AssemblerError, IntegrityError, MalformedError
 
 Kind = Literal["file", "dir", "symlink", "hardlink"]
 
@@ -101,7 +101,7 @@ def owner_of(info: tarfile.TarInfo) -> tuple[int, int]:
 def normalize(path: str, origin: str = GENERATED) -> str:
     """`./usr/bin/x`, `/usr//bin/x/` -> `usr/bin/x`; '' is the root. `..` is refused."""
     if "\n" in path:
-        raise IntegrityError(
+        raise MalformedError(
             f"{origin}: path {path[:200]!r} contains a newline; refusing to install it "
             "(dpkg refuses such names too: they would forge lines in status.d md5sums and "
             "apk's installed database)."

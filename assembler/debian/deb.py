@@ -226,7 +226,7 @@ def control_files(path: StrPath, limits: Limits | None = None) -> dict[str, byte
     """All regular files of control.tar (control, md5sums, conffiles, ...) by bare name."""
     limits = limits or Limits.from_env()
     out: dict[str, bytes] = {}
-    budget = Budget(f"{os.fspath(path)} (control.tar)", limits)
+    budget = Budget(f"{os.fspath(path)} (control.tar)", limits, ceiling="control")
     with _open_tar(path, "control", limits) as tf:
         for info in _iter(tf, path, budget):
             reader = _member_reader(tf, info, path)
