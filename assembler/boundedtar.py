@@ -26,6 +26,7 @@ ship some 100 000 files and a few GiB); see docs/security.md.
 from __future__ import annotations
 
 import io
+import math
 import os
 import tarfile
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ MARGIN_BYTES = 1 * MiB
 # GNU long name + long link + PAX header (+ a GNU header inside a PAX one) precede a
 # member at most; more in a row is a recursion attack on tarfile, not an archive.
 _MAX_CHAINED = 4
+_MAX_MTIME = 1 << 34   # the year 2514: what ustar's 11 octal digits cannot even write
 _EXTENSIONS = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE,
                tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
 
@@ -172,9 +174,29 @@ def tarinfo_class(what: str, limits: Limits) -> type[tarfile.TarInfo]:
             finally:
                 tf._assembler_chain = depth  # type: ignore[attr-defined]
 
+        @classmethod
+        def frombuf(cls, buf: bytes, encoding: str, errors: str) -> tarfile.TarInfo:
+            # tarfile ends the archive silently at a damaged header after the first:
+            # a package would lose its remaining files without a word.
+            try:
+                return super().frombuf(buf, encoding, errors)
+            except (tarfile.InvalidHeaderError, tarfile.TruncatedHeaderError) as e:
+                raise MalformedError(f"{what}: a tar header is damaged or cut short ({e}); "
+                                     "refusing the package.") from None
+
         def _apply_pax_info(self, pax_headers: dict, encoding: str, errors: str) -> None:
             if any(k.startswith("GNU.sparse.") for k in pax_headers):
                 raise _sparse(what, self.name)
+            for key, parse in tarfile.PAX_NUMBER_FIELDS.items():
+                # tarfile turns a value that is no number into 0, so a bad size would
+                # send it parsing file contents as headers.
+                try:
+                    if key in pax_headers:
+                        parse(pax_headers[key])
+                except ValueError:
+                    raise MalformedError(
+                        f"{what}: the PAX record {key}={pax_headers[key][:40]!r} of "
+                        f"{self.name[:200]!r} is not a number; refusing the package.") from None
             super()._apply_pax_info(pax_headers, encoding, errors)  # type: ignore[misc]
 
         def _proc_sparse(self, tf: tarfile.TarFile) -> Any:
@@ -225,6 +247,13 @@ class Budget:
                 raise exceeded(self.what, "name",
                                f"a member's name or link target starts {field[:80]!r} and is "
                                f"longer than {lim.name:,} bytes")
+        if not (0 <= info.uid < 1 << 32 and 0 <= info.gid < 1 << 32):
+            raise MalformedError(f"{self.what}: tar member {info.name[:200]!r} has the owner "
+                                 f"{info.uid}:{info.gid}, outside 0 to 2**32-1; refusing the "
+                                 "package.")
+        if not (math.isfinite(info.mtime) and 0 <= info.mtime < _MAX_MTIME):
+            raise MalformedError(f"{self.what}: tar member {info.name[:200]!r} has the time "
+                                 f"{info.mtime}, outside 0 to {_MAX_MTIME}; refusing the package.")
         if info.size < 0:
             raise MalformedError(f"{self.what}: tar member {info.name[:200]!r} has a negative "
                                "size; refusing the package.")

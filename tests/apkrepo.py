@@ -52,6 +52,8 @@ class Apk:
     datahash: str | None = None  # override: a lie about the data
     # the data tar's format; abuild's GNU headers carry non-ASCII names as raw bytes
     tar_format: int = tarfile.PAX_FORMAT
+    # extra .PKGINFO lines ("key = value"), for hostile packages
+    pkginfo: list[str] = field(default_factory=list)
 
     @property
     def filename(self) -> str:
@@ -105,6 +107,7 @@ def build_apk(pkg: Apk, signer: Signer | None) -> tuple[bytes, str, int]:
         lines.append(f"provider_priority = {pkg.provider_priority}")
     if pkg.triggers:
         lines.append(f"triggers = {pkg.triggers}")
+    lines += pkg.pkginfo
     lines.append(f"datahash = {pkg.datahash or hashlib.sha256(data_member).hexdigest()}")
     control = [(file_info(".PKGINFO"), ("\n".join(lines) + "\n").encode())]
     control += [(file_info(name, mode=0o755), body) for name, body in sorted(pkg.scripts.items())]

@@ -14,11 +14,9 @@ from __future__ import annotations
 import io
 import lzma
 import os
-import resource
 import subprocess
 import sys
 import tarfile
-import threading
 
 import zstandard
 from aptrepo import ar_archive, format_control
@@ -88,6 +86,23 @@ def deb(data: bytes, data_ext: str = ".xz", control: bytes | None = None,
                        ("data.tar" + data_ext, data)])
 
 
+# Runs in a small intermediate process: the kernel charges a child the peak RSS of the
+# process it was forked from (pytest, 100+ MB) until it execs, so the build is forked
+# from this launcher instead and measured with wait4.
+_LAUNCHER = """
+import os, resource, subprocess, sys
+report, cap_as, cap_fsize = (int(a) for a in sys.argv[1:4])
+def cap():
+    resource.setrlimit(resource.RLIMIT_AS, (cap_as, cap_as))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (cap_fsize, cap_fsize))
+p = subprocess.Popen([sys.executable, "-m", "assembler.cli", *sys.argv[4:]],
+                     stdout=subprocess.DEVNULL, preexec_fn=cap)
+_, status, usage = os.wait4(p.pid, 0)
+os.write(report, str(usage.ru_maxrss * 1024).encode())
+sys.exit(os.waitstatus_to_exitcode(status) % 256)
+"""
+
+
 def run_bounded(argv: list[str], env: dict[str, str] | None = None, timeout: float = 120,
                 address_space: int = 2 << 30, file_size: int = 1 << 20
                 ) -> tuple[int, str, int]:
@@ -96,20 +111,18 @@ def run_bounded(argv: list[str], env: dict[str, str] | None = None, timeout: flo
     The caps make a regression fail the test instead of the machine: a bomb that
     gets past the limits hits MemoryError or EFBIG (a traceback, exit 1), never swap.
     """
-    def cap() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
-
-    proc = subprocess.Popen([sys.executable, "-m", "assembler.cli", *argv],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, **(env or {})}, preexec_fn=cap)  # noqa: PLW1509
-    timer = threading.Timer(timeout, proc.kill)
-    timer.start()
+    read_end, write_end = os.pipe()
     try:
-        assert proc.stderr is not None
-        err = proc.stderr.read().decode("utf-8", "replace")
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run(
+            [sys.executable, "-c", _LAUNCHER, str(write_end), str(address_space),
+             str(file_size), *argv],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout,
+            env={**os.environ, **(env or {})}, pass_fds=(write_end,))
+        os.close(write_end)
+        write_end = -1
+        rss = int(os.read(read_end, 64) or b"0")
     finally:
-        timer.cancel()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, err, usage.ru_maxrss * 1024
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
+    return proc.returncode, proc.stderr.decode("utf-8", "replace"), rss
