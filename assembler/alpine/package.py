@@ -34,8 +34,8 @@ from assembler.alpine.signing import (
     member_spans,
     read_signatures,
 )
-from assembler.boundedtar import Budget, Limits, open_stream
 from assembler.errors import IntegrityError, MalformedError
+from assembler.fetch.boundedtar import Budget, Limits, open_stream
 
 # .PKGINFO key -> index letter, so that a package read from disk yields the same
 # PackageRecord as its APKINDEX stanza (except S: and C:, which describe the file).

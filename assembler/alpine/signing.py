@@ -20,8 +20,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from assembler.boundedtar import Budget, Limits, open_bytes
 from assembler.errors import IntegrityError, MalformedError
+from assembler.fetch.boundedtar import Budget, Limits, open_bytes
 
 _CHUNK = 1 << 16
 _OUT = 1 << 20  # bound zlib's output per call so a gzip bomb cannot balloon memory

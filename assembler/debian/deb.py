@@ -31,8 +31,8 @@ from typing import IO, BinaryIO
 
 import zstandard
 
-from ..boundedtar import Budget, Limits, open_stream
-from ..errors import IntegrityError, MalformedError
+from assembler.errors import IntegrityError, MalformedError
+from assembler.fetch.boundedtar import Budget, Limits, open_stream
 
 _AR_MAGIC = b"!<arch>\n"
 _AR_HEADER = 60
