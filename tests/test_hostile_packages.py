@@ -111,6 +111,10 @@ def test_installed_size_bound_can_be_raised(archive, capsys, monkeypatch):
     monkeypatch.setenv("ASSEMBLER_INSTALLED_SIZE_MARGIN", "0")
     code, _, err = run(argv, capsys)
     assert code == 0, err
+    monkeypatch.setenv("ASSEMBLER_MAX_IMAGE_SIZE", "1M")     # the whole image has one too
+    code, _, err = run(argv, capsys)
+    assert code == 2 and "ASSEMBLER_MAX_IMAGE_SIZE" in err and "honest" in err, err
+    monkeypatch.delenv("ASSEMBLER_MAX_IMAGE_SIZE")
     monkeypatch.setenv("ASSEMBLER_MAX_PACKAGE_SIZE", "1M")   # the absolute ceiling still holds
     (tmp / "honest" / "cache" / "unpacked").rename(tmp / "honest" / "unpacked-old")
     code, _, err = run(argv, capsys)
