@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
+
+from regserver import LoopbackHTTP
 
 TOKENS = {"token-newline": "abc\r\nX-Injected: 1", "token-latin1": "t\u00f6k\u20acn"}
 LOCATIONS = {"location-ftp": "ftp://127.0.0.1/upload", "location-ipv6": "http://[::1"}
@@ -68,11 +69,8 @@ class FakeRegistry:
             def log_message(self, format, *args):  # noqa: A002, ANN001, ANN002
                 pass
 
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
+        self._server = LoopbackHTTP(Handler)
+        self.host = self._server.host
 
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._server.stop()

@@ -11,13 +11,12 @@ with no unpacked cache entry and under 1 MiB written.
 
 from __future__ import annotations
 
-import json
 import tarfile
 from pathlib import Path
 
 import pytest
 from aptrepo import AptRepo, Entry, File, Pkg, Symlink
-from hermetic import run, write_distro, write_spec
+from hermetic import layer_members, run, write_distro, write_spec
 from hostiletar import control_tar, deb, header, member, run_bounded, tar, zst_stream
 
 pytestmark = pytest.mark.integration
@@ -126,12 +125,7 @@ def test_installed_size_bound_can_be_raised(archive, capsys, monkeypatch):
 
 # -- item 6: what a package's metadata may not do to the image -------------------------
 
-def _layer(out: Path) -> dict[str, tarfile.TarInfo]:
-    with tarfile.open(out) as outer:
-        manifest = json.load(outer.extractfile("manifest.json"))
-        layer = outer.extractfile(manifest[0]["Layers"][0])
-        with tarfile.open(fileobj=layer, mode="r:*") as inner:
-            return {m.name: m for m in inner.getmembers()}
+_layer = layer_members
 
 
 def _build(tmp_path, apt_repo, apt_key, capsys, pkgs, request="evil"):
