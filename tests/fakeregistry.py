@@ -64,9 +64,9 @@ class FakeRegistry:
                     return self._answer(202, {"Location": LOCATIONS.get(fault, "/nowhere")})
                 return self._answer(404)
 
-            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _handle  # noqa: N815
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
-            def log_message(self, format, *args):  # noqa: A002, ANN001, ANN002
+            def log_message(self, format, *args):
                 pass
 
         self._server = LoopbackHTTP(Handler)

@@ -39,7 +39,7 @@ from assembler.spec.document import load_spec
 REPO = Path(__file__).resolve().parents[1]
 
 
-def fuzz(examples: int):  # noqa: ANN201 - a hypothesis settings decorator
+def fuzz(examples: int):
     return settings(derandomize=True, database=None, deadline=None, max_examples=examples,
                     suppress_health_check=list(HealthCheck))
 
@@ -54,7 +54,7 @@ _PRINTABLE = st.text(st.characters(min_codepoint=9, max_codepoint=126), min_size
 
 
 @st.composite
-def mutated(draw, seed: bytes, tokens: list[bytes] = _TOKENS,  # noqa: ANN001
+def mutated(draw, seed: bytes, tokens: list[bytes] = _TOKENS,
             text: bool = False) -> bytes:
     """`seed` with 1 to 6 mutations; `text` keeps inserted bytes printable ASCII, so a
     YAML or JSON document mostly stays one and the parser behind it is reached."""
@@ -91,7 +91,7 @@ def _header_offsets(tar: bytes) -> list[int]:
 
 
 @st.composite
-def tar_mutated(draw, seed: bytes) -> bytes:  # noqa: ANN001
+def tar_mutated(draw, seed: bytes) -> bytes:
     """`seed` mutated, then its header checksums made right again: the examples reach
     tarfile's field and extension-header parsing instead of its checksum test."""
     data = bytearray(draw(mutated(seed)))
@@ -103,7 +103,7 @@ def tar_mutated(draw, seed: bytes) -> bytes:  # noqa: ANN001
     return bytes(data)
 
 
-def _own_errors_only(action) -> None:  # noqa: ANN001
+def _own_errors_only(action) -> None:
     with contextlib.suppress(AssemblerError):
         action()
 

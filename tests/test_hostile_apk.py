@@ -22,7 +22,7 @@ def _member(name: str, content: bytes, pax: dict[str, str]) -> tuple[tarfile.Tar
     return info, content
 
 
-def _evil(**kw) -> list[Apk]:  # noqa: ANN003
+def _evil(**kw) -> list[Apk]:
     return [Apk("evil", files={"usr/bin/ok": b"ok"}, **kw)]
 
 
@@ -48,7 +48,7 @@ def test_hostile_apk_refused(tmp_path, signer, capsys, pkgs, words):  # noqa: F8
 def test_truncated_data_tar_refused(tmp_path, signer, capsys, monkeypatch):  # noqa: F811
     whole = test_apk_support.tar_bytes
 
-    def cut(entries, *, fmt=tarfile.PAX_FORMAT, end_marker=True):  # noqa: ANN001, ANN202
+    def cut(entries, *, fmt=tarfile.PAX_FORMAT, end_marker=True):
         data = whole(entries, fmt=fmt, end_marker=end_marker)
         return data[:1536 + 100] if end_marker else data   # the data tar, mid-member
 

@@ -12,6 +12,7 @@ from assembler.cache import Cache
 from assembler.distro.definition import Distro
 from assembler.errors import SpecError
 from assembler.fetch.boundedtar import Limits
+from assembler.lock.model import LockedPackage
 from assembler.packages.resolution import Resolution, Want
 from assembler.packages.universe import IndexLoader, Package, Universe
 from assembler.progress import Progress
@@ -46,7 +47,7 @@ class ApkFormat:
         assert isinstance(loader, AlpineIndexLoader)
         loader.complete(arch, resolution.ordered())
 
-    def install(self, spec: Spec, packages: list[dict], files: dict[str, Path],
+    def install(self, spec: Spec, packages: list[LockedPackage], files: dict[str, Path],
                 distro: Distro, arch: str, cache: Cache, progress: Progress,
                 lock_file: str) -> tuple[Tree, list[str]]:
         """.apk data, then apk's database and /etc/apk."""

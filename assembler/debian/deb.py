@@ -148,12 +148,12 @@ def _decompressor(name: str, raw: IO[bytes], path: StrPath) -> IO[bytes]:
     if ext == ".gz":
         return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
     if ext == ".xz":
-        return lzma.LZMAFile(raw)  # type: ignore[return-value]
+        return lzma.LZMAFile(raw)
     # Old formats dpkg still reads; a few long-lived archives have them.
     if ext == ".bz2":
-        return bz2.BZ2File(raw)  # type: ignore[return-value]
+        return bz2.BZ2File(raw)
     if ext == ".lzma":
-        return lzma.LZMAFile(raw, format=lzma.FORMAT_ALONE)  # type: ignore[return-value]
+        return lzma.LZMAFile(raw, format=lzma.FORMAT_ALONE)
     if ext == ".zst":
         return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
     raise _bad(path, f"unsupported compression of {name!r}")
@@ -181,7 +181,7 @@ def _open_tar(path: StrPath, prefix: str, limits: Limits) -> Iterator[tarfile.Ta
                 raw = _decompressor(name, member, path)  # type: ignore[arg-type]
                 stream = io.BufferedReader(_Translating(raw, path, name), _CHUNK)
                 try:
-                    tf = open_stream(stream, f"{os.fspath(path)} ({name})", limits,  # noqa: SIM115
+                    tf = open_stream(stream, f"{os.fspath(path)} ({name})", limits,
                                      "control" if prefix == "control" else "stream")
                 except IntegrityError:
                     raise

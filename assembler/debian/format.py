@@ -11,6 +11,7 @@ from assembler.debian.resolver import AptResolver
 from assembler.debian.version import version_key
 from assembler.distro.definition import Distro
 from assembler.errors import SpecError
+from assembler.lock.model import LockedPackage
 from assembler.packages.resolution import Resolution, Want
 from assembler.packages.universe import IndexLoader, Package, Universe
 from assembler.progress import Progress
@@ -57,7 +58,7 @@ class DebFormat:
     def complete(self, loader: IndexLoader, arch: str, resolution: Resolution) -> None:
         """The Packages index already says everything the lock needs."""
 
-    def install(self, spec: Spec, packages: list[dict], files: dict[str, Path],
+    def install(self, spec: Spec, packages: list[LockedPackage], files: dict[str, Path],
                 distro: Distro, arch: str, cache: Cache, progress: Progress,
                 lock_file: str) -> tuple[Tree, list[str]]:
         from assembler.debian.install import build_tree

@@ -17,6 +17,7 @@ from assembler.debian.statusd import write_status
 from assembler.errors import MalformedError
 from assembler.fetch.boundedtar import Limits
 from assembler.fetch.unpacked import Unpacked, unpacked
+from assembler.lock.model import LockedPackage
 from assembler.progress import Progress
 from assembler.rootfs.certs import write_ca_bundle
 from assembler.rootfs.finish import finish_tree
@@ -31,7 +32,7 @@ from assembler.spec.document import Spec
 # Two cores is the common CI box; more workers only queue behind the tree.
 UNPACK_WORKERS = min(4, os.cpu_count() or 1)
 
-def _unpack(cache: Cache, package: dict, path: Path) -> Unpacked:
+def _unpack(cache: Cache, package: LockedPackage, path: Path) -> Unpacked:
     control: list[bytes] = []   # read once: unpacked() asks for the extras first
 
     def extras() -> dict[str, bytes]:
@@ -39,14 +40,14 @@ def _unpack(cache: Cache, package: dict, path: Path) -> Unpacked:
         return {"control": control[0]}
 
     try:
-        return unpacked(cache, package["sha256"],
+        return unpacked(cache, package.sha256,
                         lambda: deb.iter_data(path, control[0] if control else None), extras)
     except MalformedError as e:
-        raise MalformedError(f"{package['name']} {package['version']} "
-                             f"({package.get('filename', '?')}): {e.message}") from None
+        raise MalformedError(f"{package.name} {package.version} "
+                             f"({package.filename}): {e.message}") from None
 
 
-def build_tree(spec: Spec, packages: list[dict], files: dict[str, Path], merged_usr: bool,
+def build_tree(spec: Spec, packages: list[LockedPackage], files: dict[str, Path], merged_usr: bool,
                cache: Cache, progress: Progress, arch: str = "",
                catalog_dir: Path | None = None,
                lock_file: str = "the lockfile") -> tuple[Tree, list[str]]:
@@ -66,16 +67,16 @@ def build_tree(spec: Spec, packages: list[dict], files: dict[str, Path], merged_
     # Unpacking the next packages (decompression and hashing release the GIL)
     # overlaps with adding this one to the tree; the tree sees them in lock order.
     with ThreadPoolExecutor(UNPACK_WORKERS) as pool:
-        jobs = [pool.submit(_unpack, cache, p, files[p["sha256"]]) for p in packages]
+        jobs = [pool.submit(_unpack, cache, p, files[p.sha256]) for p in packages]
         for i, (p, job) in enumerate(zip(packages, jobs, strict=True)):
-            name = p["name"]
+            name = p.name
             progress.status(f"unpacking {i + 1}/{len(packages)} {name}")
             got = job.result()
             controls[name] = got.extras["control"]
             store = tree.attach(got.path)
             before = len(tree.warnings)
             if name in by_package:
-                c = cut(name, p["version"], by_package[name], got.members, arch)
+                c = cut(name, p.version, by_package[name], got.members, arch)
                 for member in c.members:
                     path = member_path(member)
                     if preferred.get(path, name) != name:

@@ -29,8 +29,9 @@ import io
 import math
 import os
 import tarfile
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Self
 
 from assembler.errors import MalformedError
 
@@ -56,6 +57,8 @@ MARGIN_BYTES = 1 * MiB
 # member at most; more in a row is a recursion attack on tarfile, not an archive.
 _MAX_CHAINED = 4
 _MAX_MTIME = 1 << 34   # the year 2514: what ustar's 11 octal digits cannot even write
+# Not in typeshed's tarfile, but in every CPython since 3.2.
+_DAMAGED = (tarfile.InvalidHeaderError, tarfile.TruncatedHeaderError)  # type: ignore[attr-defined]
 _EXTENSIONS = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE,
                tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
 
@@ -73,9 +76,9 @@ class Limits:
     margin: int = MARGIN
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Limits:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Limits:
         """The defaults, each raised (or lowered) by its ASSEMBLER_MAX_* variable."""
-        env = os.environ if env is None else env
+        env: Mapping[str, str] = os.environ if environ is None else environ
         values = {}
         for key, (var, default, what) in _LIMITS.items():
             raw = env.get(var, "").strip()
@@ -124,7 +127,8 @@ def exceeded(what: str, limit_key: str, amount: str) -> MalformedError:
 class LimitedReader(io.RawIOBase):
     """Passes `limit` bytes of `inner` through, then raises instead of reading more."""
 
-    def __init__(self, inner: IO[bytes], limit: int, what: str, limit_key: str) -> None:
+    def __init__(self, inner: IO[bytes] | io.RawIOBase, limit: int, what: str,
+                 limit_key: str) -> None:
         self._inner = inner
         self._left = limit
         self._limit = limit
@@ -154,7 +158,7 @@ def tarinfo_class(what: str, limits: Limits) -> type[tarfile.TarInfo]:
     class Checked(tarfile.TarInfo):
         def _proc_member(self, tf: tarfile.TarFile) -> Any:
             if self.type not in _EXTENSIONS:
-                return super()._proc_member(tf)
+                return super()._proc_member(tf)  # type: ignore[misc]
             if self.size > limits.header:
                 raise exceeded(what, "header",
                                f"a tar extension header declares {self.size:,} bytes")
@@ -170,17 +174,17 @@ def tarinfo_class(what: str, limits: Limits) -> type[tarfile.TarInfo]:
                 tf._assembler_global = total  # type: ignore[attr-defined]
             tf._assembler_chain = depth + 1  # type: ignore[attr-defined]
             try:
-                return super()._proc_member(tf)
+                return super()._proc_member(tf)  # type: ignore[misc]
             finally:
                 tf._assembler_chain = depth  # type: ignore[attr-defined]
 
         @classmethod
-        def frombuf(cls, buf: bytes, encoding: str, errors: str) -> tarfile.TarInfo:
+        def frombuf(cls, buf: bytes | bytearray, encoding: str, errors: str) -> Self:
             # tarfile ends the archive silently at a damaged header after the first:
             # a package would lose its remaining files without a word.
             try:
                 return super().frombuf(buf, encoding, errors)
-            except (tarfile.InvalidHeaderError, tarfile.TruncatedHeaderError) as e:
+            except _DAMAGED as e:
                 raise MalformedError(f"{what}: a tar header is damaged or cut short ({e}); "
                                      "refusing the package.") from None
 
@@ -271,7 +275,7 @@ class Budget:
                     "package whatever it declares); see docs/security.md.")
 
 
-def open_stream(fileobj: IO[bytes], what: str, limits: Limits,
+def open_stream(fileobj: IO[bytes] | io.RawIOBase, what: str, limits: Limits,
                 limit_key: str = "stream") -> tarfile.TarFile:
     """A streaming (`r|`) TarFile over at most `limits.<limit_key>` decompressed bytes.
 

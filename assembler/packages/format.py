@@ -19,6 +19,7 @@ from assembler.errors import SpecError
 if TYPE_CHECKING:
     from assembler.cache import Cache
     from assembler.distro.definition import Distro
+    from assembler.lock.model import LockedPackage
     from assembler.packages.resolution import Resolution, Resolver, Want
     from assembler.packages.universe import IndexLoader, Universe
     from assembler.progress import Progress
@@ -55,7 +56,7 @@ class PackageFormat(Protocol):
         """Fill in what the lock needs but the index does not say."""
         ...
 
-    def install(self, spec: Spec, packages: list[dict], files: dict[str, Path],
+    def install(self, spec: Spec, packages: list[LockedPackage], files: dict[str, Path],
                 distro: Distro, arch: str, cache: Cache, progress: Progress,
                 lock_file: str) -> tuple[Tree, list[str]]:
         """The packages' files in a new Tree, plus the package database; warnings."""
