@@ -20,7 +20,8 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 # (apk: repository, checksum, datahash) and is kept in `extra`, in order.
 _PACKAGE_KEYS = ("name", "version", "arch", "archive", "suite", "filename", "size", "sha256",
                  "source", "reason")
-_REQUIRED = ("name", "version", "arch", "archive", "filename", "size", "sha256", "reason")
+_REQUIRED = ("name", "version", "arch", "archive", "suite", "filename", "size", "sha256",
+             "reason")
 
 
 class LockProblem(ValueError):
