@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from assembler.alpine import install
+from assembler.alpine import install, installed
 from assembler.alpine.repository import AlpineIndexLoader, apk_arch, repository_path, trust_for
 from assembler.alpine.solver import ApkResolver, apk_want
 from assembler.cache import Cache
@@ -13,6 +13,7 @@ from assembler.distro.definition import Distro
 from assembler.errors import SpecError
 from assembler.fetch.boundedtar import Limits
 from assembler.lock.model import LockedPackage
+from assembler.packages.installed import Installed
 from assembler.packages.resolution import Resolution, Want
 from assembler.packages.universe import IndexLoader, Package, Universe
 from assembler.progress import Progress
@@ -25,9 +26,12 @@ from assembler.spec.document import Spec
 class ApkFormat:
     name = "apk"
     file_noun = ".apks"
+    has_snapshots = False
 
     def index_loader(self, distro: Distro, mirrors: dict[str, str], cache: Cache,
-                     offline: bool, progress: Progress) -> IndexLoader:
+                     offline: bool, progress: Progress,
+                     snapshots: dict[str, str] | None = None) -> IndexLoader:
+        # No snapshot archives for apk (has_snapshots): universes never passes any.
         return AlpineIndexLoader(distro, mirrors, cache, offline=offline, progress=progress)
 
     def wants(self, spec: Spec) -> list[Want]:
@@ -66,6 +70,12 @@ class ApkFormat:
             progress)
         warnings += finish_tree(tree, spec, packages, progress)
         return tree, warnings
+
+    def is_database(self, path: str) -> bool:
+        return path == installed.DATABASE
+
+    def read_installed(self, files: dict[str, bytes]) -> tuple[list[Installed], list[str]]:
+        return installed.read_database(files)
 
     def providers(self, distro: Distro, mirrors: dict[str, str], cache: Cache, arch: str,
                   offline: bool) -> None:
