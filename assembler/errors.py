@@ -45,3 +45,8 @@ class MalformedError(IntegrityError):
     bad input like a spec mistake, so exit code 2."""
 
     exit_code = 2
+
+
+class DiskError(AssemblerError):
+    """The cache or the output cannot be written (disk full, read-only, no permission):
+    the machine's fault, not the input's, and never retried. Exit code 1."""
