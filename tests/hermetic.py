@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import tarfile
 from pathlib import Path
 
 from assembler.cli import main
@@ -39,6 +41,15 @@ def cache_files(cache: Path) -> list[str]:
     if not cache.exists():
         return []
     return sorted(str(p.relative_to(cache)) for p in cache.rglob("*") if p.is_file())
+
+
+def layer_members(tar_path: Path) -> dict[str, tarfile.TarInfo]:
+    """The members of the first layer of a docker-archive image tar, by name."""
+    with tarfile.open(tar_path) as outer:
+        manifest = json.load(outer.extractfile("manifest.json"))
+        layer = outer.extractfile(manifest[0]["Layers"][0])
+        with tarfile.open(fileobj=layer, mode="r:*") as inner:
+            return {m.name: m for m in inner.getmembers()}
 
 
 def umoci_unpack(image_tar: Path, dest: Path) -> Path:

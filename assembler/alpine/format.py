@@ -17,6 +17,7 @@ from assembler.alpine.solver import ApkResolver, apk_want
 from assembler.cache import Cache
 from assembler.distro.definition import Distro
 from assembler.errors import SpecError
+from assembler.fetch.boundedtar import Limits
 from assembler.lock.model import LockedPackage
 from assembler.packages.installed import Installed
 from assembler.packages.resolution import Resolution, Want
@@ -64,7 +65,8 @@ class ApkFormat:
                 lock_file: str) -> tuple[Tree, list[str]]:
         """.apk data, then apk's database and /etc/apk."""
         patterns = strip_patterns(spec.strip)
-        tree = Tree(merged_usr=distro.merged_usr, allow_setuid=spec.allow_setuid)
+        tree = Tree(merged_usr=distro.merged_usr, allow_setuid=spec.allow_setuid,
+                    max_bytes=Limits.from_env().image)
         setup = install.ApkSetup(
             arch=apk_arch(arch),
             trusts={a.name: trust_for(distro, a, arch) for a in distro.archives},
@@ -78,7 +80,7 @@ class ApkFormat:
         if spec.alternatives:
             raise SpecError(f"{spec.path}: alternatives: update-alternatives is Debian's; "
                             "apk images get their links from packages or the spec's paths.")
-        finish_tree(tree, spec, packages, progress)
+        warnings += finish_tree(tree, spec, packages, progress)
         return tree, warnings
 
     def is_database(self, path: str) -> bool:

@@ -9,6 +9,7 @@ from assembler.cache import Cache
 from assembler.debian import dpkgdb
 from assembler.debian.archive import DebianIndexLoader
 from assembler.debian.resolver import AptResolver
+from assembler.debian.version import version_key
 from assembler.distro.definition import Distro
 from assembler.errors import SpecError
 from assembler.lock.model import LockedPackage
@@ -42,6 +43,12 @@ class DebFormat:
             if r.op and r.op not in DEBIAN_OPS:
                 raise SpecError(f"{where}: {r.op!r} is not a Debian version relation; use one "
                                 "of " + ", ".join(DEBIAN_OPS) + ".")
+            if r.version:
+                try:
+                    version_key(r.version)
+                except ValueError:
+                    raise SpecError(f"{where}: {r.version!r} is not a Debian version: an epoch "
+                                    "(before ':') is a whole number, as in 1:2.3-4.") from None
             out.append(Want(r.name, r.op, r.version, where, r.arch))
         return out
 

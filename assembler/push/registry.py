@@ -62,6 +62,41 @@ class AuthenticationError(RegistryError):
     exit_code = 2
 
 
+class ProtocolError(RegistryError):
+    """The registry answered outside the protocol: a token that cannot be an HTTP header,
+    a redirect loop, a Location that is not an http(s) URL. Retrying cannot help."""
+
+    exit_code = 2
+
+
+# RFC 6750's b64token, which every registry's token (a JWT or an opaque string) is.
+_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+def _location(base: str, location: str, registry: str, what: str) -> str:
+    """An upload Location made absolute; refused unless it is an http(s) URL."""
+    try:
+        url = urljoin(base + "/", location)
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        url, parts = "", None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ProtocolError(f"{registry}: {what} answered with the upload Location "
+                            f"{location[:200]!r}, which is not an http(s) URL; the registry "
+                            "is broken or hostile, so the push stops here.")
+    return url
+
+
+def _unsendable(registry: str, method: str, url: str, e: Exception) -> ProtocolError:
+    """A request requests could not complete for a reason retrying cannot cure."""
+    if isinstance(e, requests.TooManyRedirects):
+        return ProtocolError(f"{registry}: {method} {url[:200]} redirects in a loop (more "
+                             "than 30 redirects); the registry is misconfigured.")
+    # a redirect to ftp://, a header value the registry made unsendable, ...
+    return ProtocolError(f"{registry}: {method} {url[:200]} cannot be sent: {_reason(e)}.")
+
+
 class _Retryable(Exception):
     """A transient failure: connection lost, 5xx, 429."""
 
@@ -221,10 +256,15 @@ class _Auth:
                                 f"{r.status_code}.")
         try:
             body = r.json()
-            return str(body.get("token") or body.get("access_token") or "")
+            token = str(body.get("token") or body.get("access_token") or "")
         except (ValueError, AttributeError):
             raise RegistryError(f"the token service {realm} of {self.registry} did not answer "
                                 "with JSON.") from None
+        if token and not _TOKEN.fullmatch(token):
+            raise ProtocolError(f"the token service {realm} of {self.registry} answered with a "
+                                "token holding characters a bearer token cannot have (a "
+                                "newline, a space or non-ASCII); refusing to send it.")
+        return token
 
 
 # --------------------------------------------------------------------------- client
@@ -290,6 +330,8 @@ class Client:
                 raise self._tls_error(e) from None
             except (requests.ConnectionError, requests.Timeout) as e:
                 raise _Retryable(_reason(e)) from None
+            except (requests.RequestException, ValueError) as e:
+                raise _unsendable(self.registry, method, url, e) from None
             if r.status_code == 401 and attempt == 0 and r.headers.get("WWW-Authenticate"):
                 before = self.auth.scheme
                 self.auth.challenge(r.headers["WWW-Authenticate"])
@@ -355,6 +397,8 @@ class Client:
                 raise self._tls_error(e) from None
             except (requests.ConnectionError, requests.Timeout) as e:
                 raise _Retryable(_reason(e)) from None
+            except (requests.RequestException, ValueError) as e:
+                raise _unsendable(self.registry, "GET", self.base + "/v2/", e) from None
             if r.status_code in _RETRY_STATUS:
                 raise _Retryable(f"HTTP {r.status_code}")
             if r.status_code == 401 and r.headers.get("WWW-Authenticate"):
@@ -405,7 +449,8 @@ class Client:
         if location:
             # An abandoned session expires on the registry by itself, so failing is fine.
             with contextlib.suppress(RegistryError, _Retryable):
-                self._send("DELETE", urljoin(self.base + "/", location), repository,
+                self._send("DELETE", _location(self.base, location, self.registry,
+                                               "an upload"), repository,
                            self.scopes(repository))
 
     def upload(self, repository: str, desc: Descriptor, layout: Layout,
@@ -425,8 +470,9 @@ class Client:
             raise RegistryError(f"{self.registry}: starting an upload to {repository} gave "
                                 f"HTTP {r.status_code}: {_error_text(r)}")
         min_chunk = r.headers.get("OCI-Chunk-Min-Length", "0")
-        return urljoin(self.base + "/", r.headers["Location"]), \
-            int(min_chunk) if min_chunk.isdigit() else 0
+        location = _location(self.base, r.headers["Location"], self.registry,
+                             f"starting an upload to {repository}")
+        return location, int(min_chunk) if min_chunk.isdigit() else 0
 
     @staticmethod
     def _with_digest(location: str, digest: str) -> str:
@@ -461,7 +507,8 @@ class Client:
                     if r.status_code != 202:
                         raise _Retryable(f"chunk at byte {sent} answered HTTP {r.status_code} "
                                          f"{_error_text(r)}")
-                    location = urljoin(self.base + "/", r.headers.get("Location", location))
+                    location = _location(self.base, r.headers.get("Location", location),
+                                         self.registry, f"a chunk of {desc.digest}")
                     sent += len(data)
                     if progress:
                         progress(len(data))
