@@ -30,6 +30,7 @@ from .lock import load_or_lock, lock_path
 from .manifest import write_manifest
 from .mirror import resolve_mirrors
 from .oci import DEFAULT_PATH, Image, ImageConfig, platform_for, write_image_tar, write_oci_dir
+from .osrelease import identity_for, write_identity
 from .progress import Progress, info
 from .rootfs import Tree
 from .slices import Catalog, PathSpec, Slice
@@ -342,6 +343,7 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
                 tree, warnings = build_tree(spec, packages, files, distro.merged_usr,
                                             options.cache, progress, arch, distro.slices_dir,
                                             str(lock_path(spec.path)))
+            warnings += _os_identity(tree, distro, lock["archs"][arch].get("indexes", []))
             for w in warnings:
                 info(f"warning: {w}", options.quiet)
             with tree:
@@ -363,6 +365,20 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
             raise AssemblerError(f"writing {output} failed ({e.strerror or e}); nothing was "
                                  "written.") from None
     return digest
+
+
+def _os_identity(tree: Tree, distro: Distro, indexes: list[dict]) -> list[str]:
+    """Give the image its OS identity; what could not be given is a warning."""
+    identity = identity_for(distro, indexes)
+    if identity is None:
+        return [f"{distro.path} has no os-release template: the image names no OS, so "
+                "scanners match no vulnerabilities against it."]
+    write_identity(tree, identity)
+    if identity.missing_version:
+        return [f"the lock records no signed {distro.release} version (it predates that), so "
+                f"{distro.extra['os-release'].get('version-file')} is left out; run "
+                "'assemble lock --update' to record it."]
+    return []
 
 
 def check_output(output: Path, fmt: str, spec: Spec) -> None:

@@ -207,6 +207,8 @@ class DebianIndexLoader(IndexLoader):
                     "archive": archive.name, "suite": suite,
                     "date": si.release.date.strftime("%Y-%m-%dT%H:%M:%SZ"),
                     "inrelease-sha256": si.inrelease_sha256,
+                    # the signed point release: what /etc/debian_version says
+                    **({"version": si.release.version} if si.release.version else {}),
                 })
         self.progress.done()
         return universe
