@@ -29,13 +29,22 @@ from .linkcheck import require_links
 from .lock import load_or_lock, lock_path
 from .manifest import write_manifest
 from .mirror import resolve_mirrors
-from .oci import DEFAULT_PATH, Image, ImageConfig, platform_for, write_image_tar, write_oci_dir
+from .oci import (
+    DEFAULT_PATH,
+    Image,
+    ImageConfig,
+    manifest_digest,
+    platform_for,
+    write_image_tar,
+    write_oci_dir,
+)
 from .osrelease import identity_for, write_identity
 from .progress import Progress, info
 from .rootfs import Tree
+from .sbomfiles import render, write_all
 from .slices import Catalog, PathSpec, Slice
 from .spec import Spec
-from .unpacked import Unpacked, unpacked
+from .unpacked import SYMLINK, Unpacked, unpacked
 
 # What a container never reads; copyright files stay (licences travel with binaries).
 STRIP = {
@@ -71,7 +80,11 @@ def source_date_epoch(lock: dict) -> int:
                    (d.replace("Z", "+0000") for d in dates)).timestamp())
 
 
-def stripped(path: str, patterns: list[str]) -> bool:
+def stripped(path: str, patterns: list[str], symlink: bool = False) -> bool:
+    # /usr/share/doc/<pkg> as a symlink (libgcc-s1 -> gcc-12-base) is how a package
+    # points at its copyright file: it stays, or the licence is lost with it.
+    if symlink and path.startswith("usr/share/doc/") and path.count("/") == 3:
+        return False
     return any(fnmatch.fnmatchcase(path, p) for p in patterns) and \
         not any(fnmatch.fnmatchcase(path, k) for k in KEEP)
 
@@ -131,7 +144,8 @@ def build_tree(spec: Spec, packages: list[dict], files: dict[str, Path], merged_
                 made += c.made
             else:
                 for member in got.members:
-                    if patterns and stripped(member[0].lstrip("./").rstrip("/"), patterns):
+                    if patterns and stripped(member[0].lstrip("./").rstrip("/"), patterns,
+                                             member[1] == SYMLINK):
                         continue
                     tree.add_member(member, store, name)
             warnings += tree.warnings[before:]
@@ -308,7 +322,10 @@ def image_config(spec: Spec, has_certs: bool) -> ImageConfig:
 
 def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: list[str] = (),
           compression: str = "gzip", locked: bool = False,
-          archs: list[str] | None = None) -> str:
+          archs: list[str] | None = None, sboms: list[str] | None = None) -> str:
+    """Build the image at `output`, and beside it an SBOM per platform in each of
+    `sboms` (default SPDX and CycloneDX; [] for none)."""
+    sboms = ["spdx", "cyclonedx"] if sboms is None else sboms
     check_output(output, fmt, spec)
     lock, _ = load_or_lock(spec, options, locked=locked)
     distro = distro_for(spec)
@@ -331,6 +348,7 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
     except OSError as e:
         raise SpecError(f"-o {output}: cannot write there ({e.strerror or e}).") from None
     images = []
+    documents: dict[str, dict[str, bytes]] = {}
     with workdir as tmp:
         for arch in wanted_archs:
             packages = lock["archs"][arch]["packages"]
@@ -356,11 +374,14 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
                 images.append(Image(platform=platform_for(arch), layers=[layer],
                                     config=image_config(spec, tree.get(BUNDLE) is not None),
                                     created=sde, annotations=dict(spec.annotations)))
+                documents[arch] = render(sboms, spec.path.stem, manifest_digest(images[-1]),
+                                         arch, distro.family, packages, tree, sde)
         try:
             if fmt == "oci-dir":
                 digest = write_oci_dir(output, images, tags)
             else:
                 digest = write_image_tar(output, images, tags)
+            write_all(output, {a: d for a, d in documents.items() if d})
         except OSError as e:
             raise AssemblerError(f"writing {output} failed ({e.strerror or e}); nothing was "
                                  "written.") from None

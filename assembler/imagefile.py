@@ -54,6 +54,7 @@ class PlatformImage:
 
     platform: str  # "linux/amd64", "linux/arm64/v8"; "" when the file does not say
     layers: tuple[tuple[str, str | None], ...]  # (member name, sha256 digest to verify or None)
+    digest: str = ""  # the manifest's, when the file is an OCI layout
 
     @property
     def arch(self) -> str:
@@ -129,7 +130,7 @@ class ImageFile(TarOrDir):
                 raise ImageError(f"{where} is not an image manifest.") from None
             if not platform:
                 platform = _platform(self._json(_blob(config.digest)))
-            out[desc.digest] = PlatformImage(platform, layers)
+            out[desc.digest] = PlatformImage(platform, layers, desc.digest)
         return list(out.values())
 
     def _docker(self) -> list[PlatformImage]:
@@ -147,14 +148,16 @@ class ImageFile(TarOrDir):
         return list(out.values())
 
     # -- layers ----------------------------------------------------------------
-    def load_tree(self, image: PlatformImage) -> Tree:
-        """The image's filesystem: its layers applied in order (see the module docstring)."""
+    def load_tree(self, image: PlatformImage, contents: bool = False) -> Tree:
+        """The image's filesystem: its layers applied in order (see the module docstring).
+        `contents` keeps every file's bytes (for an SBOM), not only what the link check
+        reads."""
         tree = Tree(allow_setuid=True)
         try:
             for i, (name, digest) in enumerate(image.layers):
                 with self.open(name) as raw:
                     hashing = _HashingReader(raw)
-                    self._apply_layer(tree, hashing, f"layer {i + 1}", name)
+                    self._apply_layer(tree, hashing, f"layer {i + 1}", name, contents)
                     if digest is not None and hashing.hexdigest() != digest.partition(":")[2]:
                         raise ImageError(f"{self.path}: layer {digest} does not match its "
                                          "digest; the image is damaged.")
@@ -163,7 +166,8 @@ class ImageFile(TarOrDir):
             raise
         return tree
 
-    def _apply_layer(self, tree: Tree, raw: _HashingReader, origin: str, name: str) -> None:
+    def _apply_layer(self, tree: Tree, raw: _HashingReader, origin: str, name: str,
+                     contents: bool = False) -> None:
         buffered = io.BufferedReader(raw, 1 << 16)
         head = buffered.peek(4)[:4]
         stream: IO[bytes]
@@ -178,7 +182,7 @@ class ImageFile(TarOrDir):
             with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8") as tf:
                 for info in tf:
                     _apply_member(tree, info, tf.extractfile(info) if info.isreg() else None,
-                                  origin, opaque)
+                                  origin, opaque, contents)
                 # Read to the end so the digest covers the whole blob.
                 while raw.read(1 << 20):
                     pass
@@ -244,7 +248,7 @@ class _Prefixed(io.RawIOBase):
 
 
 def _apply_member(tree: Tree, info: tarfile.TarInfo, f: IO[bytes] | None, origin: str,
-                  opaque: list[str]) -> None:
+                  opaque: list[str], contents: bool = False) -> None:
     try:
         path = normalize(info.name, origin)
     except AssemblerError:
@@ -263,7 +267,7 @@ def _apply_member(tree: Tree, info: tarfile.TarInfo, f: IO[bytes] | None, origin
         if existing is not None and existing.origin != origin and \
                 not (existing.kind == "dir" and info.isdir()):
             tree.remove(existing.path)  # an upper layer's entry replaces the lower one
-        if info.isreg() and f is not None:
+        if info.isreg() and f is not None and not contents:
             head = f.read(len(MAGIC))
             if head == MAGIC or path.startswith(_KEEP_TEXT):
                 f = io.BufferedReader(_Prefixed(head, f))
