@@ -366,8 +366,12 @@ def _push(image: Path, refs: list[str], args: argparse.Namespace, cache: Cache) 
         progress.done()
         info(text, args.quiet)
 
+    from .sbomfiles import attachments
+
+    sboms = attachments(image)
     try:
-        result = push(image, refs, options, log=log, progress=progress.status)
+        result = push(image, refs, options, log=log, progress=progress.status,
+                      attachments=sboms)
     finally:
         progress.done()
     s = result.stats

@@ -10,7 +10,6 @@ earlier build) is refused, never attached to an image it does not describe.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
@@ -18,6 +17,7 @@ from .cache import atomic_write
 from .cyclonedx import MEDIA_TYPE as CYCLONEDX_TYPE
 from .cyclonedx import cyclonedx_document
 from .errors import AssemblerError, SpecError
+from .referrers import Attachment
 from .rootfs import Tree
 from .sbom import describe
 from .spdx import MEDIA_TYPE as SPDX_TYPE
@@ -27,16 +27,6 @@ FORMATS = {"spdx": (".spdx.json", SPDX_TYPE, spdx_document),
            "cyclonedx": (".cdx.json", CYCLONEDX_TYPE, cyclonedx_document)}
 MAX_SBOM = 64 << 20
 TOOL = f"assembler-{__version__}"
-
-
-@dataclass(frozen=True)
-class Attachment:
-    """One SBOM to push as a referrer of `subject` (a platform manifest digest)."""
-
-    subject: str
-    artifact_type: str
-    data: bytes
-    path: Path
 
 
 def sbom_path(output: Path, fmt: str, arch: str, multi: bool) -> Path:
@@ -54,12 +44,15 @@ def render(formats: list[str], name: str, digest: str, arch: str, family: str,
 
 
 def write_all(output: Path, documents: dict[str, dict[str, bytes]]) -> list[Path]:
-    """Write {arch: {format: bytes}} beside `output`; returns the paths."""
+    """Write {arch: {format: bytes}} beside `output`; returns the paths. Files are named
+    by the OCI platform (amd64, arm64, armv7), whichever distro's arch names built them."""
+    from .oci import platform_for
+
     multi = len(documents) > 1
     written = []
     for arch, docs in sorted(documents.items()):
         for fmt, data in docs.items():
-            path = sbom_path(output, fmt, arch, multi)
+            path = sbom_path(output, fmt, platform_for(arch).tag_suffix, multi)
             try:
                 atomic_write(path, data)
             except OSError as e:
@@ -80,8 +73,12 @@ def described_digest(data: bytes, fmt: str, path: Path) -> str:
                         "remove it or rebuild.") from None
 
 
-def attachments(image: Path, platforms: dict[str, str]) -> list[Attachment]:
-    """The SBOM files beside `image` for its platforms ({arch: manifest digest})."""
+def attachments(image: Path) -> list[Attachment]:
+    """The SBOM files beside `image`, one pair per platform manifest it holds."""
+    from .imagefile import open_image
+
+    with open_image(image) as f:
+        platforms = {_suffix(i.platform): i.digest for i in f.images() if i.digest}
     out = []
     multi = len(platforms) > 1
     for arch, digest in sorted(platforms.items()):
@@ -100,6 +97,13 @@ def attachments(image: Path, platforms: dict[str, str]) -> list[Attachment]:
                                 f"'assemble sbom {image}' or rebuild.")
             out.append(Attachment(digest, media_type, data, path))
     return out
+
+
+def _suffix(platform: str) -> str:
+    """"linux/arm/v7" -> "armv7", "linux/arm64/v8" -> "arm64": oci.Platform.tag_suffix."""
+    parts = platform.split("/")
+    arch = parts[1] if len(parts) > 1 else ""
+    return arch + parts[2] if arch == "arm" and len(parts) > 2 else arch
 
 
 def for_image(image: Path, lock: dict, family: str, name: str, formats: list[str],

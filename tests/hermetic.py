@@ -39,3 +39,20 @@ def cache_files(cache: Path) -> list[str]:
     if not cache.exists():
         return []
     return sorted(str(p.relative_to(cache)) for p in cache.rglob("*") if p.is_file())
+
+
+def write_bookworm_like(tmp: Path, key_path: Path, name: str = "test") -> Path:
+    """A definition with bookworm's identity (os-release template) over a local archive
+    whose suite is `bookworm`: images get what real bookworm images get."""
+    import yaml
+
+    from assembler.distro import REPOS_DIR
+
+    real = yaml.safe_load((REPOS_DIR / "debian" / "bookworm.yaml").read_text())
+    d = tmp / "bookworm-local.yaml"
+    d.write_text(yaml.safe_dump({
+        "family": "debian", "release": "bookworm", "version": real["version"],
+        "os-release": real["os-release"],
+        "archives": [{"name": name, "suites": ["bookworm"], "components": ["main"],
+                      "keys": [str(key_path)]}]}))
+    return d

@@ -9,11 +9,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-import yaml
 from aptrepo import Pkg
-from hermetic import run, write_spec
-
-from assembler.distro import REPOS_DIR
+from hermetic import run, write_bookworm_like, write_spec
 
 pytestmark = pytest.mark.integration
 
@@ -24,18 +21,6 @@ BOOKWORM_OS_RELEASE = (
     b'VERSION_ID="12"\nVERSION="12 (bookworm)"\nVERSION_CODENAME=bookworm\nID=debian\n'
     b'HOME_URL="https://www.debian.org/"\nSUPPORT_URL="https://www.debian.org/support"\n'
     b'BUG_REPORT_URL="https://bugs.debian.org/"\n')
-
-
-def _bookworm_like(tmp: Path, key: Path) -> Path:
-    """A definition with bookworm's identity over a local archive with suite bookworm."""
-    real = yaml.safe_load((REPOS_DIR / "debian" / "bookworm.yaml").read_text())
-    d = tmp / "bookworm-local.yaml"
-    d.write_text(yaml.safe_dump({
-        "family": "debian", "release": "bookworm", "version": real["version"],
-        "os-release": real["os-release"],
-        "archives": [{"name": "test", "suites": ["bookworm"], "components": ["main"],
-                      "keys": [str(key)]}]}))
-    return d
 
 
 def _layer_files(tar_path: Path) -> dict[str, tarfile.TarInfo | bytes]:
@@ -50,7 +35,7 @@ def _layer_files(tar_path: Path) -> dict[str, tarfile.TarInfo | bytes]:
 
 def _build(tmp_path, apt_repo, apt_key, capsys, pkgs, request, version="12.15"):
     repo = apt_repo({"bookworm": pkgs}, release_fields={"bookworm": {"Version": version}})
-    distro = _bookworm_like(tmp_path, apt_key.public_path)
+    distro = write_bookworm_like(tmp_path, apt_key.public_path)
     spec = write_spec(tmp_path, f"distro: {distro}\narchs: [amd64]\n"
                       f"contents:\n  packages: [{request}]\n")
     out = tmp_path / "out" / "image.tar"
