@@ -14,22 +14,16 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
-from .accounts import run_as, write_accounts
-from .archives import Options, distro_for
-from .cache import Cache
-from .certs import BUNDLE, write_ca_bundle
-from .cut import cut, member_path
-from .debian import deb
-from .debian.statusd import write_status
-from .distro import Distro
-from .errors import AssemblerError, SpecError
-from .fetch import Wanted, fetch_all
-from .layer import write_layer
-from .linkcheck import require_links
-from .lock import load_or_lock, lock_path
-from .manifest import write_manifest
-from .mirror import resolve_mirrors
-from .oci import (
+from assembler.cache import Cache
+from assembler.debian import deb
+from assembler.debian.statusd import write_status
+from assembler.distro.definition import Distro
+from assembler.distro.mirror import resolve_mirrors
+from assembler.errors import AssemblerError, SpecError
+from assembler.fetch.packagefiles import Wanted, fetch_all
+from assembler.fetch.unpacked import SYMLINK, Unpacked, unpacked
+from assembler.image.layer import write_layer
+from assembler.image.oci import (
     DEFAULT_PATH,
     Image,
     ImageConfig,
@@ -38,13 +32,19 @@ from .oci import (
     write_image_tar,
     write_oci_dir,
 )
-from .osrelease import identity_for, write_identity
-from .progress import Progress, info
-from .rootfs import Tree
-from .sbomfiles import render, write_all
-from .slices import Catalog, PathSpec, Slice
-from .spec import Spec
-from .unpacked import SYMLINK, Unpacked, unpacked
+from assembler.linkcheck.check import require_links
+from assembler.lock.lockfile import load_or_lock, lock_path
+from assembler.packages.universes import Options, distro_for
+from assembler.progress import Progress, info
+from assembler.rootfs.accounts import run_as, write_accounts
+from assembler.rootfs.certs import BUNDLE, write_ca_bundle
+from assembler.rootfs.osrelease import identity_for, write_identity
+from assembler.rootfs.tree import Tree
+from assembler.sbom.files import render, write_all
+from assembler.slices.catalog import Catalog, PathSpec, Slice
+from assembler.slices.cut import cut, member_path
+from assembler.slices.manifest import write_manifest
+from assembler.spec.document import Spec
 
 # What a container never reads; copyright files stay (licences travel with binaries).
 STRIP = {
@@ -174,8 +174,8 @@ def build_tree(spec: Spec, packages: list[dict], files: dict[str, Path], merged_
 def build_apk_tree(spec: Spec, packages: list[dict], files: dict[str, Path], distro: Distro,
                    arch: str, progress: Progress) -> tuple[Tree, list[str]]:
     """build_tree for Alpine: .apk data, then apk's database and /etc/apk."""
-    from .alpine import install
-    from .alpine.repository import apk_arch, trust_for
+    from assembler.alpine import install
+    from assembler.alpine.repository import apk_arch, trust_for
 
     patterns = [p for key in spec.strip for p in STRIP[key]]
     tree = Tree(merged_usr=distro.merged_usr, allow_setuid=spec.allow_setuid)
@@ -194,7 +194,7 @@ def build_apk_tree(spec: Spec, packages: list[dict], files: dict[str, Path], dis
 
 
 def apk_repositories(distro: Distro, spec: Spec) -> list[str]:
-    from .alpine.repository import repository_path
+    from assembler.alpine.repository import repository_path
 
     out = []
     for a in distro.archives:
@@ -234,7 +234,7 @@ def _providers(distro: Distro, mirrors: dict[str, str], options: Options, arch: 
                 found.append(("slice " if len(slices) == 1 else "slices ")
                              + ", ".join(s.full for s in slices[:3]))
         if distro.family == "debian":
-            from .debian.contents import LibraryIndex
+            from assembler.debian.contents import LibraryIndex
 
             if "index" not in state:
                 state["index"] = LibraryIndex(distro, mirrors, options.cache, arch,

@@ -15,7 +15,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
-from .errors import IntegrityError
+from assembler.errors import IntegrityError
 
 
 def default_cache_dir() -> Path:

@@ -8,19 +8,19 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__
-from .archives import Options
-from .build import build
-from .cache import Cache
-from .errors import AssemblerError, SpecError
-from .imagefile import ImageError, open_image
-from .linkcheck import explain, scan_tree
-from .lock import load_or_lock, lock_path, why
-from .mirror import parse_mirror_args
-from .oci import parse_tag
-from .progress import Progress, info
-from .registry import DEFAULT_CHUNK, PushOptions, parse_reference, push
-from .spec import Spec, load_spec
+from assembler import __version__
+from assembler.build import build
+from assembler.cache import Cache
+from assembler.distro.mirror import parse_mirror_args
+from assembler.errors import AssemblerError, SpecError
+from assembler.image.oci import parse_tag
+from assembler.image.reader import ImageError, open_image
+from assembler.linkcheck.check import explain, scan_tree
+from assembler.lock.lockfile import load_or_lock, lock_path, why
+from assembler.packages.universes import Options
+from assembler.progress import Progress, info
+from assembler.push.registry import DEFAULT_CHUNK, PushOptions, parse_reference, push
+from assembler.spec.document import Spec, load_spec
 
 
 def _cache(args: argparse.Namespace) -> Cache:
@@ -88,7 +88,7 @@ def cmd_why(args: argparse.Namespace) -> int:
                         + ", ".join(lock["archs"]) + ".")
     names = {p["name"] for p in lock["archs"][arch]["packages"]}
     if args.package not in names:
-        from .spec import did_you_mean
+        from assembler.spec.document import did_you_mean
 
         excluded = lock["archs"][arch].get("excluded", {})
         if args.package in excluded:
@@ -103,8 +103,8 @@ def cmd_why(args: argparse.Namespace) -> int:
 
 
 def _catalog(args: argparse.Namespace):  # noqa: ANN202 - a slices.Catalog
-    from .distro import load_distro
-    from .slices import Catalog
+    from assembler.distro.definition import load_distro
+    from assembler.slices.catalog import Catalog
 
     if args.distro:
         distro = load_distro(args.distro, Path.cwd())
@@ -277,10 +277,10 @@ def _sbom_formats(chosen: list[str] | None) -> list[str]:
 def cmd_sbom(args: argparse.Namespace) -> int:
     """SBOMs for an image already built: IMAGE (with the spec beside it, or --spec) or
     SPEC (with the image.tar beside it)."""
-    from .build import source_date_epoch
-    from .distro import load_distro
-    from .lock import read_lock
-    from .sbomfiles import for_image
+    from assembler.build import source_date_epoch
+    from assembler.distro.definition import load_distro
+    from assembler.lock.lockfile import read_lock
+    from assembler.sbom.files import for_image
 
     target = Path(args.target or "image.yaml")
     if target.suffix in (".yaml", ".yml"):
@@ -366,7 +366,7 @@ def _push(image: Path, refs: list[str], args: argparse.Namespace, cache: Cache) 
         progress.done()
         info(text, args.quiet)
 
-    from .sbomfiles import attachments
+    from assembler.sbom.files import attachments
 
     sboms = attachments(image)
     try:

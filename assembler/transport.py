@@ -11,8 +11,8 @@ from pathlib import Path
 
 import requests
 
-from .cache import atomic_writer
-from .errors import IntegrityError, NetworkError
+from assembler.cache import atomic_writer
+from assembler.errors import IntegrityError, NetworkError
 
 RETRIES = int(os.environ.get("ASSEMBLER_RETRIES", "4"))
 BACKOFF = float(os.environ.get("ASSEMBLER_BACKOFF", "0.5"))

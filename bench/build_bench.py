@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from assembler.distro import load_distro  # noqa: E402
-from assembler.mirror import resolve_mirrors  # noqa: E402
+from assembler.distro.definition import load_distro  # noqa: E402
+from assembler.distro.mirror import resolve_mirrors  # noqa: E402
 
 
 def timed(cmd: list[str], env: dict | None = None) -> tuple[float, int]:

@@ -18,10 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from assembler.archives import Archives, Options  # noqa: E402
 from assembler.cache import Cache  # noqa: E402
-from assembler.resolve import Resolver, Want  # noqa: E402
-from assembler.spec import load_spec  # noqa: E402
+from assembler.packages.resolve import Resolver, Want  # noqa: E402
+from assembler.packages.universes import Archives, Options  # noqa: E402
+from assembler.spec.document import load_spec  # noqa: E402
 
 TARGETS = {"warm load": 0.3, "resolve python3": 0.1, "assemble lock warm": 1.0,
            "cold verify+parse": 4.0}

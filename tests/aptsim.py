@@ -4,7 +4,7 @@
   empty dpkg status, no host apt.conf.d or sources) to run `apt-get update`
   and `apt-get -s install` against any archive, e.g. the served test archive.
 - `host_mirrors()`: archive name -> URL, found as `assemble` finds it
-  (assembler.mirror: environment, then the host's deb822 and one-line apt sources).
+  (assembler.distro.mirror: environment, then the host's deb822 and one-line apt sources).
 - `apt_simulate(packages)`: {package: version} that apt installs from the real
   bookworm (+updates, +security) archive with an empty dpkg status and
   Recommends off. The apt root lives in a cache dir
@@ -44,11 +44,11 @@ _INST = re.compile(r"^Inst (\S+)(?: \[[^\]]*\])? \((\S+) (.*?)(?: \[([^\]]+)\])?
 def host_mirrors(release: str = "bookworm") -> dict[str, str]:
     """{"debian": URL/, "debian-security": URL/}, found exactly as `assemble` finds them.
 
-    Reusing assembler.mirror (host apt sources, ASSEMBLER_MIRROR_*) guarantees that
+    Reusing assembler.distro.mirror (host apt sources, ASSEMBLER_MIRROR_*) guarantees that
     apt and assemble read the same mirror, so their resolutions are comparable.
     """
-    from assembler.distro import load_distro
-    from assembler.mirror import resolve_mirrors
+    from assembler.distro.definition import load_distro
+    from assembler.distro.mirror import resolve_mirrors
 
     archives = load_distro(f"debian/{release}").archives
     return {name: url + "/" for name, url in resolve_mirrors(archives, {}, {}).items()}

@@ -8,7 +8,7 @@
   engine's unpacked package), `members` ({absolute path without trailing
   slash: (kind, link target)}) and `read(path)` for a regular file's bytes.
 
-Mirrors come from assembler.mirror (the host's apt sources or
+Mirrors come from assembler.distro.mirror (the host's apt sources or
 ASSEMBLER_MIRROR_*), exactly as `assemble` finds them.
 """
 
@@ -20,11 +20,11 @@ from pathlib import Path
 from assembler.cache import Cache
 from assembler.debian import deb
 from assembler.debian.archive import DebianIndexLoader
-from assembler.distro import load_distro
-from assembler.fetch import Wanted, fetch_all
-from assembler.index import Universe
-from assembler.mirror import resolve_mirrors
-from assembler.unpacked import FILE, Unpacked, unpacked
+from assembler.distro.definition import load_distro
+from assembler.distro.mirror import resolve_mirrors
+from assembler.fetch.packagefiles import Wanted, fetch_all
+from assembler.fetch.unpacked import FILE, Unpacked, unpacked
+from assembler.packages.universe import Universe
 
 
 @dataclass

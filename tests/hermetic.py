@@ -46,7 +46,7 @@ def write_bookworm_like(tmp: Path, key_path: Path, name: str = "test") -> Path:
     whose suite is `bookworm`: images get what real bookworm images get."""
     import yaml
 
-    from assembler.distro import REPOS_DIR
+    from assembler.distro.definition import REPOS_DIR
 
     real = yaml.safe_load((REPOS_DIR / "debian" / "bookworm.yaml").read_text())
     d = tmp / "bookworm-local.yaml"

@@ -27,7 +27,7 @@ LATIN1 = "en_US.ISO-8859-1"
 # The child applies the gzip thread count before building; nothing else changes.
 _RUNNER = (
     "import os, sys\n"
-    "import assembler.layer as layer\n"
+    "import assembler.image.layer as layer\n"
     "layer.GZIP_THREADS = int(os.environ.get('REPRO_GZIP_THREADS') or layer.GZIP_THREADS)\n"
     "from assembler.cli import main\n"
     "sys.exit(main(sys.argv[1:]))\n"

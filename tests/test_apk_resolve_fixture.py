@@ -20,7 +20,7 @@ from assembler.alpine import version as apkver
 from assembler.alpine.repository import AlpineIndexLoader
 from assembler.alpine.solver import ApkResolver, apk_want
 from assembler.cache import Cache
-from assembler.distro import load_distro
+from assembler.distro.definition import load_distro
 from assembler.errors import ResolveError
 
 pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared Alpine fixtures absent")

@@ -9,7 +9,7 @@ from assembler.alpine.repository import make_package
 from assembler.alpine.solver import ApkResolver, apk_want
 from assembler.alpine.version import version_key
 from assembler.errors import ResolveError, SpecError
-from assembler.index import Universe
+from assembler.packages.universe import Universe
 
 
 def universe(*repos: str) -> Universe:
@@ -252,7 +252,7 @@ def test_unknown_request_suggests():
 
 def test_spec_keeps_apk_atoms(tmp_path):
     """spec.py accepts what Debian's grammar refuses; the apk reading is exact."""
-    from assembler.spec import load_spec
+    from assembler.spec.document import load_spec
 
     spec = tmp_path / "image.yaml"
     spec.write_text("distro: alpine/v3.21\ncontents:\n  packages:\n"

@@ -24,14 +24,14 @@ from debfiles import Deb, PackageFiles
 
 from assembler.build import build_tree
 from assembler.cache import Cache
-from assembler.distro import load_distro
-from assembler.elf import read_elf
+from assembler.distro.definition import load_distro
 from assembler.errors import AssemblerError, SpecError
-from assembler.linkcheck import explain, scan_tree
+from assembler.linkcheck.check import explain, scan_tree
+from assembler.linkcheck.elf import read_elf
 from assembler.progress import Progress
-from assembler.rootfs import Tree
-from assembler.slices import Catalog
-from assembler.spec import Spec, load_spec
+from assembler.rootfs.tree import Tree
+from assembler.slices.catalog import Catalog
+from assembler.spec.document import Spec, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.network
@@ -87,7 +87,7 @@ def test_catalogs_load_with_a_copyright_slice_per_package():
 
 
 def test_every_path_matches(release):
-    from assembler.cut import cut
+    from assembler.slices.cut import cut
 
     problems = []
     for package, slices in sorted(release.catalog.packages.items()):

@@ -14,7 +14,7 @@ import zstandard
 from elfmaker import EM_AARCH64, library, program
 from hermetic import run
 
-from assembler.imagefile import open_image
+from assembler.image.reader import open_image
 
 LIBDIR = "usr/lib/x86_64-linux-gnu"
 Member = tuple[str, bytes | str | None]  # (path, file bytes | symlink target "->x" | None: dir)

@@ -89,7 +89,7 @@ def test_bad_accounts(tmp_path, capsys, extra, words):
 
 
 def test_numeric_run_as_still_allowed(tmp_path):
-    from assembler.spec import load_spec
+    from assembler.spec.document import load_spec
 
     for who in ("1000", "1000:1000"):
         spec = load_spec(_spec(tmp_path, BASE + f"accounts:\n  run-as: '{who}'\n"))

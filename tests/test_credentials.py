@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from assembler.credentials import ANONYMOUS, CredentialsError, auth_files, lookup
+from assembler.push.credentials import ANONYMOUS, CredentialsError, auth_files, lookup
 
 
 def _auth(user: str, password: str) -> dict:

@@ -177,7 +177,7 @@ def test_wrong_first_member(handmade) -> None:
 
 @needs_dpkg_deb
 def test_real_deb_into_merged_usr_tree(tmp_path: Path) -> None:
-    from assembler.rootfs import Tree
+    from assembler.rootfs.tree import Tree
 
     root = tmp_path / "root"
     (root / "DEBIAN").mkdir(parents=True)

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from elfmaker import EM_386, EM_AARCH64, EM_X86_64, ET_EXEC, INTERP64, make_elf
 
-from assembler.elf import ElfError, ElfInfo, read_elf
+from assembler.linkcheck.elf import ElfError, ElfInfo, read_elf
 
 
 def parse(data: bytes) -> ElfInfo | None:

@@ -1,4 +1,4 @@
-"""assembler.layer: reproducible layer blobs."""
+"""assembler.image.layer: reproducible layer blobs."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from assembler.layer import GZIP_BLOCK, ParallelGzipWriter, write_layer
-from assembler.rootfs import Tree
+from assembler.image.layer import GZIP_BLOCK, ParallelGzipWriter, write_layer
+from assembler.rootfs.tree import Tree
 
 SDE = 1_700_000_000
 

@@ -11,8 +11,8 @@ import pytest
 from elfmaker import EM_386, EM_AARCH64, library, make_elf, program
 
 from assembler.errors import LinkError
-from assembler.linkcheck import Missing, check_tree, explain, require_links, scan_tree
-from assembler.rootfs import Tree
+from assembler.linkcheck.check import Missing, check_tree, explain, require_links, scan_tree
+from assembler.rootfs.tree import Tree
 
 LIBDIR = "usr/lib/x86_64-linux-gnu"
 

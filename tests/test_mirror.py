@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from assembler.distro import load_distro
+from assembler.distro.definition import load_distro
+from assembler.distro.mirror import host_sources, resolve_mirrors
 from assembler.errors import SpecError
-from assembler.mirror import host_sources, resolve_mirrors
 
 DEB822 = """\
 Types: deb

@@ -1,4 +1,4 @@
-"""assembler.oci: config/manifest/index JSON and the image tar / OCI dir outputs."""
+"""assembler.image.oci: config/manifest/index JSON and the image tar / OCI dir outputs."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from assembler import oci
 from assembler.errors import AssemblerError, IntegrityError, SpecError
-from assembler.layer import write_layer
-from assembler.rootfs import Tree
+from assembler.image import oci
+from assembler.image.layer import write_layer
+from assembler.rootfs.tree import Tree
 
 SDE = 1_700_000_000
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,7 +152,7 @@ import os, sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
 from test_oci import make_image
-from assembler import oci
+from assembler.image import oci
 d = Path(sys.argv[1])
 print(oci.write_image_tar(d / "i.tar", [make_image(d)], ["x:1"]))
 """

@@ -7,8 +7,8 @@ import pytest
 from assembler.debian.packages import parse_provides, parse_relation
 from assembler.debian.version import version_key
 from assembler.errors import ResolveError
-from assembler.index import Package, Universe
-from assembler.resolve import Resolver, Want
+from assembler.packages.resolve import Resolver, Want
+from assembler.packages.universe import Package, Universe
 
 
 def pkg(name, version="1.0", depends="", provides="", conflicts="", essential=False,

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from aptsim import apt_simulate
 
-from assembler.archives import Archives, Options
 from assembler.cache import Cache
-from assembler.resolve import Resolver, Want
-from assembler.spec import load_spec
+from assembler.packages.resolve import Resolver, Want
+from assembler.packages.universes import Archives, Options
+from assembler.spec.document import load_spec
 
 pytestmark = pytest.mark.network
 

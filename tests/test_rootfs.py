@@ -1,4 +1,4 @@
-"""assembler.rootfs: the in-memory image filesystem and its safety rules."""
+"""assembler.rootfs.tree: the in-memory image filesystem and its safety rules."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import tarfile
 import pytest
 
 from assembler.errors import AssemblerError, IntegrityError
-from assembler.rootfs import Tree, normalize
+from assembler.rootfs.tree import Tree, normalize
 
 
 def member(name: str, kind: bytes = tarfile.REGTYPE, data: bytes = b"", **kw) -> tuple:

@@ -14,9 +14,9 @@ from hermetic import run, write_bookworm_like, write_spec
 from regserver import RegistryServer
 
 from assembler.cli import main
-from assembler.layout import Descriptor
-from assembler.referrers import Attachment, attach
-from assembler.registry import PushStats
+from assembler.image.layout import Descriptor
+from assembler.push.referrers import Attachment, attach
+from assembler.push.registry import PushStats
 
 pytestmark = pytest.mark.integration
 

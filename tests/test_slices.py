@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from assembler.errors import SpecError
-from assembler.slices import Catalog, matches, overlap
+from assembler.slices.catalog import Catalog, matches, overlap
 
 
 def _write(d: Path, package: str, body: str) -> None:

@@ -10,7 +10,7 @@ from aptrepo import Pkg
 from hermetic import run, write_distro, write_spec
 
 from assembler.errors import SpecError
-from assembler.spec import load_spec
+from assembler.spec.document import load_spec
 
 BASE = "distro: debian/bookworm\ncontents:\n  packages: [python3]\n"
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from assembler.cache import Cache
-from assembler.layer import write_layer
-from assembler.rootfs import Tree
-from assembler.unpacked import unpacked
+from assembler.fetch.unpacked import unpacked
+from assembler.image.layer import write_layer
+from assembler.rootfs.tree import Tree
 
 SHA = "ab" * 32
 

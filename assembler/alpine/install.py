@@ -31,13 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from ..progress import Progress
-from ..rootfs import Tree
-from .dependency import Dependency
-from .installed import InstalledPackage, format_installed
-from .package import ApkPackage, DataEntry, q1
-from .repository import Trust, verify_fetched
-from .signing import Buffer
+from assembler.alpine.dependency import Dependency
+from assembler.alpine.installed import InstalledPackage, format_installed
+from assembler.alpine.package import ApkPackage, DataEntry, q1
+from assembler.alpine.repository import Trust, verify_fetched
+from assembler.alpine.signing import Buffer
+from assembler.progress import Progress
+from assembler.rootfs.tree import Tree
 
 DB_DIR = "lib/apk/db"
 BUSYBOX = "bin/busybox"
@@ -85,7 +85,7 @@ class _Sha1Reader(io.RawIOBase):
             return
         self.finished = True
         if self._expected and self._h.hexdigest() != self._expected.lower():
-            from ..errors import IntegrityError
+            from assembler.errors import IntegrityError
 
             raise IntegrityError(f"{self._what}: content does not match its "
                                  "APK-TOOLS.checksum.SHA1 header; refusing the package.")

@@ -24,17 +24,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..cache import atomic_write
-from ..distro import Archive, Distro
-from ..errors import IntegrityError, NetworkError, SpecError
-from ..index import Dep, IndexLoader, Package, Universe
-from ..transport import NotFound, fetch
-from .dependency import Dependency
-from .index import parse_index_tar, verify_index
-from .package import ApkPackage, open_apk
-from .record import PackageRecord, iter_stanzas, record_from_fields
-from .signing import gunzip
-from .version import version_key
+from assembler.alpine.dependency import Dependency
+from assembler.alpine.index import parse_index_tar, verify_index
+from assembler.alpine.package import ApkPackage, open_apk
+from assembler.alpine.record import PackageRecord, iter_stanzas, record_from_fields
+from assembler.alpine.signing import gunzip
+from assembler.alpine.version import version_key
+from assembler.cache import atomic_write
+from assembler.distro.definition import Archive, Distro
+from assembler.errors import IntegrityError, NetworkError, SpecError
+from assembler.packages.universe import Dep, IndexLoader, Package, Universe
+from assembler.transport import NotFound, fetch
 
 CACHE_FORMAT = "apk-index-1"
 _MAX_INDEX = 512 << 20

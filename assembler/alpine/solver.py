@@ -33,12 +33,12 @@ import functools
 from collections import deque
 from dataclasses import dataclass, field
 
-from ..errors import ResolveError, SpecError
-from ..index import Dep, Package, Universe
-from ..resolve import Resolution, Want
-from ..spec import did_you_mean
-from . import version as apkver
-from .dependency import Dependency
+from assembler.alpine import version as apkver
+from assembler.alpine.dependency import Dependency
+from assembler.errors import ResolveError, SpecError
+from assembler.packages.resolve import Resolution, Want
+from assembler.packages.universe import Dep, Package, Universe
+from assembler.spec.document import did_you_mean
 
 MAX_RESTARTS = 200
 REQUESTED = "requested"

@@ -18,15 +18,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..cache import Cache, atomic_write
-from ..distro import Archive
-from ..errors import IntegrityError, NetworkError
-from ..index import IndexLoader, Timings, Universe
-from ..openpgp import verify_clearsigned
-from ..transport import NotFound, fetch
-from .packages import is_essential, make_package, parse_packages_pieces, provided_names
-from .release import Release, check_release, parse_release
-from .version import version_key
+from assembler.cache import Cache, atomic_write
+from assembler.debian.openpgp import verify_clearsigned
+from assembler.debian.packages import (
+    is_essential,
+    make_package,
+    parse_packages_pieces,
+    provided_names,
+)
+from assembler.debian.release import Release, check_release, parse_release
+from assembler.debian.version import version_key
+from assembler.distro.definition import Archive
+from assembler.errors import IntegrityError, NetworkError
+from assembler.packages.universe import IndexLoader, Timings, Universe
+from assembler.transport import NotFound, fetch
 
 CACHE_FORMAT = "deb-index-2"
 # Prefer the smallest transfer that is still fast to decompress.

@@ -13,12 +13,12 @@ import marshal
 import re
 import zlib
 
-from ..cache import Cache, atomic_write
-from ..distro import Distro
-from ..errors import AssemblerError, IntegrityError
-from ..progress import Progress
-from ..transport import fetch
-from .archive import DebianIndexLoader, decompressed_pieces
+from assembler.cache import Cache, atomic_write
+from assembler.debian.archive import DebianIndexLoader, decompressed_pieces
+from assembler.distro.definition import Distro
+from assembler.errors import AssemblerError, IntegrityError
+from assembler.progress import Progress
+from assembler.transport import fetch
 
 CACHE_FORMAT = "contents-libs-1"
 # Only files in library directories that look like shared objects.

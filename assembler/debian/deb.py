@@ -27,7 +27,7 @@ from typing import IO, BinaryIO
 
 import zstandard
 
-from ..errors import IntegrityError
+from assembler.errors import IntegrityError
 
 _AR_MAGIC = b"!<arch>\n"
 _AR_HEADER = 60

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
-from ..index import Dep, Package
+from assembler.packages.universe import Dep, Package
 
 FIELDS = ("Package", "Version", "Architecture", "Multi-Arch", "Depends", "Pre-Depends",
           "Provides", "Conflicts", "Breaks", "Essential", "Filename", "Size", "SHA256",

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from ..errors import IntegrityError
+from assembler.errors import IntegrityError
 
 
 @dataclass

@@ -8,7 +8,7 @@ matches a file in the image.
 
 from __future__ import annotations
 
-from ..rootfs import Tree
+from assembler.rootfs.tree import Tree
 
 
 def control_with_status(control: bytes) -> bytes:

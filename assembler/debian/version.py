@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from functools import cache
 
-from ..index import relation_holds
+from assembler.packages.universe import relation_holds
 
 _PART = re.compile(r"(\D*)(\d*)")
 # Key of the empty non-digit string: it is what a shorter version "has" where the

@@ -1,0 +1,1 @@
+"""Distro definitions and where their archives are served from."""

@@ -1,0 +1,1 @@
+"""Package files into the cache, and each package unpacked once."""

@@ -1,0 +1,70 @@
+"""Package files into the content-addressed cache: parallel, verified, atomic.
+
+A file enters the cache only under its sha256 and only after the bytes were
+hashed on the way in (transport.download), so a killed download leaves a
+stray temp file at worst, never a wrong entry.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from assembler.cache import Cache
+from assembler.errors import NetworkError
+from assembler.progress import Progress
+from assembler.transport import download
+
+WORKERS = 6
+
+
+@dataclass(frozen=True)
+class Wanted:
+    name: str
+    url_base: str        # mirror of its archive
+    filename: str        # archive-relative (pool/...)
+    sha256: str
+    size: int
+
+
+def fetch_all(items: list[Wanted], cache: Cache, offline: bool = False,
+              progress: Progress | None = None) -> dict[str, Path]:
+    """Return {sha256: cached path} for every item, downloading what is missing."""
+    progress = progress or Progress(quiet=True)
+    out: dict[str, Path] = {}
+    missing = []
+    for it in items:
+        if cache.has_blob(it.sha256):
+            out[it.sha256] = cache.blob_path(it.sha256)
+        else:
+            missing.append(it)
+    if not missing:
+        return out
+    if offline:
+        names = ", ".join(it.name for it in missing[:5])
+        raise NetworkError(f"--offline: {len(missing)} package file(s) are not in the cache "
+                           f"({names}{', ...' if len(missing) > 5 else ''}); build once online.")
+    total = sum(it.size for it in missing)
+    done = [0]
+    lock = threading.Lock()
+
+    def tick(n: int) -> None:
+        with lock:
+            done[0] += n
+            progress.status(f"downloading {len(missing)} packages: "
+                            f"{done[0] / 1e6:.1f}/{total / 1e6:.1f} MB")
+
+    def one(it: Wanted) -> None:
+        dest = cache.blob_path(it.sha256)
+        download(f"{it.url_base}/{it.filename}", dest, it.sha256, it.size, tick)
+
+    # Larger files first so the pool does not end waiting on one big download.
+    with ThreadPoolExecutor(WORKERS) as pool:
+        for f in [pool.submit(one, it) for it in sorted(missing, key=lambda i: -i.size)]:
+            f.result()
+    progress.done()
+    for it in missing:
+        out[it.sha256] = cache.blob_path(it.sha256)
+    return out

@@ -1,0 +1,1 @@
+"""Layers, OCI documents and image files on disk."""

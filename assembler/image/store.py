@@ -1,0 +1,79 @@
+"""The files of an image on disk: a tar archive (ours, `docker save`, an OCI archive)
+or a directory (an OCI layout), read the same way by whoever needs them."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from pathlib import Path
+from typing import IO
+
+from assembler.errors import AssemblerError
+
+MAX_DOCUMENT = 4 << 20   # JSON documents (index, manifest, config) are small; refuse more
+
+
+class TarOrDir:
+    """Named files inside `path`; subclasses say what a missing or broken one means."""
+
+    error: type[AssemblerError] = AssemblerError
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._tar: tarfile.TarFile | None = None
+        self._members: dict[str, tarfile.TarInfo] = {}
+        if path.is_dir():
+            return
+        try:
+            self._tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed in close()
+            for m in self._tar.getmembers():
+                if m.isfile() or m.issym() or m.islnk():
+                    self._members[os.path.normpath(m.name.lstrip("/"))] = m
+        except OSError as e:
+            self.close()
+            raise self.error(f"{path} is unreadable ({e.strerror or e}).") from None
+        except (tarfile.TarError, EOFError) as e:
+            self.close()
+            raise self.error(self.not_a_tar(e)) from None
+
+    def not_a_tar(self, e: Exception) -> str:
+        return f"{self.path} is not a readable tar archive nor a directory ({e})."
+
+    def missing(self, name: str) -> str:
+        return f"{self.path}: {name} is missing."
+
+    def __enter__(self) -> TarOrDir:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._tar is not None:
+            self._tar.close()
+            self._tar = None
+
+    def has(self, name: str) -> bool:
+        if self._tar is None:
+            return (self.path / name).is_file()
+        return os.path.normpath(name) in self._members
+
+    def open(self, name: str) -> IO[bytes]:
+        try:
+            if self._tar is None:
+                return open(self.path / name, "rb")  # noqa: SIM115 - caller closes
+            member = self._members.get(os.path.normpath(name))
+            f = self._tar.extractfile(member) if member is not None else None
+        except (OSError, tarfile.TarError, KeyError):
+            f = None
+        if f is None:
+            raise self.error(self.missing(name))
+        return f
+
+    def read_small(self, name: str) -> bytes:
+        """A JSON document's bytes, refusing implausibly large ones."""
+        with self.open(name) as f:
+            data = f.read(MAX_DOCUMENT + 1)
+        if len(data) > MAX_DOCUMENT:
+            raise self.error(f"{self.path}: {name} is implausibly large for a JSON document.")
+        return data

@@ -1,0 +1,1 @@
+"""Every dynamically linked file finds its loader and libraries."""

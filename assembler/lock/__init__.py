@@ -1,0 +1,1 @@
+"""The lockfile: resolving a spec per arch, reading, validating and writing locks."""

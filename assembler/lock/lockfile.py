@@ -1,0 +1,321 @@
+"""The lockfile: exactly which package files an image is built from.
+
+It names archives, never mirrors (archive-relative `pool/...` paths plus
+sha256), so a lock works against any mirror. Output is stable: sorted keys
+in a fixed order, one package per block, so diffs read well in review.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from assembler.cache import atomic_write
+from assembler.distro.definition import Distro
+from assembler.errors import ResolveError, SpecError
+from assembler.packages.resolve import Resolution, Resolver, Want
+from assembler.packages.universe import Universe
+from assembler.packages.universes import Archives, Options
+from assembler.progress import info
+from assembler.slices.catalog import Catalog
+from assembler.spec.document import Spec, did_you_mean
+
+LOCK_VERSION = 1
+# Only what changes the package set makes a lock stale: editing cmd or env does not.
+INPUT_KEYS = ("distro", "archs", "contents")
+
+
+def lock_path(spec_path: Path) -> Path:
+    return spec_path.with_name(spec_path.stem + ".lock.json")
+
+
+def inputs_digest(spec: Spec) -> str:
+    raw = spec.raw or {}
+    inputs = {k: raw.get(k) for k in INPUT_KEYS}
+    inputs["archs"] = spec.archs
+    blob = json.dumps(inputs, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
+
+
+def build_lock(spec: Spec, resolutions: dict[str, Resolution],
+               indexes: dict[str, list[dict]]) -> dict[str, Any]:
+    archs: dict[str, Any] = {}
+    for arch in sorted(resolutions):
+        res = resolutions[arch]
+        packages = []
+        for p in res.ordered():
+            packages.append({
+                "name": p.name,
+                "version": p.version,
+                "arch": p.arch,
+                "archive": p.archive,
+                "suite": p.suite,
+                "filename": p.filename,
+                "size": p.size,
+                "sha256": p.sha256,
+                "source": p.source,
+                "reason": sorted(res.reasons.get(p.name, [])),
+                # format-specific identity (apk: repository, checksum, datahash)
+                **p.extra.get("lock", {}),
+            })
+            if p.name in res.slices:
+                packages[-1]["slices"] = sorted(res.slices[p.name])
+        entry: dict[str, Any] = {"indexes": indexes[arch], "packages": packages}
+        if res.excluded:
+            entry["excluded"] = {k: sorted(set(v)) for k, v in sorted(res.excluded.items())}
+        archs[arch] = entry
+    return {
+        "lockfile-version": LOCK_VERSION,
+        "spec": {"file": spec.path.name, "inputs-digest": inputs_digest(spec)},
+        "distro": spec.distro,
+        "archs": archs,
+    }
+
+
+def dumps(lock: dict[str, Any]) -> str:
+    return json.dumps(lock, indent=2, ensure_ascii=False) + "\n"
+
+
+def write_lock(path: Path, lock: dict[str, Any]) -> bool:
+    """Write atomically; returns False (and leaves the file alone) if nothing changed."""
+    text = dumps(lock)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except FileNotFoundError:
+        pass
+    atomic_write(path, text.encode())
+    return True
+
+
+def read_lock(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no lockfile; run 'assemble lock' first.") from None
+    except json.JSONDecodeError as e:
+        raise SpecError(f"{path}:{e.lineno}: the lockfile is not valid JSON ({e.msg}); "
+                        "restore it from git or run 'assemble lock --update'.") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: the lockfile is not UTF-8 text; restore it from git or run "
+                        "'assemble lock --update'.") from None
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read the lockfile ({e.strerror}).") from None
+    if not isinstance(data, dict) or data.get("lockfile-version") != LOCK_VERSION:
+        raise SpecError(f"{path}: unsupported lockfile version "
+                        f"{data.get('lockfile-version') if isinstance(data, dict) else '?'}; "
+                        f"this assembler writes version {LOCK_VERSION}. Run "
+                        "'assemble lock --update'.")
+    problem = _lock_problem(data)
+    if problem:
+        raise SpecError(f"{path}: the lockfile is damaged ({problem}); restore it from git "
+                        "or run 'assemble lock --update'.")
+    return data
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_STRING_FIELDS = ("name", "version", "arch", "archive", "suite", "filename", "source")
+
+
+def _lock_problem(data: dict[str, Any]) -> str | None:
+    """What is wrong with a parsed lock's shape, or None: every field the commands read
+    has the type they expect, so a hand-edited lock fails here and not in a traceback."""
+    if not isinstance(data.get("spec"), dict):
+        return "'spec' is not an object"
+    archs = data.get("archs")
+    if not isinstance(archs, dict) or not archs:
+        return "'archs' is missing or not an object of architectures"
+    for arch, entry in archs.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("packages"), list):
+            return f"{arch} has no list of 'packages'"
+        indexes = entry.get("indexes", [])
+        if not isinstance(indexes, list) or not all(isinstance(i, dict) for i in indexes):
+            return f"'indexes' of {arch} is not a list of objects"
+        for i in indexes:
+            try:
+                datetime.strptime(str(i.get("date")).replace("Z", "+0000"),
+                                  "%Y-%m-%dT%H:%M:%S%z")
+            except ValueError:
+                return f"an index of {arch} has no valid 'date' ({i.get('date')!r})"
+        excluded = entry.get("excluded", {})
+        if not isinstance(excluded, dict) or not all(
+                isinstance(v, list) and all(isinstance(x, str) for x in v)
+                for v in excluded.values()):
+            return f"'excluded' of {arch} is not an object of package lists"
+        for p in entry["packages"]:
+            if not isinstance(p, dict):
+                return f"a package entry of {arch} is not an object"
+            name = p.get("name", "?")
+            for k in ("name", "version", "arch", "archive", "filename", "size", "sha256",
+                      "reason"):
+                if k not in p:
+                    return f"package entry {name} for {arch} lacks {k!r}"
+            for k in _STRING_FIELDS:
+                if k in p and not isinstance(p[k], str):
+                    return f"{k!r} of package entry {name} for {arch} is not a string"
+            if not isinstance(p["size"], int) or isinstance(p["size"], bool) or p["size"] < 0:
+                return f"'size' of {name} for {arch} is not a byte count"
+            if not isinstance(p["sha256"], str) or not _SHA256.fullmatch(p["sha256"]):
+                return f"'sha256' of {name} for {arch} is not 64 hex digits"
+            for k in ("reason", "slices"):
+                if k in p and not (isinstance(p[k], list)
+                                   and all(isinstance(x, str) for x in p[k])):
+                    return f"{k!r} of {name} for {arch} is not a list of names"
+    return None
+
+
+def staleness(lock: dict[str, Any], spec: Spec) -> str | None:
+    """Why the lock no longer matches the spec, or None if it does."""
+    if lock.get("spec", {}).get("inputs-digest") != inputs_digest(spec):
+        return "the spec's distro, archs or contents changed since it was locked"
+    if sorted(lock.get("archs", {})) != sorted(spec.archs):
+        return "the spec's archs differ from the lock's"
+    return None
+
+
+def why(lock: dict[str, Any], arch: str, name: str) -> list[list[str]]:
+    """Chains of package names from a request down to `name`, shortest first."""
+    reasons = {p["name"]: p["reason"] for p in lock["archs"][arch]["packages"]}
+    chains: list[list[str]] = []
+
+    def walk(n: str, path: list[str]) -> None:
+        if n in path or len(chains) >= 10:
+            return
+        for r in reasons.get(n, []):
+            if r in ("requested", "essential"):
+                chains.append([f"({r})", *reversed([*path, n])])
+            else:
+                # A slice name (pkg_slice) stands for its package in the chain.
+                walk(r.partition("_")[0], [*path, n])
+
+    walk(name, [])
+    return sorted(chains, key=len)
+
+
+def load_catalog(spec: Spec, distro: Distro) -> Catalog:
+    if distro.slices_dir is None or not distro.slices_dir.is_dir():
+        line = next(r.line for r in spec.packages if r.slice)
+        raise SpecError(f"{spec.where(line)}: {spec.distro} has no slice catalog; name whole "
+                        "packages instead.")
+    return Catalog.load(distro.slices_dir)
+
+
+def _add_slices(spec: Spec, catalog: Catalog, universe: Universe, arch: str,
+                prefer: dict[str, str], res: Resolution) -> None:
+    """Slices bring their essential slices, never their package's Depends; a package
+    the whole-package closure already has is taken whole."""
+    requests = [r for r in spec.packages if r.slice]
+    for r in requests:
+        catalog.get(f"{r.name}_{r.slice}", spec.where(r.line))
+    requested = {f"{r.name}_{r.slice}" for r in requests}
+    chosen = catalog.closure(sorted(requested), arch)
+    needed_by: dict[str, set[str]] = {}
+    for s in chosen:
+        for e in s.essentials(arch):
+            if not e.startswith(s.package + "_"):   # a package's own slices are no reason
+                needed_by.setdefault(e, set()).add(s.full)
+    pins = [Want(r.name, r.op, r.version, spec.where(r.line), r.arch) for r in requests if r.op]
+    picker = Resolver(universe, pins, set(), False, prefer)
+    for s in chosen:
+        if s.package in res.packages and s.package not in res.slices:
+            continue
+        pkg = res.packages.get(s.package) or picker.candidate(s.package)
+        if pkg is None:
+            raise ResolveError(f"cannot resolve {spec.path} for {arch}: slice {s.full} "
+                               f"({s.where()}) is of package {s.package}, which the archive "
+                               f"does not have in a version the spec allows for {arch}.")
+        res.packages[s.package] = pkg
+        res.slices.setdefault(s.package, []).append(s.name)
+        why = {"requested"} if s.full in requested else set()
+        res.reasons[s.package] = sorted(set(res.reasons.get(s.package, [])) | why
+                                        | needed_by.get(s.full, set()))
+
+
+def _resolve_arch(spec: Spec, archives: Archives, universe: Universe, arch: str,
+                  prefer: dict[str, str], catalog: Catalog | None = None) -> Resolution:
+    wants = archives.wants()
+    exclude = {e.value for e in spec.exclude}
+    for e in spec.exclude:
+        if e.value not in universe:
+            raise SpecError(f"{spec.where(e.line)}: excluded package {e.value!r} does not "
+                            "exist in the archive." + did_you_mean(e.value, universe.names()))
+    try:
+        res = archives.resolver(universe, wants, exclude, spec.include_essential,
+                                prefer).resolve()
+    except ResolveError as e:
+        raise ResolveError(f"cannot resolve {spec.path} for {arch}: {e.message}") from None
+    if catalog is not None:
+        _add_slices(spec, catalog, universe, arch, prefer, res)
+    return res
+
+
+def _common_versions(resolutions: dict[str, Resolution],
+                     universes: dict[str, Universe]) -> dict[str, str]:
+    """For packages locked at different versions per arch: the highest version every one
+    of those archs offers (none when the archive has no common version, e.g. binNMUs)."""
+    out: dict[str, str] = {}
+    names = {n for r in resolutions.values() for n in r.packages}
+    for name in sorted(names):
+        archs = [a for a, r in resolutions.items() if name in r.packages]
+        if len({resolutions[a].packages[name].version for a in archs}) < 2:
+            continue
+        offered = [{p.version for p in universes[a].versions(name)} for a in archs]
+        common = set.intersection(*offered)
+        if common:
+            key = universes[archs[0]].version_key
+            out[name] = max(common, key=key)
+    return out
+
+
+# Each round can only add preferences, and a closure is small; this bounds odd archives.
+ALIGN_ROUNDS = 5
+
+
+def resolve_spec(spec: Spec, archives: Archives) -> dict:
+    """Resolve every arch of `spec` and return the lock document.
+
+    Like apko, architectures get the same package versions where the archive
+    allows: when the highest versions differ (one arch built a new upload
+    first), every arch takes the highest version they all offer.
+    """
+    catalog = load_catalog(spec, archives.distro) if any(r.slice for r in spec.packages) \
+        else None
+    universes = {arch: archives.universe(arch) for arch in spec.archs}
+    prefer: dict[str, str] = {}
+    resolutions = {arch: _resolve_arch(spec, archives, u, arch, prefer, catalog)
+                   for arch, u in universes.items()}
+    for _ in range(ALIGN_ROUNDS if len(universes) > 1 else 0):
+        common = _common_versions(resolutions, universes)
+        if all(prefer.get(k) == v for k, v in common.items()):
+            break
+        prefer.update(common)
+        resolutions = {arch: _resolve_arch(spec, archives, u, arch, prefer, catalog)
+                       for arch, u in universes.items()}
+    for arch, res in resolutions.items():
+        archives.complete(arch, res)
+    indexes = {arch: u.sources for arch, u in universes.items()}
+    return build_lock(spec, resolutions, indexes)
+
+
+def load_or_lock(spec: Spec, options: Options, update: bool = False,
+                 locked: bool = False) -> tuple[dict, bool]:
+    """The lock for `spec`: the file when fresh, else a new resolution (written)."""
+    path = lock_path(spec.path)
+    if not update and path.exists():
+        lock = read_lock(path)
+        reason = staleness(lock, spec)
+        if reason is None:
+            return lock, False
+        if locked:
+            raise SpecError(f"{path} is stale: {reason}. Run 'assemble lock' (without "
+                            "--locked) to update it.")
+        info(f"{path} is stale ({reason}); re-resolving.", options.quiet)
+    elif locked:
+        raise SpecError(f"{path} does not exist and --locked was given; run 'assemble lock'.")
+    lock = resolve_spec(spec, Archives(spec, options))
+    changed = write_lock(path, lock)
+    return lock, changed

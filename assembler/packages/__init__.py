@@ -1,0 +1,1 @@
+"""Package universes: the format-neutral model, loading one per arch, resolution."""

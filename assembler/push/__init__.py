@@ -1,0 +1,1 @@
+"""Pushing images over the OCI distribution API, with the user's credentials."""

@@ -1,0 +1,1 @@
+"""The in-memory image filesystem and what maintainer scripts would have made."""

@@ -1,0 +1,1 @@
+"""chisel-style slices: definitions, what a slice takes, the jsonwall manifest."""

@@ -1,0 +1,84 @@
+"""The image manifest in chisel's format: jsonwall, zstd-compressed, at <dir>/manifest.wall.
+
+jsonwall is one JSON object per line, a header first, the rest sorted
+bytewise; each object's keys in a fixed order (chisel's Go structs), which
+is why the lines are built by hand rather than with sort_keys. Tools that
+read chisel manifests (scanners, SBOM generators) read ours.
+
+Every path a package put in the image is listed with the slices it came
+from; a package taken whole appears as the pseudo-slice `<package>_whole`.
+Files the build generated without a slice (passwd, status.d, the manifest
+itself) are not listed: no package vouches for them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import zstandard
+
+from assembler.rootfs.tree import GENERATED, Tree
+
+SCHEMA = "1.0"
+FILENAME = "manifest.wall"
+WHOLE = "whole"
+
+
+# A byte of a package path that is not UTF-8 (kept as a surrogate by surrogateescape).
+_RAW_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def _line(fields: list[tuple[str, object]]) -> str:
+    # Go's encoding/json escapes <, > and & (HTML safety) and writes each byte that is
+    # not UTF-8 as \ufffd; match it byte for byte.
+    body = ",".join(f"{json.dumps(k)}:{json.dumps(v, ensure_ascii=False)}"
+                    for k, v in fields if v not in (None, "", [], 0))
+    body = _RAW_BYTE.sub(lambda _: "\\ufffd", body)
+    return ("{" + body + "}").replace("<", "\\u003c").replace(">", "\\u003e") \
+        .replace("&", "\\u0026")
+
+
+def jsonwall(tree: Tree, packages: list[dict], owners: dict[str, set[str]]) -> bytes:
+    """`owners`: image path (as in the tree) -> slice names; whole packages need none."""
+    lines: list[str] = []
+    sliced = {p["name"] for p in packages if p.get("slices")}
+    slices: set[str] = set()
+    for p in packages:
+        lines.append(_line([("kind", "package"), ("name", p["name"]),
+                            ("version", p["version"]), ("sha256", p["sha256"]),
+                            ("arch", p["arch"])]))
+        for s in p.get("slices") or [WHOLE]:
+            slices.add(f"{p['name']}_{s}")
+    for s in sorted(slices):
+        lines.append(_line([("kind", "slice"), ("name", s)]))
+    for e in tree.entries():
+        if e.origin == GENERATED and e.path not in owners:
+            continue
+        names = owners.get(e.path)
+        if not names:
+            if e.origin in sliced or e.origin == GENERATED:
+                continue
+            names = {f"{e.origin}_{WHOLE}"}
+        path = "/" + e.path + ("/" if e.kind == "dir" else "")
+        for s in sorted(names):
+            lines.append(_line([("kind", "content"), ("slice", s), ("path", path)]))
+        is_file = e.kind in ("file", "hardlink")
+        lines.append(_line([
+            ("kind", "path"), ("path", path), ("mode", f"0{e.mode & 0o1777:o}"),
+            ("slices", sorted(names)), ("sha256", e.sha256 if is_file else None),
+            ("size", e.size if is_file else None),
+            ("link", e.link if e.kind == "symlink" else None)]))
+    lines.sort()
+    header = _line([("jsonwall", "1.0"), ("schema", SCHEMA)])[:-1] + \
+        f',"count":{len(lines) + 1}}}'
+    return ("\n".join([header, *lines]) + "\n").encode()
+
+
+def write_manifest(tree: Tree, directory: str, packages: list[dict],
+                   owners: dict[str, set[str]]) -> None:
+    data = jsonwall(tree, packages, owners)
+    # Level and no checksum/size fields fixed: the bytes are part of the layer digest.
+    blob = zstandard.ZstdCompressor(level=9, write_content_size=True,
+                                    write_checksum=False).compress(data)
+    tree.add_file(directory.rstrip("/") + "/" + FILENAME, blob, 0o644, replace=True)

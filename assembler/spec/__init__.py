@@ -1,0 +1,1 @@
+"""image.yaml: the user's spec, read strictly with file:line errors."""
