@@ -128,7 +128,8 @@ def stanza(pkg: Apk, checksum: str, size: int, installed_size: int) -> str:
 
 
 def write_repo(root: Path, repo: str, pkgs: list[Apk], signer: Signer,
-               *, index_signer: Signer | None = None, arch: str = "x86_64") -> dict[str, bytes]:
+               *, index_signer: Signer | None = None, arch: str = "x86_64",
+               description: bytes = b"test repo") -> dict[str, bytes]:
     """Write `root/<repo>/<arch>/` with the packages and a signed APKINDEX.tar.gz.
 
     `index_signer` signs the index (default: `signer`); packages are signed by
@@ -143,7 +144,8 @@ def write_repo(root: Path, repo: str, pkgs: list[Apk], signer: Signer,
         (d / pkg.filename).write_bytes(data)
         out[pkg.filename] = data
         stanzas.append(stanza(pkg, checksum, len(data), isize))
-    (d / "APKINDEX.tar.gz").write_bytes(make_index("\n".join(stanzas), index_signer or signer))
+    (d / "APKINDEX.tar.gz").write_bytes(make_index("\n".join(stanzas), index_signer or signer,
+                                                   description=description))
     return out
 
 
