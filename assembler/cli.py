@@ -17,7 +17,9 @@ from assembler.image.oci import parse_tag
 from assembler.image.reader import ImageError, open_image
 from assembler.linkcheck.check import explain, scan_tree
 from assembler.lock.lockfile import load_or_lock, lock_path, why
-from assembler.packages.universes import Options
+from assembler.options import Options
+from assembler.packages.format import format_for
+from assembler.packages.universes import distro_for
 from assembler.progress import Progress, info
 from assembler.push.registry import DEFAULT_CHUNK, PushOptions, parse_reference, push
 from assembler.spec.document import Spec, load_spec
@@ -68,13 +70,14 @@ def cmd_show_packages(args: argparse.Namespace) -> int:
         out = {arch: entry["packages"] for arch, entry in lock["archs"].items()}
         print(json.dumps(out, indent=2))
         return 0
+    noun = format_for(distro_for(spec)).file_noun
     for arch, entry in lock["archs"].items():
         rows = [(p["name"], p["version"], p["arch"], p["suite"], str(p["size"]),
                  ", ".join(p["reason"])) for p in entry["packages"]]
         head = ("PACKAGE", "VERSION", "ARCH", "SUITE", "SIZE", "WHY")
         widths = [max(len(r[i]) for r in [head, *rows]) for i in range(5)]
         print(f"# {arch}: {len(rows)} packages, "
-              f"{sum(p['size'] for p in entry['packages']) / 1e6:.1f} MB of .debs")
+              f"{sum(p['size'] for p in entry['packages']) / 1e6:.1f} MB of {noun}")
         for r in [head, *rows]:
             print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=False)) + "  " + r[5])
     return 0
@@ -280,6 +283,7 @@ def cmd_sbom(args: argparse.Namespace) -> int:
     from assembler.build import source_date_epoch
     from assembler.distro.definition import load_distro
     from assembler.lock.lockfile import read_lock
+    from assembler.packages.format import format_for
     from assembler.sbom.files import for_image
 
     target = Path(args.target or "image.yaml")
@@ -295,7 +299,7 @@ def cmd_sbom(args: argparse.Namespace) -> int:
     lock = read_lock(lock_path(spec.path))
     distro = load_distro(spec.distro, spec.path.parent)
     formats = _sbom_formats(args.format) or ["spdx", "cyclonedx"]
-    for path in for_image(image, lock, distro.family, spec.path.stem, formats,
+    for path in for_image(image, lock, format_for(distro), spec.path.stem, formats,
                           source_date_epoch(lock)):
         print(path)
     return 0

@@ -19,8 +19,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from assembler.cache import Cache  # noqa: E402
-from assembler.packages.resolve import Resolver, Want  # noqa: E402
-from assembler.packages.universes import Archives, Options  # noqa: E402
+from assembler.debian.resolver import AptResolver as Resolver  # noqa: E402
+from assembler.options import Options  # noqa: E402
+from assembler.packages.resolution import Want  # noqa: E402
+from assembler.packages.universes import Universes  # noqa: E402
 from assembler.spec.document import load_spec  # noqa: E402
 
 TARGETS = {"warm load": 0.3, "resolve python3": 0.1, "assemble lock warm": 1.0,
@@ -45,17 +47,17 @@ def main() -> None:
     cache = Cache(work / "cache")
 
     t = time.perf_counter()
-    cold = Archives(spec, Options(cache=cache, quiet=True))
+    cold = Universes(spec, Options(cache=cache, quiet=True))
     u = cold.universe("amd64")
     cold_total = time.perf_counter() - t
     ct = cold.timings
     print(f"packages in universe: {len(u)} (bookworm + updates + security, main, amd64)")
 
     def warm_load() -> None:
-        Archives(spec, Options(cache=cache, quiet=True)).universe("amd64")
+        Universes(spec, Options(cache=cache, quiet=True)).universe("amd64")
 
     warm = best(warm_load)
-    warm_a = Archives(spec, Options(cache=cache, quiet=True))
+    warm_a = Universes(spec, Options(cache=cache, quiet=True))
     warm_a.universe("amd64")
     wt = warm_a.timings
 
@@ -64,7 +66,7 @@ def main() -> None:
 
     # The first resolve of a fresh universe builds Package objects: time that, not a rerun.
     def fresh_resolve() -> float:
-        uni = Archives(spec, Options(cache=cache, quiet=True)).universe("amd64")
+        uni = Universes(spec, Options(cache=cache, quiet=True)).universe("amd64")
         t0 = time.perf_counter()
         Resolver(uni, [Want("python3")]).resolve()
         return time.perf_counter() - t0

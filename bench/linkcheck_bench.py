@@ -16,13 +16,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from assembler.build import build_tree  # noqa: E402
 from assembler.cache import Cache  # noqa: E402
+from assembler.debian.install import build_tree  # noqa: E402
 from assembler.distro.mirror import resolve_mirrors  # noqa: E402
 from assembler.fetch.packagefiles import Wanted, fetch_all  # noqa: E402
 from assembler.linkcheck.check import scan_tree  # noqa: E402
 from assembler.lock.lockfile import load_or_lock  # noqa: E402
-from assembler.packages.universes import Options, distro_for  # noqa: E402
+from assembler.options import Options  # noqa: E402
+from assembler.packages.universes import distro_for  # noqa: E402
 from assembler.progress import Progress  # noqa: E402
 from assembler.spec.document import load_spec  # noqa: E402
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from debfiles import Deb, PackageFiles
 
-from assembler.build import build_tree
 from assembler.cache import Cache
+from assembler.debian.install import build_tree
 from assembler.distro.definition import load_distro
 from assembler.errors import AssemblerError, SpecError
 from assembler.linkcheck.check import explain, scan_tree

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from assembler.debian.packages import parse_provides, parse_relation
+from assembler.debian.resolver import AptResolver as Resolver
 from assembler.debian.version import version_key
 from assembler.errors import ResolveError
-from assembler.packages.resolve import Resolver, Want
+from assembler.packages.resolution import Want
 from assembler.packages.universe import Package, Universe
 
 

@@ -13,8 +13,10 @@ import pytest
 from aptsim import apt_simulate
 
 from assembler.cache import Cache
-from assembler.packages.resolve import Resolver, Want
-from assembler.packages.universes import Archives, Options
+from assembler.debian.resolver import AptResolver as Resolver
+from assembler.options import Options
+from assembler.packages.resolution import Want
+from assembler.packages.universes import Universes
 from assembler.spec.document import load_spec
 
 pytestmark = pytest.mark.network
@@ -33,7 +35,7 @@ def universe(tmp_path_factory, shared_cache: Path):
     spec_file = tmp_path_factory.mktemp("spec") / "image.yaml"
     spec_file.write_text("distro: debian/bookworm\narchs: [amd64]\n"
                          "contents: {packages: [libc6]}\n")
-    return Archives(load_spec(spec_file), Options(cache=Cache(shared_cache))).universe("amd64")
+    return Universes(load_spec(spec_file), Options(cache=Cache(shared_cache))).universe("amd64")
 
 
 @pytest.mark.parametrize("request_names", CASES, ids=lambda c: "+".join(c))

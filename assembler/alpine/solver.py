@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from assembler.alpine import version as apkver
 from assembler.alpine.dependency import Dependency
 from assembler.errors import ResolveError, SpecError
-from assembler.packages.resolve import Resolution, Want
+from assembler.packages.resolution import Resolution, Want
 from assembler.packages.universe import Dep, Package, Universe
 from assembler.spec.document import did_you_mean
 

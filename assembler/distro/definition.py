@@ -15,6 +15,9 @@ import yaml
 from assembler.errors import SpecError
 from assembler.spec.document import compose_yaml, did_you_mean
 
+# Families whose definitions may leave `format:` out.
+FAMILY_FORMATS = {"debian": "deb", "ubuntu": "deb", "alpine": "apk", "wolfi": "apk"}
+
 
 def _repos_dir() -> Path:
     """repos/: package data `assembler/repos` in an installed wheel (setup.py puts it
@@ -45,13 +48,14 @@ class Archive:
 
 @dataclass
 class Distro:
-    family: str                    # "debian" or "alpine"
+    family: str                    # "debian", "alpine", ...: the distro's name for itself
     release: str
     path: Path
     archives: list[Archive]
     merged_usr: bool = False
     slices_dir: Path | None = None
     extra: dict = field(default_factory=dict)
+    format: str = ""               # the package format ("deb", "apk"): packages/format.py
 
 
 def available_distros() -> list[str]:
@@ -113,11 +117,17 @@ def load_distro(name: str, spec_dir: Path | None = None) -> Distro:
         slices = data.get("slices")
         if slices is not None and not isinstance(slices, str):
             raise SpecError(f"{path}: slices must be a directory path, not {slices!r}.")
-        return Distro(family=data["family"], release=data["release"], path=path,
+        family = data["family"]
+        fmt = data.get("format", FAMILY_FORMATS.get(family, ""))
+        if not isinstance(fmt, str) or not fmt:
+            raise SpecError(f"{path}: say which package format family {family!r} uses "
+                            "(format: deb or format: apk).")
+        return Distro(family=family, release=data["release"], path=path, format=fmt,
                       archives=archives, merged_usr=bool(data.get("merged-usr", False)),
                       slices_dir=(base / slices) if slices else None,
                       extra={k: v for k, v in data.items()
-                             if k not in ("family", "release", "archives", "slices")})
+                             if k not in ("family", "release", "archives", "slices",
+                                          "format")})
     except KeyError as e:
         raise SpecError(f"{path}: incomplete distro definition (missing {e}).") from None
 

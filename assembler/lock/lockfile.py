@@ -17,9 +17,10 @@ from typing import Any
 from assembler.cache import atomic_write
 from assembler.distro.definition import Distro
 from assembler.errors import ResolveError, SpecError
-from assembler.packages.resolve import Resolution, Resolver, Want
+from assembler.options import Options
+from assembler.packages.resolution import Resolution, Want
 from assembler.packages.universe import Universe
-from assembler.packages.universes import Archives, Options
+from assembler.packages.universes import Universes
 from assembler.progress import info
 from assembler.slices.catalog import Catalog
 from assembler.spec.document import Spec, did_you_mean
@@ -204,8 +205,8 @@ def load_catalog(spec: Spec, distro: Distro) -> Catalog:
     return Catalog.load(distro.slices_dir)
 
 
-def _add_slices(spec: Spec, catalog: Catalog, universe: Universe, arch: str,
-                prefer: dict[str, str], res: Resolution) -> None:
+def _add_slices(spec: Spec, universes: Universes, catalog: Catalog, universe: Universe,
+                arch: str, prefer: dict[str, str], res: Resolution) -> None:
     """Slices bring their essential slices, never their package's Depends; a package
     the whole-package closure already has is taken whole."""
     requests = [r for r in spec.packages if r.slice]
@@ -219,11 +220,11 @@ def _add_slices(spec: Spec, catalog: Catalog, universe: Universe, arch: str,
             if not e.startswith(s.package + "_"):   # a package's own slices are no reason
                 needed_by.setdefault(e, set()).add(s.full)
     pins = [Want(r.name, r.op, r.version, spec.where(r.line), r.arch) for r in requests if r.op]
-    picker = Resolver(universe, pins, set(), False, prefer)
+    candidate = universes.slice_picker(universe, pins, prefer, spec.where(requests[0].line))
     for s in chosen:
         if s.package in res.packages and s.package not in res.slices:
             continue
-        pkg = res.packages.get(s.package) or picker.candidate(s.package)
+        pkg = res.packages.get(s.package) or candidate(s.package)
         if pkg is None:
             raise ResolveError(f"cannot resolve {spec.path} for {arch}: slice {s.full} "
                                f"({s.where()}) is of package {s.package}, which the archive "
@@ -235,21 +236,21 @@ def _add_slices(spec: Spec, catalog: Catalog, universe: Universe, arch: str,
                                         | needed_by.get(s.full, set()))
 
 
-def _resolve_arch(spec: Spec, archives: Archives, universe: Universe, arch: str,
+def _resolve_arch(spec: Spec, universes: Universes, universe: Universe, arch: str,
                   prefer: dict[str, str], catalog: Catalog | None = None) -> Resolution:
-    wants = archives.wants()
+    wants = universes.wants()
     exclude = {e.value for e in spec.exclude}
     for e in spec.exclude:
         if e.value not in universe:
             raise SpecError(f"{spec.where(e.line)}: excluded package {e.value!r} does not "
                             "exist in the archive." + did_you_mean(e.value, universe.names()))
     try:
-        res = archives.resolver(universe, wants, exclude, spec.include_essential,
+        res = universes.resolver(universe, wants, exclude, spec.include_essential,
                                 prefer).resolve()
     except ResolveError as e:
         raise ResolveError(f"cannot resolve {spec.path} for {arch}: {e.message}") from None
     if catalog is not None:
-        _add_slices(spec, catalog, universe, arch, prefer, res)
+        _add_slices(spec, universes, catalog, universe, arch, prefer, res)
     return res
 
 
@@ -275,29 +276,29 @@ def _common_versions(resolutions: dict[str, Resolution],
 ALIGN_ROUNDS = 5
 
 
-def resolve_spec(spec: Spec, archives: Archives) -> dict:
+def resolve_spec(spec: Spec, universes: Universes) -> dict:
     """Resolve every arch of `spec` and return the lock document.
 
     Like apko, architectures get the same package versions where the archive
     allows: when the highest versions differ (one arch built a new upload
     first), every arch takes the highest version they all offer.
     """
-    catalog = load_catalog(spec, archives.distro) if any(r.slice for r in spec.packages) \
+    catalog = load_catalog(spec, universes.distro) if any(r.slice for r in spec.packages) \
         else None
-    universes = {arch: archives.universe(arch) for arch in spec.archs}
+    per_arch = {arch: universes.universe(arch) for arch in spec.archs}
     prefer: dict[str, str] = {}
-    resolutions = {arch: _resolve_arch(spec, archives, u, arch, prefer, catalog)
-                   for arch, u in universes.items()}
-    for _ in range(ALIGN_ROUNDS if len(universes) > 1 else 0):
-        common = _common_versions(resolutions, universes)
+    resolutions = {arch: _resolve_arch(spec, universes, u, arch, prefer, catalog)
+                   for arch, u in per_arch.items()}
+    for _ in range(ALIGN_ROUNDS if len(per_arch) > 1 else 0):
+        common = _common_versions(resolutions, per_arch)
         if all(prefer.get(k) == v for k, v in common.items()):
             break
         prefer.update(common)
-        resolutions = {arch: _resolve_arch(spec, archives, u, arch, prefer, catalog)
-                       for arch, u in universes.items()}
+        resolutions = {arch: _resolve_arch(spec, universes, u, arch, prefer, catalog)
+                       for arch, u in per_arch.items()}
     for arch, res in resolutions.items():
-        archives.complete(arch, res)
-    indexes = {arch: u.sources for arch, u in universes.items()}
+        universes.complete(arch, res)
+    indexes = {arch: u.sources for arch, u in per_arch.items()}
     return build_lock(spec, resolutions, indexes)
 
 
@@ -316,6 +317,6 @@ def load_or_lock(spec: Spec, options: Options, update: bool = False,
         info(f"{path} is stale ({reason}); re-resolving.", options.quiet)
     elif locked:
         raise SpecError(f"{path} does not exist and --locked was given; run 'assemble lock'.")
-    lock = resolve_spec(spec, Archives(spec, options))
+    lock = resolve_spec(spec, Universes(spec, options))
     changed = write_lock(path, lock)
     return lock, changed

@@ -1,36 +1,23 @@
 """From a spec to package universes: its distro, its extra repositories, its mirrors.
 
-This is the one place that knows which package format a distro uses; every
-stage after it works on the format-neutral Universe.
+The distro's package format (packages/format.py) does the loading, request
+parsing and resolution; every stage after this works on the format-neutral
+Universe and Resolution.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from assembler.cache import Cache
 from assembler.distro.definition import Archive, Distro, load_distro, with_components
 from assembler.distro.mirror import resolve_mirrors
 from assembler.errors import SpecError
-from assembler.packages.resolve import Resolution, Resolver, Want
+from assembler.options import Options
+from assembler.packages.format import format_for
+from assembler.packages.resolution import Resolution, Resolver, Want
 from assembler.packages.universe import Universe
 from assembler.progress import Progress
 from assembler.spec.document import Spec
-
-if TYPE_CHECKING:
-    from assembler.alpine.solver import ApkResolver
-
-DEBIAN_OPS = (">=", "<=", "<<", ">>", "=", "<", ">")
-
-
-@dataclass
-class Options:
-    cache: Cache
-    mirrors: dict[str, str] = field(default_factory=dict)   # from --mirror
-    offline: bool = False
-    quiet: bool = False
 
 
 def distro_for(spec: Spec) -> Distro:
@@ -47,35 +34,23 @@ def distro_for(spec: Spec) -> Distro:
     return distro
 
 
-class Archives:
-    """Loads and remembers one Universe per architecture."""
+class Universes:
+    """Loads and remembers one Universe per architecture, in the distro's format."""
 
     def __init__(self, spec: Spec, options: Options) -> None:
         self.spec = spec
         self.options = options
         self.distro = distro_for(spec)
+        self.format = format_for(self.distro)
         self.mirrors = resolve_mirrors(self.distro.archives, options.mirrors, spec.mirrors,
                                        str(spec.path))
         self.progress = Progress(options.quiet)
-        self._loader = self._make_loader()
+        self._loader = self.format.index_loader(self.distro, self.mirrors, options.cache,
+                                                options.offline, self.progress)
         self._universes: dict[str, Universe] = {}
 
-    def _make_loader(self):  # noqa: ANN202 - one of the format loaders
-        if self.distro.family == "debian":
-            from assembler.debian.archive import DebianIndexLoader
-
-            return DebianIndexLoader(self.distro, self.mirrors, self.options.cache,
-                                     offline=self.options.offline, progress=self.progress)
-        if self.distro.family == "alpine":
-            from assembler.alpine.repository import AlpineIndexLoader
-
-            return AlpineIndexLoader(self.distro, self.mirrors, self.options.cache,
-                                     offline=self.options.offline, progress=self.progress)
-        raise SpecError(f"{self.distro.path}: distro family {self.distro.family!r} is not "
-                        "supported yet.")
-
     @property
-    def timings(self):  # noqa: ANN201
+    def timings(self):  # noqa: ANN201 - the loader's Timings
         return self._loader.timings
 
     def universe(self, arch: str) -> Universe:
@@ -85,34 +60,17 @@ class Archives:
 
     def wants(self) -> list[Want]:
         """The spec's contents.packages as requests, read in the distro's own syntax."""
-        out = []
-        for r in self.spec.packages:
-            where = self.spec.where(r.line)
-            if self.distro.family == "alpine":
-                from assembler.alpine.solver import apk_want
-
-                out.append(apk_want(r.text or r.name, where))
-                continue
-            if r.slice:
-                continue  # slices are chosen from the catalog (lock._add_slices)
-            if r.op and r.op not in DEBIAN_OPS:
-                raise SpecError(f"{where}: {r.op!r} is not a Debian version relation; use one "
-                                "of " + ", ".join(DEBIAN_OPS) + ".")
-            out.append(Want(r.name, r.op, r.version, where, r.arch))
-        return out
+        return self.format.wants(self.spec)
 
     def resolver(self, universe: Universe, wants: list[Want], exclude: set[str],
-                 include_essential: bool, prefer: dict[str, str] | None = None,
-                 ) -> Resolver | ApkResolver:
+                 include_essential: bool, prefer: dict[str, str] | None = None) -> Resolver:
         """The resolver with the distro's semantics (apt's or apk's)."""
-        if self.distro.family == "alpine":
-            from assembler.alpine.solver import ApkResolver
+        return self.format.resolver(universe, wants, exclude, include_essential, prefer)
 
-            return ApkResolver(universe, wants, exclude, include_essential, prefer)
-        return Resolver(universe, wants, exclude, include_essential, prefer)
+    def slice_picker(self, universe: Universe, pins: list[Want], prefer: dict[str, str],
+                     where: str):  # noqa: ANN201 - name -> Package | None
+        return self.format.slice_picker(universe, pins, prefer, where)
 
     def complete(self, arch: str, resolution: Resolution) -> None:
-        """Fill in what the lock needs but the index does not say (apk: the file's
-        sha256 and datahash, learnt by downloading and verifying the package)."""
-        if self.distro.family == "alpine":
-            self._loader.complete(arch, resolution.ordered())
+        """Fill in what the lock needs but the index does not say."""
+        self.format.complete(self._loader, arch, resolution)

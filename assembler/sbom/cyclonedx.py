@@ -14,7 +14,8 @@ import uuid
 from typing import Any
 
 from assembler.image.oci import iso8601
-from assembler.sbom.model import NOASSERTION, Sbom, SbomPackage
+from assembler.licenses import NOASSERTION
+from assembler.sbom.model import Sbom, SbomPackage
 
 MEDIA_TYPE = "application/vnd.cyclonedx+json"
 # A fixed namespace: the serial number is a function of the described image alone.

@@ -15,6 +15,7 @@ from pathlib import Path
 from assembler import __version__
 from assembler.cache import atomic_write
 from assembler.errors import AssemblerError, SpecError
+from assembler.packages.format import PackageFormat
 from assembler.push.referrers import Attachment
 from assembler.rootfs.tree import Tree
 from assembler.sbom.cyclonedx import MEDIA_TYPE as CYCLONEDX_TYPE
@@ -34,12 +35,12 @@ def sbom_path(output: Path, fmt: str, arch: str, multi: bool) -> Path:
     return output.with_name(stem + (f".{arch}" if multi else "") + FORMATS[fmt][0])
 
 
-def render(formats: list[str], name: str, digest: str, arch: str, family: str,
+def render(formats: list[str], name: str, digest: str, arch: str, fmt: PackageFormat,
            packages: list[dict], tree: Tree, created: int) -> dict[str, bytes]:
     """The documents of one platform's image, by format."""
     if not formats:
         return {}
-    model = describe(name, digest, arch, family, packages, tree, created, TOOL)
+    model = describe(name, digest, arch, fmt, packages, tree, created, TOOL)
     return {f: FORMATS[f][2](model) for f in formats}
 
 
@@ -106,7 +107,7 @@ def _suffix(platform: str) -> str:
     return arch + parts[2] if arch == "arm" and len(parts) > 2 else arch
 
 
-def for_image(image: Path, lock: dict, family: str, name: str, formats: list[str],
+def for_image(image: Path, lock: dict, fmt: PackageFormat, name: str, formats: list[str],
               created: int, output: Path | None = None) -> list[Path]:
     """Write the SBOMs of an image already built from `lock` (`assemble sbom`)."""
     from assembler.image.oci import platform_for
@@ -126,18 +127,18 @@ def for_image(image: Path, lock: dict, family: str, name: str, formats: list[str
                                 "packages for (it has " + ", ".join(lock["archs"]) + ").")
             packages = lock["archs"][arch]["packages"]
             with f.load_tree(im, contents=True) as tree:
-                _check_built_from(tree, packages, family, image)
-                documents[arch] = render(formats, name, im.digest, arch, family, packages,
+                _check_built_from(tree, packages, fmt, image)
+                documents[arch] = render(formats, name, im.digest, arch, fmt, packages,
                                          tree, created)
     return write_all(output or image, documents)
 
 
-def _check_built_from(tree: Tree, packages: list[dict], family: str, image: Path) -> None:
+def _check_built_from(tree: Tree, packages: list[dict], fmt: PackageFormat,
+                      image: Path) -> None:
     """The image's package database must list what the lock does, or the SBOM would lie."""
-    if family != "debian":
-        return
+    db = fmt.package_db(tree)
     for p in packages:
-        if tree.get(f"var/lib/dpkg/status.d/{p['name']}") is None:
-            raise SpecError(f"{image} has no {p['name']} in its package database, but the lock "
-                            "does: the image was not built from this lock. Rebuild it, or "
-                            "give the spec it was built from.")
+        if not db.has(p["name"], p["version"]):
+            raise SpecError(f"{image} has no {p['name']} {p['version']} in its package "
+                            "database, but the lock does: the image was not built from this "
+                            "lock. Rebuild it, or give the spec it was built from.")

@@ -13,14 +13,8 @@ import hashlib
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from assembler.alpine.installed import parse_installed
-from assembler.debian.copyright import MAX_COPYRIGHT, license_expression, spdx_expression
-from assembler.errors import SpecError
-from assembler.rootfs.tree import Tree
-
-NOASSERTION = "NOASSERTION"
-# A package database record is a few KB; a bigger one is not ours to parse.
-MAX_RECORD = 1 << 20
+from assembler.packages.format import PackageFormat
+from assembler.rootfs.tree import Tree, read_small
 
 
 @dataclass(frozen=True)
@@ -61,31 +55,15 @@ class Sbom:
 
 def os_release(tree: Tree) -> dict[str, str]:
     for path in ("etc/os-release", "usr/lib/os-release"):
-        entry = tree.resolve(path)
-        if entry is not None and entry.kind == "file" and entry.size <= MAX_RECORD:
+        data = read_small(tree, path)
+        if data is not None:
             out = {}
-            for line in tree.read(entry.path).decode("utf-8", "replace").splitlines():
+            for line in data.decode("utf-8", "replace").splitlines():
                 key, sep, value = line.partition("=")
                 if sep:
                     out[key.strip()] = value.strip().strip('"')
             return out
     return {}
-
-
-def _read(tree: Tree, path: str, limit: int = MAX_RECORD) -> bytes | None:
-    entry = tree.resolve(path)
-    if entry is None or entry.kind != "file" or entry.size > limit:
-        return None
-    return tree.read(entry.path)
-
-
-def _control(data: bytes) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in data.decode("utf-8", "replace").splitlines():
-        if line and line[0] not in " \t" and ":" in line:
-            k, _, v = line.partition(":")
-            out[k.strip().lower()] = v.strip()
-    return out
 
 
 def purl(kind: str, namespace: str, name: str, version: str, arch: str, distro: str) -> str:
@@ -95,90 +73,43 @@ def purl(kind: str, namespace: str, name: str, version: str, arch: str, distro: 
         (f"&distro={quote(distro)}" if distro else "")
 
 
-class _Debian:
-    kind, namespace = "deb", "debian"
-
-    def __init__(self, tree: Tree, osr: dict[str, str]) -> None:
-        self.tree = tree
-        vid = osr.get("VERSION_ID", "")
-        self.distro = f"{osr.get('ID', 'debian')}-{vid}" if vid else ""
-
-    def facts(self, name: str) -> tuple[str, str]:
-        record = _read(self.tree, f"var/lib/dpkg/status.d/{name}")
-        supplier = _control(record).get("maintainer", "") if record else ""
-        copyright_ = _read(self.tree, f"usr/share/doc/{name}/copyright", MAX_COPYRIGHT)
-        expr = license_expression(copyright_) if copyright_ is not None else None
-        return supplier, expr or NOASSERTION
-
-    def files(self, name: str) -> list[str]:
-        data = _read(self.tree, f"var/lib/dpkg/status.d/{name}.md5sums", 64 << 20)
-        if not data:
-            return []
-        return sorted(line.split("  ", 1)[1] for line in
-                      data.decode("utf-8", "surrogateescape").splitlines() if "  " in line)
-
-
-class _Alpine:
-    kind, namespace = "apk", "alpine"
-
-    def __init__(self, tree: Tree, osr: dict[str, str]) -> None:
-        self.distro = osr.get("VERSION_ID", "")
-        data = _read(tree, "lib/apk/db/installed", 256 << 20)
-        installed = parse_installed(data.decode("utf-8", "replace")) if data else []
-        self.records = {p.record.name: p.record for p in installed}
-
-    def facts(self, name: str) -> tuple[str, str]:
-        r = self.records.get(name)
-        if r is None:
-            return "", NOASSERTION
-        # apk's license field is SPDX already (abuild checks it); an empty one says nothing.
-        return r.maintainer, spdx_expression(r.license) or NOASSERTION
-
-    def files(self, name: str) -> list[str]:
-        return []
-
-
-def describe(name: str, digest: str, arch: str, family: str, packages: list[dict],
+def describe(name: str, digest: str, arch: str, fmt: PackageFormat, packages: list[dict],
              tree: Tree, created: int, tool: str) -> Sbom:
     """The SBOM model of one platform's image."""
     osr = os_release(tree)
-    reader: _Debian | _Alpine
-    if family == "alpine":
-        reader = _Alpine(tree, osr)
-    elif family == "debian":
-        reader = _Debian(tree, osr)
-    else:
-        raise SpecError(f"no SBOM support for the {family!r} family.")
-    version_file = _read(tree, "etc/debian_version" if family == "debian"
-                         else "etc/alpine-release")
+    os_id = osr.get("ID", "")
+    db = fmt.package_db(tree)
+    qualifier = fmt.distro_qualifier(os_id, osr.get("VERSION_ID", ""))
+    version_file = read_small(tree, fmt.version_file)
     os_version = (version_file.decode("utf-8", "replace").strip() if version_file else "") \
         or osr.get("VERSION_ID", "")
     names = {p["name"] for p in packages}
     out = []
     for p in packages:
-        supplier, license_ = reader.facts(p["name"])
+        supplier, license_ = db.package_facts(p["name"])
         pkg = SbomPackage(
             name=p["name"], version=p["version"], arch=p["arch"],
             source=(p.get("source") or p.get("origin") or p["name"]).split(" ")[0],
             supplier=supplier, license=license_,
-            purl=purl(reader.kind, reader.namespace, p["name"], p["version"], p["arch"],
-                      reader.distro),
+            purl=purl(fmt.name, os_id or fmt.name, p["name"], p["version"], p["arch"],
+                      qualifier),
             sha256=p["sha256"], filename=p["filename"], slices=list(p.get("slices", [])))
         if pkg.slices:
-            pkg.files = [_file(tree, path) for path in reader.files(p["name"])]
-        # reason lists who pulled a package in: that package DEPENDS_ON this one.
+            pkg.files = [_file(tree, path) for path in db.package_files(p["name"])]
         out.append(pkg)
     by_name = {p.name: p for p in out}
+    # A lock reason names who pulled a package in: that package DEPENDS_ON this one
+    # (a slice name, pkg_slice, stands for its package).
     for p in packages:
         for r in p["reason"]:
-            who = r.partition("_")[0] if r not in names else r
+            who = r if r in names else r.partition("_")[0]
             if who in by_name and who != p["name"] and p["name"] not in by_name[who].depends_on:
                 by_name[who].depends_on.append(p["name"])
     for p in out:
         p.depends_on.sort()
-    return Sbom(name=name, digest=digest, arch=arch, os_id=osr.get("ID", ""),
-                os_version=os_version, os_name=osr.get("PRETTY_NAME", ""), created=created,
-                tool=tool, packages=sorted(out, key=lambda p: p.name))
+    return Sbom(name=name, digest=digest, arch=arch, os_id=os_id, os_version=os_version,
+                os_name=osr.get("PRETTY_NAME", ""), created=created, tool=tool,
+                packages=sorted(out, key=lambda p: p.name))
 
 
 def _file(tree: Tree, path: str) -> PackageFile:

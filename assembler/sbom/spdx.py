@@ -14,7 +14,8 @@ import re
 from typing import Any
 
 from assembler.image.oci import iso8601
-from assembler.sbom.model import NOASSERTION, Sbom, SbomPackage
+from assembler.licenses import NOASSERTION
+from assembler.sbom.model import Sbom, SbomPackage
 
 MEDIA_TYPE = "application/spdx+json"
 _ID_CHARS = re.compile(r"[^A-Za-z0-9.-]+")

@@ -1,4 +1,4 @@
-"""Which package versions an image contains: dependency resolution.
+"""Which package versions a Debian image contains: apt's dependency resolution.
 
 The algorithm follows apt's (so a lock matches what apt would install on an
 empty system, Recommends off): packages are marked depth first in the order
@@ -12,41 +12,13 @@ small closures of container images, cheap.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from assembler.errors import ResolveError
+from assembler.packages.resolution import Resolution, Want
 from assembler.packages.universe import Dep, Package, Universe, relation_holds
 from assembler.spec.document import did_you_mean
 
 PRIORITY_RANK = {"required": 0, "important": 1, "standard": 2, "optional": 3, "extra": 4}
 MAX_RESTARTS = 200
-
-
-@dataclass
-class Want:
-    """A top-level request: a package name, maybe a version relation, and where it came from."""
-
-    name: str
-    op: str | None = None
-    version: str | None = None
-    where: str = ""
-    arch: str | None = None
-
-    def __str__(self) -> str:
-        return self.name + (f" ({self.op} {self.version})" if self.op else "")
-
-
-@dataclass
-class Resolution:
-    arch: str
-    packages: dict[str, Package]
-    reasons: dict[str, list[str]]        # name -> ["requested"] or names of dependents
-    excluded: dict[str, list[str]] = field(default_factory=dict)
-    # Packages taken only as slices: name -> slice names (the rest are whole).
-    slices: dict[str, list[str]] = field(default_factory=dict)
-
-    def ordered(self) -> list[Package]:
-        return [self.packages[n] for n in sorted(self.packages)]
 
 
 class _Conflict(Exception):
@@ -63,7 +35,7 @@ class _Unsatisfiable(Exception):
         self.message = message
 
 
-class Resolver:
+class AptResolver:
     def __init__(self, universe: Universe, wants: list[Want], exclude: set[str] | None = None,
                  include_essential: bool = False, prefer: dict[str, str] | None = None) -> None:
         self.u = universe

@@ -1,0 +1,102 @@
+"""The apk format (Alpine, Wolfi) behind packages/format.PackageFormat."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from assembler.alpine import install
+from assembler.alpine.repository import AlpineIndexLoader, apk_arch, repository_path, trust_for
+from assembler.alpine.solver import ApkResolver, apk_want
+from assembler.cache import Cache
+from assembler.distro.definition import Distro
+from assembler.errors import SpecError
+from assembler.packages.resolution import Resolution, Want
+from assembler.packages.universe import IndexLoader, Package, Universe
+from assembler.progress import Progress
+from assembler.rootfs.finish import finish_tree
+from assembler.rootfs.strip import strip_patterns, stripped
+from assembler.rootfs.tree import Tree
+from assembler.spec.document import Spec
+
+if TYPE_CHECKING:
+    from assembler.alpine.packagedb import InstalledDb
+
+
+class ApkFormat:
+    name = "apk"
+    file_noun = ".apks"
+
+    def index_loader(self, distro: Distro, mirrors: dict[str, str], cache: Cache,
+                     offline: bool, progress: Progress) -> IndexLoader:
+        return AlpineIndexLoader(distro, mirrors, cache, offline=offline, progress=progress)
+
+    def wants(self, spec: Spec) -> list[Want]:
+        return [apk_want(r.text or r.name, spec.where(r.line)) for r in spec.packages]
+
+    def resolver(self, universe: Universe, wants: list[Want], exclude: set[str],
+                 include_essential: bool, prefer: dict[str, str] | None) -> ApkResolver:
+        return ApkResolver(universe, wants, exclude, include_essential, prefer)
+
+    def slice_picker(self, universe: Universe, pins: list[Want], prefer: dict[str, str],
+                     where: str) -> Callable[[str], Package | None]:
+        raise SpecError(f"{where}: slices are a Debian-format feature; apk distros take "
+                        "whole packages.")
+
+    def complete(self, loader: IndexLoader, arch: str, resolution: Resolution) -> None:
+        """The file's sha256 and datahash, learnt by downloading and verifying it."""
+        assert isinstance(loader, AlpineIndexLoader)
+        loader.complete(arch, resolution.ordered())
+
+    def install(self, spec: Spec, packages: list[dict], files: dict[str, Path],
+                distro: Distro, arch: str, cache: Cache, progress: Progress,
+                lock_file: str) -> tuple[Tree, list[str]]:
+        """.apk data, then apk's database and /etc/apk."""
+        patterns = strip_patterns(spec.strip)
+        tree = Tree(merged_usr=distro.merged_usr, allow_setuid=spec.allow_setuid)
+        setup = install.ApkSetup(
+            arch=apk_arch(arch),
+            trusts={a.name: trust_for(distro, a, arch) for a in distro.archives},
+            world=install.world_atoms([r.text or r.name for r in spec.packages]),
+            # The spec's mirror or the definition's default, never a --mirror/env one:
+            # those are this machine's business and must not change the image digest.
+            repositories=apk_repositories(distro, spec))
+        warnings = install.install_packages(
+            tree, packages, files, setup, lambda n: bool(patterns) and stripped(n, patterns),
+            progress)
+        finish_tree(tree, spec, packages, progress)
+        return tree, warnings
+
+    def providers(self, distro: Distro, mirrors: dict[str, str], cache: Cache, arch: str,
+                  offline: bool) -> None:
+        return None
+
+    version_file = "etc/alpine-release"
+
+    def release_version(self, distro: Distro, indexes: list[dict]) -> str:
+        from assembler.alpine.packagedb import release_version
+
+        main = distro.archives[0]
+        return release_version(main.name, main.suites[0], indexes)
+
+    def distro_qualifier(self, os_id: str, version_id: str) -> str:
+        return version_id
+
+    def package_db(self, tree: Tree) -> InstalledDb:
+        from assembler.alpine.packagedb import InstalledDb
+
+        return InstalledDb(tree)
+
+
+def apk_repositories(distro: Distro, spec: Spec) -> list[str]:
+    out = []
+    for a in distro.archives:
+        base = spec.mirrors.get(a.name) or a.url
+        if base:
+            out += [f"{base.rstrip('/')}/{repository_path(s, c)}"
+                    for s in a.suites for c in a.components]
+    return out
+
+
+FORMAT = ApkFormat()

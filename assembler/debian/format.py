@@ -1,0 +1,89 @@
+"""The deb format (Debian, Ubuntu) behind packages/format.PackageFormat."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from assembler.cache import Cache
+from assembler.debian.archive import DebianIndexLoader
+from assembler.debian.resolver import AptResolver
+from assembler.distro.definition import Distro
+from assembler.errors import SpecError
+from assembler.packages.resolution import Resolution, Want
+from assembler.packages.universe import IndexLoader, Package, Universe
+from assembler.progress import Progress
+from assembler.rootfs.tree import Tree
+from assembler.spec.document import Spec
+
+if TYPE_CHECKING:
+    from assembler.debian.packagedb import StatusD
+
+DEBIAN_OPS = (">=", "<=", "<<", ">>", "=", "<", ">")
+
+
+class DebFormat:
+    name = "deb"
+    file_noun = ".debs"
+
+    def index_loader(self, distro: Distro, mirrors: dict[str, str], cache: Cache,
+                     offline: bool, progress: Progress) -> IndexLoader:
+        return DebianIndexLoader(distro, mirrors, cache, offline=offline, progress=progress)
+
+    def wants(self, spec: Spec) -> list[Want]:
+        out = []
+        for r in spec.packages:
+            if r.slice:
+                continue  # slices are chosen from the catalog (lock/lockfile.py)
+            where = spec.where(r.line)
+            if r.op and r.op not in DEBIAN_OPS:
+                raise SpecError(f"{where}: {r.op!r} is not a Debian version relation; use one "
+                                "of " + ", ".join(DEBIAN_OPS) + ".")
+            out.append(Want(r.name, r.op, r.version, where, r.arch))
+        return out
+
+    def resolver(self, universe: Universe, wants: list[Want], exclude: set[str],
+                 include_essential: bool, prefer: dict[str, str] | None) -> AptResolver:
+        return AptResolver(universe, wants, exclude, include_essential, prefer)
+
+    def slice_picker(self, universe: Universe, pins: list[Want], prefer: dict[str, str],
+                     where: str) -> Callable[[str], Package | None]:
+        return AptResolver(universe, pins, set(), False, prefer).candidate
+
+    def complete(self, loader: IndexLoader, arch: str, resolution: Resolution) -> None:
+        """The Packages index already says everything the lock needs."""
+
+    def install(self, spec: Spec, packages: list[dict], files: dict[str, Path],
+                distro: Distro, arch: str, cache: Cache, progress: Progress,
+                lock_file: str) -> tuple[Tree, list[str]]:
+        from assembler.debian.install import build_tree
+
+        return build_tree(spec, packages, files, distro.merged_usr, cache, progress, arch,
+                          distro.slices_dir, lock_file)
+
+    def providers(self, distro: Distro, mirrors: dict[str, str], cache: Cache, arch: str,
+                  offline: bool) -> Callable[[str], str | None]:
+        from assembler.debian.contents import LibraryIndex
+
+        return LibraryIndex(distro, mirrors, cache, arch, offline)
+
+    version_file = "etc/debian_version"
+
+    def release_version(self, distro: Distro, indexes: list[dict]) -> str:
+        from assembler.debian.packagedb import release_version
+
+        main = distro.archives[0]
+        return release_version(main.name, main.suites[0], indexes)
+
+    def distro_qualifier(self, os_id: str, version_id: str) -> str:
+        return f"{os_id}-{version_id}" if os_id and version_id else ""
+
+    def package_db(self, tree: Tree) -> StatusD:
+        from assembler.debian.packagedb import StatusD
+
+        return StatusD(tree)
+
+
+
+FORMAT = DebFormat()

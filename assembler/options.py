@@ -1,0 +1,15 @@
+"""What a command was told about its environment: the cache, mirrors, network, output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from assembler.cache import Cache
+
+
+@dataclass
+class Options:
+    cache: Cache
+    mirrors: dict[str, str] = field(default_factory=dict)   # from --mirror
+    offline: bool = False
+    quiet: bool = False

@@ -1,0 +1,104 @@
+"""One package format (deb, apk): everything the generic pipeline asks of it.
+
+A distro definition names its format (`format: deb|apk`, or implied by its
+family); `format_for` picks the implementation once. Generic modules never
+branch on the family: what differs between Debian and Alpine (index loading,
+request syntax, resolution rules, lock completion, installing into the tree,
+the package database, link-check hints, SBOM identity) lives behind this.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from assembler.errors import SpecError
+
+if TYPE_CHECKING:
+    from assembler.cache import Cache
+    from assembler.distro.definition import Distro
+    from assembler.packages.resolution import Resolution, Resolver, Want
+    from assembler.packages.universe import IndexLoader, Universe
+    from assembler.progress import Progress
+    from assembler.rootfs.tree import Tree
+    from assembler.spec.document import Spec
+
+# name -> the module whose FORMAT implements it (imported only when used).
+FORMATS = {"deb": "assembler.debian.format", "apk": "assembler.alpine.format"}
+
+
+class PackageFormat(Protocol):
+    name: str            # "deb", "apk": the PURL type as well
+    file_noun: str       # how people call its files in prose: ".debs", ".apks"
+
+    def index_loader(self, distro: Distro, mirrors: dict[str, str], cache: Cache,
+                     offline: bool, progress: Progress) -> IndexLoader:
+        """Loads (and verifies, and caches) one Universe per architecture."""
+        ...
+
+    def wants(self, spec: Spec) -> list[Want]:
+        """The spec's whole-package requests in this format's syntax (slices are not)."""
+        ...
+
+    def resolver(self, universe: Universe, wants: list[Want], exclude: set[str],
+                 include_essential: bool, prefer: dict[str, str] | None) -> Resolver:
+        ...
+
+    def slice_picker(self, universe: Universe, pins: list[Want], prefer: dict[str, str],
+                     where: str) -> Callable[[str], object | None]:
+        """name -> the candidate Package for a sliced package (slices carry no Depends)."""
+        ...
+
+    def complete(self, loader: IndexLoader, arch: str, resolution: Resolution) -> None:
+        """Fill in what the lock needs but the index does not say."""
+        ...
+
+    def install(self, spec: Spec, packages: list[dict], files: dict[str, Path],
+                distro: Distro, arch: str, cache: Cache, progress: Progress,
+                lock_file: str) -> tuple[Tree, list[str]]:
+        """The packages' files in a new Tree, plus the package database; warnings."""
+        ...
+
+    def providers(self, distro: Distro, mirrors: dict[str, str], cache: Cache, arch: str,
+                  offline: bool) -> Callable[[str], str | None] | None:
+        """What package would provide a missing file (link-check hints), if it knows."""
+        ...
+
+    # -- identity: os-release and SBOMs
+    version_file: str    # the distro's version file in the image, e.g. "etc/debian_version"
+
+    def release_version(self, distro: Distro, indexes: list[dict]) -> str:
+        """The full release (12.15, 3.21.3) the lock's signed indexes name; "" if none."""
+        ...
+
+    def distro_qualifier(self, os_id: str, version_id: str) -> str:
+        """The PURL `distro` qualifier as scanners spell it (debian-12, 3.21.3)."""
+        ...
+
+    def package_db(self, tree: Tree) -> PackageDb:
+        """The image's package database, read for SBOM facts."""
+        ...
+
+
+class PackageDb(Protocol):
+    def has(self, name: str, version: str) -> bool:
+        """Whether the database lists this package at this version."""
+        ...
+
+    def package_facts(self, name: str) -> tuple[str, str]:
+        """(supplier or "", SPDX licence expression or NOASSERTION)."""
+        ...
+
+    def package_files(self, name: str) -> list[str]:
+        """The paths the image has of a (sliced) package, when the database lists them."""
+        ...
+
+
+def format_for(distro: Distro) -> PackageFormat:
+    module = FORMATS.get(distro.format)
+    if module is None:
+        raise SpecError(f"{distro.path}: package format {distro.format!r} is not supported "
+                        "(known: " + ", ".join(sorted(FORMATS)) + ").")
+    return importlib.import_module(module).FORMAT
