@@ -8,7 +8,7 @@ SPEC ?= specs/python3.yaml
 DEB_TOOLS := dpkg-dev skopeo umoci docker-registry mmdebstrap apt-utils gcc g++ libc6-dev
 PYTEST_ARGS ?=
 
-.PHONY: run test lint venv sysdeps bench clean
+.PHONY: run test test-fast lint venv sysdeps bench clean
 
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,16 @@ sysdeps:
 run: venv
 	$(VENV)/bin/assemble build $(SPEC) -o out/$(notdir $(basename $(SPEC))).tar
 
-test: venv sysdeps
+# ruff over everything, mypy over the package (configured in pyproject.toml).
+lint: venv
 	$(VENV)/bin/ruff check assembler tests bench
+	$(VENV)/bin/mypy
+
+# The unit tier: no servers, no network, a few seconds.
+test-fast: venv
+	$(PY) -m pytest -q -m "not integration and not network" $(PYTEST_ARGS)
+
+test: lint sysdeps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: venv sysdeps

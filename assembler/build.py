@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from assembler.distro.definition import Distro
 from assembler.distro.mirror import resolve_mirrors
 from assembler.errors import AssemblerError, SpecError
 from assembler.fetch.packagefiles import Wanted, fetch_all
-from assembler.image.layer import write_layer
+from assembler.image.layer import Compression, write_layer
 from assembler.image.oci import (
     DEFAULT_PATH,
     Image,
@@ -29,6 +29,7 @@ from assembler.image.oci import (
 )
 from assembler.linkcheck.check import require_links
 from assembler.lock.lockfile import load_or_lock, lock_path
+from assembler.lock.model import Lock
 from assembler.options import Options
 from assembler.packages.format import PackageFormat, format_for
 from assembler.packages.universes import distro_for
@@ -44,7 +45,7 @@ from assembler.spec.document import Spec
 MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z: what image configs' dates can hold
 
 
-def source_date_epoch(lock: dict) -> int:
+def source_date_epoch(lock: Lock) -> int:
     """SOURCE_DATE_EPOCH from the environment, else the newest index date in the lock."""
     env = os.environ.get("SOURCE_DATE_EPOCH")
     if env:
@@ -57,11 +58,8 @@ def source_date_epoch(lock: dict) -> int:
             raise SpecError(f"SOURCE_DATE_EPOCH={env!r} is out of range (0 to {MAX_EPOCH}, "
                             "the end of year 9999).")
         return value
-    dates = [i["date"] for a in lock["archs"].values() for i in a.get("indexes", [])]
-    if not dates:
-        return 0
-    return int(max(datetime.strptime(d, "%Y-%m-%dT%H:%M:%S%z") for d in
-                   (d.replace("Z", "+0000") for d in dates)).timestamp())
+    dates = lock.dates()
+    return int(max(dates).timestamp()) if dates else 0
 
 
 def _providers(distro: Distro, fmt: PackageFormat, mirrors: dict[str, str],
@@ -104,14 +102,25 @@ def image_config(spec: Spec, has_certs: bool) -> ImageConfig:
                        labels=dict(spec.annotations))
 
 
-def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: list[str] = (),
-          compression: str = "gzip", locked: bool = False,
-          archs: list[str] | None = None, sboms: list[str] | None = None) -> str:
-    """Build the image at `output`, and beside it an SBOM per platform in each of
-    `sboms` (default SPDX and CycloneDX; [] for none)."""
-    sboms = ["spdx", "cyclonedx"] if sboms is None else sboms
+@dataclass
+class Request:
+    """What `assemble build` was asked to make, beside the spec and the environment."""
+
+    output: Path
+    format: str = "tar"                   # "tar" (OCI archive + docker load) or "oci-dir"
+    tags: Sequence[str] = ()
+    compression: Compression = "gzip"
+    locked: bool = False                  # refuse to re-resolve a stale or missing lock
+    archs: list[str] | None = None        # a subset of the spec's archs
+    # SBOM formats written beside the image, one document per platform each ([]: none)
+    sboms: Sequence[str] = ("spdx", "cyclonedx")
+
+
+def build(spec: Spec, options: Options, request: Request) -> str:
+    output, fmt, tags = request.output, request.format, request.tags
+    compression, archs = request.compression, request.archs
     check_output(output, fmt, spec)
-    lock, _ = load_or_lock(spec, options, locked=locked)
+    lock, _ = load_or_lock(spec, options, locked=request.locked)
     distro = distro_for(spec)
     package_format = format_for(distro)
     mirrors = resolve_mirrors(distro.archives, options.mirrors, spec.mirrors, str(spec.path))
@@ -119,12 +128,12 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
     progress = Progress(options.quiet)
     wanted_archs = archs or spec.archs
     for a in wanted_archs:
-        if a not in lock["archs"]:
+        if a not in lock.archs:
             raise SpecError(f"--arch {a}: the spec builds " + ", ".join(spec.archs) + ".")
-        for p in lock["archs"][a]["packages"]:
-            if p["archive"] not in mirrors:
-                raise SpecError(f"{lock_path(spec.path)}: {p['name']} for {a} comes from "
-                                f"archive {p['archive']!r}, which {spec.distro} does not have "
+        for p in lock.archs[a].packages:
+            if p.archive not in mirrors:
+                raise SpecError(f"{lock_path(spec.path)}: {p.name} for {a} comes from "
+                                f"archive {p.archive!r}, which {spec.distro} does not have "
                                 "(it has " + ", ".join(sorted(mirrors)) + "); restore the lock "
                                 "from git or run 'assemble lock --update'.")
     try:
@@ -136,16 +145,15 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
     documents: dict[str, dict[str, bytes]] = {}
     with workdir as tmp:
         for arch in wanted_archs:
-            packages = lock["archs"][arch]["packages"]
-            items = [Wanted(p["name"], mirrors[p["archive"]], p["filename"], p["sha256"],
-                            p["size"]) for p in packages]
+            packages = lock.archs[arch].packages
+            items = [Wanted(p.name, mirrors[p.archive], p.filename, p.sha256, p.size)
+                     for p in packages]
             files = fetch_all(items, options.cache, options.offline, progress)
             tree, warnings = package_format.install(spec, packages, files, distro, arch,
                                                     options.cache, progress,
                                                     str(lock_path(spec.path)))
-            indexes = lock["archs"][arch].get("indexes", [])
-            warnings += _os_identity(tree, distro, package_format.release_version(distro,
-                                                                                  indexes))
+            signed = package_format.release_version(distro, lock.archs[arch].indexes)
+            warnings += _os_identity(tree, distro, signed)
             for w in warnings:
                 info(f"warning: {w}", options.quiet)
             with tree:
@@ -159,8 +167,9 @@ def build(spec: Spec, options: Options, output: Path, fmt: str = "tar", tags: li
                 images.append(Image(platform=platform_for(arch), layers=[layer],
                                     config=image_config(spec, tree.get(BUNDLE) is not None),
                                     created=sde, annotations=dict(spec.annotations)))
-                documents[arch] = render(sboms, spec.path.stem, manifest_digest(images[-1]),
-                                         arch, package_format, packages, tree, sde)
+                documents[arch] = render(list(request.sboms), spec.path.stem,
+                                         manifest_digest(images[-1]), arch, package_format,
+                                         packages, tree, sde)
         try:
             if fmt == "oci-dir":
                 digest = write_oci_dir(output, images, tags)

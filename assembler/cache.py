@@ -54,13 +54,6 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         f.write(data)
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 class Cache:
     """`root/blobs/sha256/<hex>` holds downloaded files; `root/<kind>/` derived data."""

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from assembler import __version__
-from assembler.build import build
+from assembler.build import Request, build
 from assembler.cache import Cache
 from assembler.distro.mirror import parse_mirror_args
 from assembler.errors import AssemblerError, SpecError
@@ -17,6 +17,7 @@ from assembler.image.oci import parse_tag
 from assembler.image.reader import ImageError, open_image
 from assembler.linkcheck.check import explain, scan_tree
 from assembler.lock.lockfile import load_or_lock, lock_path, why
+from assembler.lock.model import Lock
 from assembler.options import Options
 from assembler.packages.format import format_for
 from assembler.packages.universes import distro_for
@@ -52,13 +53,13 @@ def cmd_lock(args: argparse.Namespace) -> int:
     options = _options(args)
     lock, changed = load_or_lock(spec, options, update=args.update)
     path = lock_path(spec.path)
-    n = sum(len(a["packages"]) for a in lock["archs"].values())
+    n = sum(len(a.packages) for a in lock.archs.values())
     info(f"{path}: {'written' if changed else 'unchanged'} ({n} packages, "
-         f"{', '.join(lock['archs'])}).", options.quiet)
+         f"{', '.join(lock.archs)}).", options.quiet)
     return 0
 
 
-def _lock_for_query(args: argparse.Namespace) -> tuple[Spec, dict]:
+def _lock_for_query(args: argparse.Namespace) -> tuple[Spec, Lock]:
     spec = load_spec(_spec_path(args))
     lock, _ = load_or_lock(spec, _options(args))
     return spec, lock
@@ -67,17 +68,18 @@ def _lock_for_query(args: argparse.Namespace) -> tuple[Spec, dict]:
 def cmd_show_packages(args: argparse.Namespace) -> int:
     spec, lock = _lock_for_query(args)
     if args.json:
-        out = {arch: entry["packages"] for arch, entry in lock["archs"].items()}
+        out = {arch: [p.to_json() for p in entry.packages]
+               for arch, entry in lock.archs.items()}
         print(json.dumps(out, indent=2))
         return 0
     noun = format_for(distro_for(spec)).file_noun
-    for arch, entry in lock["archs"].items():
-        rows = [(p["name"], p["version"], p["arch"], p["suite"], str(p["size"]),
-                 ", ".join(p["reason"])) for p in entry["packages"]]
+    for arch, entry in lock.archs.items():
+        rows = [(p.name, p.version, p.arch, p.suite, str(p.size), ", ".join(p.reason))
+                for p in entry.packages]
         head = ("PACKAGE", "VERSION", "ARCH", "SUITE", "SIZE", "WHY")
         widths = [max(len(r[i]) for r in [head, *rows]) for i in range(5)]
         print(f"# {arch}: {len(rows)} packages, "
-              f"{sum(p['size'] for p in entry['packages']) / 1e6:.1f} MB of {noun}")
+              f"{sum(p.size for p in entry.packages) / 1e6:.1f} MB of {noun}")
         for r in [head, *rows]:
             print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=False)) + "  " + r[5])
     return 0
@@ -86,14 +88,14 @@ def cmd_show_packages(args: argparse.Namespace) -> int:
 def cmd_why(args: argparse.Namespace) -> int:
     spec, lock = _lock_for_query(args)
     arch = args.arch or spec.archs[0]
-    if arch not in lock["archs"]:
+    if arch not in lock.archs:
         raise SpecError(f"the lock has no architecture {arch!r}; it has "
-                        + ", ".join(lock["archs"]) + ".")
-    names = {p["name"] for p in lock["archs"][arch]["packages"]}
+                        + ", ".join(lock.archs) + ".")
+    names = {p.name for p in lock.archs[arch].packages}
     if args.package not in names:
         from assembler.spec.document import did_you_mean
 
-        excluded = lock["archs"][arch].get("excluded", {})
+        excluded = lock.archs[arch].excluded
         if args.package in excluded:
             print(f"{args.package} is excluded by the spec; wanted by "
                   + ", ".join(excluded[args.package]))
@@ -105,7 +107,7 @@ def cmd_why(args: argparse.Namespace) -> int:
     return 0
 
 
-def _catalog(args: argparse.Namespace):  # noqa: ANN202 - a slices.Catalog
+def _catalog(args: argparse.Namespace):
     from assembler.distro.definition import load_distro
     from assembler.slices.catalog import Catalog
 
@@ -254,8 +256,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         for ref in args.push:
             parse_reference(ref)
         _check_push_files(args)
-    digest = build(spec, options, output, args.format, tags, args.compression,
-                   args.locked, args.arch, _sbom_formats(args.sbom))
+    digest = build(spec, options, Request(output, args.format, tags, args.compression,
+                                          args.locked, args.arch, _sbom_formats(args.sbom)))
     info(f"{output}: {digest}", options.quiet)
     if args.push:
         pushed = _push(output, args.push, args, options.cache)
@@ -426,7 +428,7 @@ def _add_push_options(p: argparse.ArgumentParser) -> None:
                    help="upload larger blobs in chunks of SIZE (default 16M)")
 
 
-def _add_push_command(sub, common) -> None:  # noqa: ANN001
+def _add_push_command(sub, common) -> None:
     p = sub.add_parser("push", parents=[common], help="push a built image to registries",
                        usage="assemble push [options] [IMAGE | SPEC] REF [REF ...]",
                        description="Push an image (the tar or OCI directory 'assemble build' "
@@ -438,7 +440,7 @@ def _add_push_command(sub, common) -> None:  # noqa: ANN001
     p.set_defaults(func=cmd_push)
 
 
-def _add_build_command(sub, common) -> None:  # noqa: ANN001
+def _add_build_command(sub, common) -> None:
     b = sub.add_parser("build", parents=[common], help="build the image from the spec and lock")
     b.add_argument("spec", nargs="?", help="spec file (default image.yaml)")
     b.add_argument("-o", "--output", help="output path (default image.tar beside the spec)")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -111,7 +110,3 @@ def download(url: str, dest: Path, sha256: str, size: int | None = None,
         return None
 
     _with_retries(url, attempt)
-
-
-def is_tty() -> bool:
-    return sys.stderr.isatty()

@@ -34,10 +34,10 @@ def measure(spec_path: Path, options: Options) -> None:
     distro = distro_for(spec)
     mirrors = resolve_mirrors(distro.archives, options.mirrors, spec.mirrors, str(spec.path))
     arch = spec.archs[0]
-    packages = lock["archs"][arch]["packages"]
+    packages = lock.archs[arch].packages
     progress = Progress(True)
-    files = fetch_all([Wanted(p["name"], mirrors[p["archive"]], p["filename"], p["sha256"],
-                              p["size"]) for p in packages], options.cache, False, progress)
+    files = fetch_all([Wanted(p.name, mirrors[p.archive], p.filename, p.sha256, p.size)
+                       for p in packages], options.cache, False, progress)
     tree, _ = build_tree(spec, packages, files, distro.merged_usr, options.cache, progress)
     with tree:
         regular = [e for e in tree.entries() if e.kind in ("file", "hardlink")]

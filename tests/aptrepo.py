@@ -192,19 +192,19 @@ class Entry:
 # Values for Pkg.files (the dict key is the path, so these carry no name).
 
 
-def File(data: bytes = b"", mode: int = 0o644, **kw) -> Entry:  # noqa: N802
+def File(data: bytes = b"", mode: int = 0o644, **kw) -> Entry:
     return Entry.file("", data, mode, **kw)
 
 
-def Dir(mode: int = 0o755, **kw) -> Entry:  # noqa: N802
+def Dir(mode: int = 0o755, **kw) -> Entry:
     return Entry.dir("", mode, **kw)
 
 
-def Symlink(target: str, **kw) -> Entry:  # noqa: N802
+def Symlink(target: str, **kw) -> Entry:
     return Entry.symlink("", target, **kw)
 
 
-def Hardlink(target: str, **kw) -> Entry:  # noqa: N802
+def Hardlink(target: str, **kw) -> Entry:
     """Target is an archive path like "./usr/bin/x" (as in a .deb's data.tar)."""
     return Entry.hardlink("", target, **kw)
 
@@ -757,7 +757,7 @@ def serve_start(root: str | os.PathLike[str]) -> Server:
             self.send_error(status)
             return True
 
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             if self._fault():
                 return
             path = self.path.split("?", 1)[0]
@@ -774,7 +774,7 @@ def serve_start(root: str | os.PathLike[str]) -> Server:
                 self.wfile.flush()
                 time.sleep(delay)
 
-        def do_HEAD(self):  # noqa: N802
+        def do_HEAD(self):
             if not self._fault():
                 super().do_HEAD()
 
@@ -787,7 +787,7 @@ def serve_start(root: str | os.PathLike[str]) -> Server:
             with lock:
                 server.requests.append(Request(self.command, self.path.split("?", 1)[0], status))
 
-        def log_message(self, format, *args):  # noqa: A002 - keep test output quiet
+        def log_message(self, format, *args):
             pass
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)

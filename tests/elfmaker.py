@@ -18,7 +18,7 @@ BASE = 0x400000
 
 
 def make_elf(*, bits: int = 64, little: bool = True, machine: int = EM_X86_64,
-             type: int = ET_DYN, interp: str | None = None, needed: tuple[str, ...] = (),  # noqa: A002
+             type: int = ET_DYN, interp: str | None = None, needed: tuple[str, ...] = (),
              soname: str | None = None, rpath: str | None = None,
              runpath: str | None = None) -> bytes:
     end = "<" if little else ">"

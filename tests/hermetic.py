@@ -29,7 +29,7 @@ def write_spec(tmp: Path, body: str, name: str = "image.yaml") -> Path:
     return p
 
 
-def run(argv: list[str], capsys) -> tuple[int, str, str]:  # noqa: ANN001
+def run(argv: list[str], capsys) -> tuple[int, str, str]:
     code = main(argv)
     out, err = capsys.readouterr()
     return code, out, err

@@ -185,7 +185,7 @@ def _shape(text: str) -> list[list[str]]:
     return out
 
 
-@pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared Alpine fixtures absent")
+@pytest.mark.needs_shared
 def test_installed_db_format_matches_fixture(rootfs):
     ours = (rootfs / "lib/apk/db/installed").read_text()
     theirs = (FIXTURES / "installed-db" / "installed").read_text()

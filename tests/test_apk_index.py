@@ -20,7 +20,7 @@ INDEXES = {
     "alpine-3.17-aarch64": "alpine-devel@lists.alpinelinux.org-616ae350.rsa.pub",
 }
 
-pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared Alpine fixtures absent")
+pytestmark = pytest.mark.needs_shared
 
 
 @pytest.fixture(scope="module")

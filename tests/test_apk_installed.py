@@ -17,7 +17,7 @@ from assembler.alpine.installed import (
 from assembler.alpine.package import open_apk
 from assembler.alpine.signing import load_keys
 
-pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared Alpine fixtures absent")
+pytestmark = pytest.mark.needs_shared
 
 DB = FIXTURES / "installed-db" / "installed"
 

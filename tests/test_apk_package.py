@@ -14,7 +14,7 @@ from assembler.alpine.package import open_apk, parse_pkginfo
 from assembler.alpine.signing import load_keys, member_spans
 from assembler.errors import IntegrityError
 
-pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared Alpine fixtures absent")
+pytestmark = pytest.mark.needs_shared
 
 PKGS = FIXTURES / "packages"
 ALPINE_KEY = "alpine-devel@lists.alpinelinux.org-616ae350.rsa.pub"

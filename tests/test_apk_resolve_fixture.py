@@ -23,7 +23,7 @@ from assembler.cache import Cache
 from assembler.distro.definition import load_distro
 from assembler.errors import ResolveError
 
-pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared Alpine fixtures absent")
+pytestmark = pytest.mark.needs_shared
 
 INDEX = FIXTURES / "alpine-3.16-x86_64" / "APKINDEX.tar.gz"
 REQUESTS = ["python3", "curl", "nginx", "busybox", "ca-certificates"]

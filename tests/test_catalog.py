@@ -28,6 +28,7 @@ from assembler.distro.definition import load_distro
 from assembler.errors import AssemblerError, SpecError
 from assembler.linkcheck.check import explain, scan_tree
 from assembler.linkcheck.elf import read_elf
+from assembler.lock.model import LockedPackage
 from assembler.progress import Progress
 from assembler.rootfs.tree import Tree
 from assembler.slices.catalog import Catalog
@@ -108,9 +109,10 @@ def test_every_slice_is_link_complete(release):
         names: dict[str, list[str]] = {}
         for s in closure:
             names.setdefault(s.package, []).append(s.name)
-        packages = [{"name": p, "version": release.debs[p].version,
-                     "arch": release.debs[p].arch, "sha256": release.debs[p].sha256,
-                     "slices": sorted(n)}
+        packages = [LockedPackage(name=p, version=release.debs[p].version,
+                                  arch=release.debs[p].arch, archive="debian", filename="",
+                                  size=0, sha256=release.debs[p].sha256, reason=[],
+                                  slices=sorted(n))
                     for p, n in sorted(names.items())]
         files = {release.debs[p].sha256: release.debs[p].blob for p in names}
         try:

@@ -108,7 +108,7 @@ def oci_tar(tmp_path: Path, layers: list[list[Member]], how: str = "gzip") -> Pa
     return write_tar(tmp_path / "image.tar", lay.files([lay.image(layers, how=how)]))
 
 
-def check(argv: list[str], capsys) -> tuple[int, str, str]:  # noqa: ANN001
+def check(argv: list[str], capsys) -> tuple[int, str, str]:
     return run(["check", *argv], capsys)
 
 

@@ -19,7 +19,7 @@ from assembler.cli import main
 BASE = "distro: debian/bookworm\ncontents:\n  packages: [python3]\n"
 
 
-def _fails(argv: list[str], capsys, code: int = 2, *words: str) -> str:  # noqa: ANN001
+def _fails(argv: list[str], capsys, code: int = 2, *words: str) -> str:
     got, _, err = run(argv, capsys)
     assert got == code, err
     assert "Traceback" not in err
@@ -35,7 +35,7 @@ def _spec(tmp_path: Path, text: str | bytes) -> Path:
     return p
 
 
-def _show(tmp_path: Path, text: str | bytes, capsys, *words: str) -> str:  # noqa: ANN001
+def _show(tmp_path: Path, text: str | bytes, capsys, *words: str) -> str:
     p = _spec(tmp_path, text)
     return _fails(["show-packages", str(p), "--offline", "--cache-dir",
                    str(tmp_path / "c")], capsys, 2, *words)
@@ -111,7 +111,7 @@ def test_bad_values(tmp_path, capsys, extra, words):
 
 # -- the distro definition and slice catalog ------------------------------------------
 
-def _info(tmp_path: Path, capsys, distro_text: str | bytes, *words: str) -> str:  # noqa: ANN001
+def _info(tmp_path: Path, capsys, distro_text: str | bytes, *words: str) -> str:
     d = tmp_path / "d.yaml"
     d.write_bytes(distro_text if isinstance(distro_text, bytes) else distro_text.encode())
     return _fails(["info", "x", "--distro", str(d)], capsys, 2, *words)
@@ -244,7 +244,7 @@ def _no_leftovers(directory: Path) -> None:
     assert not list(directory.glob(".tmp-*")), list(directory.iterdir())
 
 
-def _edit_lock(spec: Path, edit) -> None:  # noqa: ANN001
+def _edit_lock(spec: Path, edit) -> None:
     path = spec.with_name(spec.stem + ".lock.json")
     lock = json.loads(path.read_text())
     edit(lock)
@@ -380,7 +380,7 @@ def test_bad_tag_or_digest_file_refused_before_building(env, capsys, tmp_path, m
                                                          flag, value, word):
     spec, common = env
 
-    def no_build(*a, **k):  # noqa: ANN002, ANN003
+    def no_build(*a, **k):
         raise AssertionError("built before checking the command line")
 
     monkeypatch.setattr("assembler.cli.build", no_build)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from assembler.debian.copyright import license_expression
-from assembler.licenses import spdx_expression, spdx_id
+from assembler.sbom.licenses import spdx_expression, spdx_id
 
 DEP5 = b"""Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: zstd

@@ -15,8 +15,9 @@ from regserver import RegistryServer
 
 from assembler.cli import main
 from assembler.image.layout import Descriptor
-from assembler.push.referrers import Attachment, attach
+from assembler.push.referrers import attach
 from assembler.push.registry import PushStats
+from assembler.sbom.files import Attachment
 
 pytestmark = pytest.mark.integration
 
@@ -163,13 +164,13 @@ class _ReferrersRegistry:
     def blob_exists(self, repository: str, digest: str) -> bool:
         return False
 
-    def upload(self, repository, desc, layout, progress=None) -> int:  # noqa: ANN001
+    def upload(self, repository, desc, layout, progress=None) -> int:
         return len(layout.open_blob(desc).read())
 
     def get_manifest(self, repository: str, reference: str, accept: str) -> bytes | None:
         return self.manifests.get(reference)
 
-    def put_manifest(self, repository: str, reference: str, desc, data: bytes) -> str:  # noqa: ANN001
+    def put_manifest(self, repository: str, reference: str, desc, data: bytes) -> str:
         self.manifests[reference] = data
         subject = json.loads(data).get("subject")
         return subject["digest"] if subject else ""

@@ -12,6 +12,7 @@ from assembler.alpine.solver import ApkResolver, apk_want
 from assembler.cache import Cache
 from assembler.distro.definition import Distro
 from assembler.errors import SpecError
+from assembler.lock.model import LockedIndex, LockedPackage
 from assembler.packages.resolution import Resolution, Want
 from assembler.packages.universe import IndexLoader, Package, Universe
 from assembler.progress import Progress
@@ -49,7 +50,7 @@ class ApkFormat:
         assert isinstance(loader, AlpineIndexLoader)
         loader.complete(arch, resolution.ordered())
 
-    def install(self, spec: Spec, packages: list[dict], files: dict[str, Path],
+    def install(self, spec: Spec, packages: list[LockedPackage], files: dict[str, Path],
                 distro: Distro, arch: str, cache: Cache, progress: Progress,
                 lock_file: str) -> tuple[Tree, list[str]]:
         """.apk data, then apk's database and /etc/apk."""
@@ -74,7 +75,7 @@ class ApkFormat:
 
     version_file = "etc/alpine-release"
 
-    def release_version(self, distro: Distro, indexes: list[dict]) -> str:
+    def release_version(self, distro: Distro, indexes: list[LockedIndex]) -> str:
         from assembler.alpine.packagedb import release_version
 
         main = distro.archives[0]

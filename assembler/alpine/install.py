@@ -29,13 +29,14 @@ import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from assembler.alpine.dependency import Dependency
 from assembler.alpine.installed import InstalledPackage, format_installed
 from assembler.alpine.package import ApkPackage, DataEntry, q1
 from assembler.alpine.repository import Trust, verify_fetched
 from assembler.alpine.signing import Buffer
+from assembler.lock.model import LockedPackage
 from assembler.progress import Progress
 from assembler.rootfs.tree import Tree
 
@@ -63,7 +64,7 @@ class _Sha1Reader(io.RawIOBase):
 
     def __init__(self, raw: IO[bytes], expected: str | None, what: str) -> None:
         self._raw = raw
-        self._h = hashlib.sha1()  # noqa: S324 - apk's own per-file checksum
+        self._h = hashlib.sha1()
         self._expected = expected
         self._what = what
         self.finished = False
@@ -110,7 +111,7 @@ class _Owner:
     apk: ApkPackage
 
 
-def unpack_one(tree: Tree, entry: dict, path: Path, trust: Trust,
+def unpack_one(tree: Tree, entry: LockedPackage, path: Path, trust: Trust,
                skip: Callable[[str], bool], owners: dict[str, _Owner]) -> _Owner:
     """Verify one locked .apk and stream its data into `tree`; return its db entry.
 
@@ -161,7 +162,8 @@ def _add(tree: Tree, e: DataEntry, origin: str, replace: bool) -> str | None:
         reader = _Sha1Reader(raw if raw is not None else io.BytesIO(b""), e.sha1,
                              f"{origin}: {e.path}")
         if replace:
-            tree.add_file(e.path, reader, info.mode & 0o7777, info.uid, info.gid, origin,
+            tree.add_file(e.path, cast(IO[bytes], reader), info.mode & 0o7777, info.uid,
+                          info.gid, origin,
                           mtime, replace=True)
         else:
             tree.add_tar_member(info, reader, origin)  # type: ignore[arg-type]
@@ -172,7 +174,7 @@ def _add(tree: Tree, e: DataEntry, origin: str, replace: bool) -> str | None:
                              replace=True)
         else:
             tree.add_tar_member(info, None, origin)
-        return e.checksum or q1(hashlib.sha1(info.linkname.encode()).digest())  # noqa: S324
+        return e.checksum or q1(hashlib.sha1(info.linkname.encode()).digest())
     tree.add_tar_member(info, None, origin)  # hardlinks, and devices the tree drops
     if info.islnk():
         target = tree.get(info.linkname)
@@ -181,7 +183,7 @@ def _add(tree: Tree, e: DataEntry, origin: str, replace: bool) -> str | None:
 
 
 def _checksum_of(tree: Tree, path: str) -> str:
-    return q1(hashlib.sha1(tree.read(path)).digest())  # noqa: S324
+    return q1(hashlib.sha1(tree.read(path)).digest())
 
 
 def _disown(db: InstalledPackage, path: str) -> None:
@@ -191,7 +193,7 @@ def _disown(db: InstalledPackage, path: str) -> None:
             d.files = [f for f in d.files if f.name != base]
 
 
-def install_packages(tree: Tree, packages: list[dict], files: dict[str, Path],
+def install_packages(tree: Tree, packages: list[LockedPackage], files: dict[str, Path],
                      setup: ApkSetup, skip: Callable[[str], bool],
                      progress: Progress | None = None) -> list[str]:
     """Unpack every locked package, then write apk's state. Returns warnings."""
@@ -200,8 +202,8 @@ def install_packages(tree: Tree, packages: list[dict], files: dict[str, Path],
     owners: dict[str, _Owner] = {}
     installed: list[_Owner] = []
     for i, p in enumerate(packages):
-        progress.status(f"unpacking {i + 1}/{len(packages)} {p['name']}")
-        installed.append(unpack_one(tree, p, files[p["sha256"]], setup.trusts[p["archive"]],
+        progress.status(f"unpacking {i + 1}/{len(packages)} {p.name}")
+        installed.append(unpack_one(tree, p, files[p.sha256], setup.trusts[p.archive],
                                     skip, owners))
     write_state(tree, installed, setup)
     link_busybox(tree, setup)

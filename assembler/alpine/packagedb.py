@@ -6,17 +6,18 @@ from __future__ import annotations
 import re
 
 from assembler.alpine.installed import parse_installed
-from assembler.licenses import NOASSERTION, spdx_expression
+from assembler.lock.model import LockedIndex
 from assembler.rootfs.tree import Tree, read_small
+from assembler.sbom.licenses import NOASSERTION, spdx_expression
 
 # "v3.21.3-45-g1a2b3c4d5e": what Alpine's builders write as an index's DESCRIPTION.
 _DESCRIPTION = re.compile(r"v(\d+(?:\.\d+)+)\b")
 
 
-def release_version(main_archive: str, main_suite: str, indexes: list[dict]) -> str:
+def release_version(main_archive: str, main_suite: str, indexes: list[LockedIndex]) -> str:
     for i in indexes:
-        if i.get("archive") == main_archive and i.get("suite") == main_suite:
-            m = _DESCRIPTION.match(str(i.get("description", "")))
+        if i.archive == main_archive and i.suite == main_suite:
+            m = _DESCRIPTION.match(str(i.fields.get("description", "")))
             return m.group(1) if m else ""
     return ""
 

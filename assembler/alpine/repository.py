@@ -33,6 +33,7 @@ from assembler.alpine.version import version_key
 from assembler.cache import atomic_write
 from assembler.distro.definition import Archive, Distro
 from assembler.errors import IntegrityError, NetworkError, SpecError
+from assembler.lock.model import LockedPackage
 from assembler.packages.universe import Dep, IndexLoader, Package, Universe
 from assembler.transport import NotFound, fetch
 
@@ -304,14 +305,14 @@ def open_verified(source: bytes | Path, trust: Trust, checksum: str, what: str,
     return apk
 
 
-def verify_fetched(path: Path, entry: dict, trust: Trust) -> ApkPackage:
+def verify_fetched(path: Path, entry: LockedPackage, trust: Trust) -> ApkPackage:
     """Open a locked .apk from the cache, checking it is the file the lock names."""
     for key in ("checksum", "datahash"):
-        if not entry.get(key):
-            raise SpecError(f"the lock entry for {entry.get('name', '?')} lacks {key!r}; the "
+        if not entry.extra.get(key):
+            raise SpecError(f"the lock entry for {entry.name} lacks {key!r}; the "
                             "lockfile is damaged or not for Alpine. Run 'assemble lock --update'.")
-    apk = open_verified(path, trust, entry["checksum"], entry["filename"])
-    if apk.datahash != entry["datahash"]:
-        raise IntegrityError(f"{entry['filename']}: datahash {apk.datahash} differs from the "
-                             f"lock's {entry['datahash']}; refusing it.")
+    apk = open_verified(path, trust, str(entry.extra["checksum"]), entry.filename)
+    if apk.datahash != entry.extra["datahash"]:
+        raise IntegrityError(f"{entry.filename}: datahash {apk.datahash} differs from the "
+                             f"lock's {entry.extra['datahash']}; refusing it.")
     return apk

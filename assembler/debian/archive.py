@@ -9,7 +9,6 @@ that hash, so nothing unverified ever reaches the cache.
 from __future__ import annotations
 
 import hashlib
-import json
 import lzma
 import marshal
 import time
@@ -30,7 +29,7 @@ from assembler.debian.release import Release, check_release, parse_release
 from assembler.debian.version import version_key
 from assembler.distro.definition import Archive
 from assembler.errors import IntegrityError, NetworkError
-from assembler.packages.universe import IndexLoader, Timings, Universe
+from assembler.packages.universe import IndexLoader, Universe
 from assembler.transport import NotFound, fetch
 
 CACHE_FORMAT = "deb-index-2"
@@ -85,7 +84,7 @@ class SuiteIndex:
 class DebianIndexLoader(IndexLoader):
     """InRelease + Packages per suite: fetch (by-hash), verify, parse, cache."""
 
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 - IndexLoader's
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._releases: dict[tuple[str, str], SuiteIndex] = {}
 
@@ -217,7 +216,3 @@ class DebianIndexLoader(IndexLoader):
                 })
         self.progress.done()
         return universe
-
-
-def describe_timings(t: Timings) -> str:
-    return json.dumps({k: round(v, 3) for k, v in t.__dict__.items()})

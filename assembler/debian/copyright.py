@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from assembler.licenses import SPDX_CHARS, spdx_id
+from assembler.sbom.licenses import SPDX_CHARS, spdx_id
 
 FORMAT_PREFIX = "https://www.debian.org/doc/packaging-manuals/copyright-format/1.0"
 MAX_COPYRIGHT = 4 << 20          # bigger than any real copyright file; read no further

@@ -143,12 +143,12 @@ def _decompressor(name: str, raw: IO[bytes], path: StrPath) -> IO[bytes]:
     if ext == ".gz":
         return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
     if ext == ".xz":
-        return lzma.LZMAFile(raw)  # type: ignore[return-value]
+        return lzma.LZMAFile(raw)
     # Old formats dpkg still reads; a few long-lived archives have them.
     if ext == ".bz2":
-        return bz2.BZ2File(raw)  # type: ignore[return-value]
+        return bz2.BZ2File(raw)
     if ext == ".lzma":
-        return lzma.LZMAFile(raw, format=lzma.FORMAT_ALONE)  # type: ignore[return-value]
+        return lzma.LZMAFile(raw, format=lzma.FORMAT_ALONE)
     if ext == ".zst":
         return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
     raise _bad(path, f"unsupported compression of {name!r}")

@@ -11,6 +11,7 @@ from assembler.debian.archive import DebianIndexLoader
 from assembler.debian.resolver import AptResolver
 from assembler.distro.definition import Distro
 from assembler.errors import SpecError
+from assembler.lock.model import LockedIndex, LockedPackage
 from assembler.packages.resolution import Resolution, Want
 from assembler.packages.universe import IndexLoader, Package, Universe
 from assembler.progress import Progress
@@ -54,7 +55,7 @@ class DebFormat:
     def complete(self, loader: IndexLoader, arch: str, resolution: Resolution) -> None:
         """The Packages index already says everything the lock needs."""
 
-    def install(self, spec: Spec, packages: list[dict], files: dict[str, Path],
+    def install(self, spec: Spec, packages: list[LockedPackage], files: dict[str, Path],
                 distro: Distro, arch: str, cache: Cache, progress: Progress,
                 lock_file: str) -> tuple[Tree, list[str]]:
         from assembler.debian.install import build_tree
@@ -70,7 +71,7 @@ class DebFormat:
 
     version_file = "etc/debian_version"
 
-    def release_version(self, distro: Distro, indexes: list[dict]) -> str:
+    def release_version(self, distro: Distro, indexes: list[LockedIndex]) -> str:
         from assembler.debian.packagedb import release_version
 
         main = distro.archives[0]

@@ -15,6 +15,7 @@ from assembler.cache import Cache
 from assembler.debian import deb
 from assembler.debian.statusd import write_status
 from assembler.fetch.unpacked import SYMLINK, Unpacked, unpacked
+from assembler.lock.model import LockedPackage
 from assembler.progress import Progress
 from assembler.rootfs.certs import write_ca_bundle
 from assembler.rootfs.finish import finish_tree
@@ -29,12 +30,12 @@ from assembler.spec.document import Spec
 # Two cores is the common CI box; more workers only queue behind the tree.
 UNPACK_WORKERS = min(4, os.cpu_count() or 1)
 
-def _unpack(cache: Cache, package: dict, path: Path) -> Unpacked:
-    return unpacked(cache, package["sha256"], lambda: deb.iter_data(path),
+def _unpack(cache: Cache, package: LockedPackage, path: Path) -> Unpacked:
+    return unpacked(cache, package.sha256, lambda: deb.iter_data(path),
                     lambda: {"control": deb.read_control(path)})
 
 
-def build_tree(spec: Spec, packages: list[dict], files: dict[str, Path], merged_usr: bool,
+def build_tree(spec: Spec, packages: list[LockedPackage], files: dict[str, Path], merged_usr: bool,
                cache: Cache, progress: Progress, arch: str = "",
                catalog_dir: Path | None = None,
                lock_file: str = "the lockfile") -> tuple[Tree, list[str]]:
@@ -53,16 +54,16 @@ def build_tree(spec: Spec, packages: list[dict], files: dict[str, Path], merged_
     # Unpacking the next packages (decompression and hashing release the GIL)
     # overlaps with adding this one to the tree; the tree sees them in lock order.
     with ThreadPoolExecutor(UNPACK_WORKERS) as pool:
-        jobs = [pool.submit(_unpack, cache, p, files[p["sha256"]]) for p in packages]
+        jobs = [pool.submit(_unpack, cache, p, files[p.sha256]) for p in packages]
         for i, (p, job) in enumerate(zip(packages, jobs, strict=True)):
-            name = p["name"]
+            name = p.name
             progress.status(f"unpacking {i + 1}/{len(packages)} {name}")
             got = job.result()
             controls[name] = got.extras["control"]
             store = tree.attach(got.path)
             before = len(tree.warnings)
             if name in by_package:
-                c = cut(name, p["version"], by_package[name], got.members, arch)
+                c = cut(name, p.version, by_package[name], got.members, arch)
                 for member in c.members:
                     path = member_path(member)
                     if preferred.get(path, name) != name:

@@ -22,9 +22,6 @@ def _first_line(e: Exception) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
 
 
-def fingerprints(keys: list[Path]) -> list[str]:
-    return [c.fingerprint for k in keys for c in _certs(k)]
-
 
 def verify_clearsigned(data: bytes, keys: list[Path], what: str) -> bytes:
     """Return the signed text of a clearsigned message if a key in `keys` signed it.

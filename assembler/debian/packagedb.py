@@ -4,15 +4,16 @@ for its SBOM; and the point release the lock's signed Release recorded."""
 from __future__ import annotations
 
 from assembler.debian.copyright import MAX_COPYRIGHT, license_expression
-from assembler.licenses import NOASSERTION
+from assembler.lock.model import LockedIndex
 from assembler.rootfs.tree import Tree, read_small
+from assembler.sbom.licenses import NOASSERTION
 
 
-def release_version(main_archive: str, main_suite: str, indexes: list[dict]) -> str:
+def release_version(main_archive: str, main_suite: str, indexes: list[LockedIndex]) -> str:
     """The main suite's signed Release Version (e.g. 12.15), "" when the lock has none."""
     for i in indexes:
-        if i.get("archive") == main_archive and i.get("suite") == main_suite:
-            return str(i.get("version", ""))
+        if i.archive == main_archive and i.suite == main_suite:
+            return str(i.fields.get("version", ""))
     return ""
 
 

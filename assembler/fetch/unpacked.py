@@ -27,6 +27,7 @@ import struct
 import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -82,7 +83,7 @@ def _write(dest: Path, members: Iterator[tuple[tarfile.TarInfo, IO[bytes] | None
             if kind == FILE and f is not None:
                 h = hashlib.sha256()
                 m = hashlib.md5(usedforsecurity=False)
-                for chunk in iter(lambda f=f: f.read(_CHUNK), b""):
+                for chunk in iter(partial(f.read, _CHUNK), b""):
                     h.update(chunk)
                     m.update(chunk)
                     out.write(chunk)

@@ -229,7 +229,7 @@ def write_tar(
     # target may sort later, be removed, or live in another layer.
     first_of_group: dict[tuple[str, str], str] = {}
     with tarfile.open(
-        fileobj=out,  # type: ignore[arg-type]
+        fileobj=out,  # type: ignore[call-overload]
         mode="w|",
         format=tarfile.PAX_FORMAT,
         encoding="utf-8",
@@ -280,7 +280,7 @@ def write_layer(
                 level=ZSTD_LEVEL, threads=0, write_checksum=True, write_content_size=False
             )
             with cctx.stream_writer(blob, closefd=False) as zw:  # type: ignore[arg-type]
-                plain = _HashingWriter(zw)  # type: ignore[arg-type]
+                plain = _HashingWriter(zw)
                 write_tar(tree, plain, source_date_epoch, paths)
         else:
             plain = _HashingWriter(blob)

@@ -391,7 +391,7 @@ class _TarSink:
         # tarfile copies exactly `size` bytes from a file object; verify while copying.
         info = self._info(name, tarfile.REGTYPE, layer.size)
         reader = _VerifyingReader(layer)
-        self.tf.addfile(info, reader)  # type: ignore[arg-type]
+        self.tf.addfile(info, reader)
         reader.check()
 
 
@@ -492,7 +492,7 @@ def write_oci_dir(path: Path | str, images: Sequence[Image], tags: Sequence[str]
         for digest, layer in plan.layers().items():
             reader = _VerifyingReader(layer)
             with open(tmp / _blob_path(digest), "wb") as out:
-                shutil.copyfileobj(reader, out, _COPY_CHUNK)  # type: ignore[misc]
+                shutil.copyfileobj(reader, out, _COPY_CHUNK)
             reader.check()
         _write_file(tmp / "oci-layout", OCI_LAYOUT)
         _write_file(tmp / "index.json", plan.index_json)

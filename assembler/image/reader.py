@@ -26,7 +26,7 @@ import posixpath
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import zstandard
 
@@ -172,9 +172,9 @@ class ImageFile(TarOrDir):
         head = buffered.peek(4)[:4]
         stream: IO[bytes]
         if head[:2] == b"\x1f\x8b":
-            stream = gzip.GzipFile(fileobj=buffered, mode="rb")
+            stream = cast(IO[bytes], gzip.GzipFile(fileobj=buffered, mode="rb"))
         elif head == b"\x28\xb5\x2f\xfd":
-            stream = zstandard.ZstdDecompressor().stream_reader(buffered)  # type: ignore[assignment]
+            stream = zstandard.ZstdDecompressor().stream_reader(buffered)
         else:
             stream = buffered
         opaque: list[str] = []

@@ -61,7 +61,7 @@ class TarOrDir:
     def open(self, name: str) -> IO[bytes]:
         try:
             if self._tar is None:
-                return open(self.path / name, "rb")  # noqa: SIM115 - caller closes
+                return open(self.path / name, "rb")
             member = self._members.get(os.path.normpath(name))
             f = self._tar.extractfile(member) if member is not None else None
         except (OSError, tarfile.TarError, KeyError):

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from assembler.cache import atomic_write
 from assembler.distro.definition import Distro
 from assembler.errors import ResolveError, SpecError
+from assembler.lock.model import (
+    LOCK_VERSION,
+    ArchLock,
+    Lock,
+    LockedIndex,
+    LockedPackage,
+    LockProblem,
+)
 from assembler.options import Options
 from assembler.packages.resolution import Resolution, Want
 from assembler.packages.universe import Universe
@@ -25,7 +30,6 @@ from assembler.progress import info
 from assembler.slices.catalog import Catalog
 from assembler.spec.document import Spec, did_you_mean
 
-LOCK_VERSION = 1
 # Only what changes the package set makes a lock stale: editing cmd or env does not.
 INPUT_KEYS = ("distro", "archs", "contents")
 
@@ -43,47 +47,27 @@ def inputs_digest(spec: Spec) -> str:
 
 
 def build_lock(spec: Spec, resolutions: dict[str, Resolution],
-               indexes: dict[str, list[dict]]) -> dict[str, Any]:
-    archs: dict[str, Any] = {}
+               indexes: dict[str, list[dict]]) -> Lock:
+    archs: dict[str, ArchLock] = {}
     for arch in sorted(resolutions):
         res = resolutions[arch]
-        packages = []
-        for p in res.ordered():
-            packages.append({
-                "name": p.name,
-                "version": p.version,
-                "arch": p.arch,
-                "archive": p.archive,
-                "suite": p.suite,
-                "filename": p.filename,
-                "size": p.size,
-                "sha256": p.sha256,
-                "source": p.source,
-                "reason": sorted(res.reasons.get(p.name, [])),
-                # format-specific identity (apk: repository, checksum, datahash)
-                **p.extra.get("lock", {}),
-            })
-            if p.name in res.slices:
-                packages[-1]["slices"] = sorted(res.slices[p.name])
-        entry: dict[str, Any] = {"indexes": indexes[arch], "packages": packages}
-        if res.excluded:
-            entry["excluded"] = {k: sorted(set(v)) for k, v in sorted(res.excluded.items())}
-        archs[arch] = entry
-    return {
-        "lockfile-version": LOCK_VERSION,
-        "spec": {"file": spec.path.name, "inputs-digest": inputs_digest(spec)},
-        "distro": spec.distro,
-        "archs": archs,
-    }
+        packages = [LockedPackage(
+            name=p.name, version=p.version, arch=p.arch, archive=p.archive, suite=p.suite,
+            filename=p.filename, size=p.size, sha256=p.sha256, source=p.source,
+            reason=sorted(res.reasons.get(p.name, [])),
+            slices=sorted(res.slices[p.name]) if p.name in res.slices else None,
+            # format-specific identity (apk: repository, checksum, datahash)
+            extra=dict(p.extra.get("lock", {}))) for p in res.ordered()]
+        archs[arch] = ArchLock(
+            indexes=[LockedIndex(dict(i)) for i in indexes[arch]], packages=packages,
+            excluded={k: sorted(set(v)) for k, v in sorted(res.excluded.items())})
+    return Lock(spec_file=spec.path.name, inputs_digest=inputs_digest(spec),
+                distro=spec.distro, archs=archs)
 
 
-def dumps(lock: dict[str, Any]) -> str:
-    return json.dumps(lock, indent=2, ensure_ascii=False) + "\n"
-
-
-def write_lock(path: Path, lock: dict[str, Any]) -> bool:
+def write_lock(path: Path, lock: Lock) -> bool:
     """Write atomically; returns False (and leaves the file alone) if nothing changed."""
-    text = dumps(lock)
+    text = lock.dumps()
     try:
         if path.read_text(encoding="utf-8") == text:
             return False
@@ -93,7 +77,7 @@ def write_lock(path: Path, lock: dict[str, Any]) -> bool:
     return True
 
 
-def read_lock(path: Path) -> dict[str, Any]:
+def read_lock(path: Path) -> Lock:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -111,76 +95,25 @@ def read_lock(path: Path) -> dict[str, Any]:
                         f"{data.get('lockfile-version') if isinstance(data, dict) else '?'}; "
                         f"this assembler writes version {LOCK_VERSION}. Run "
                         "'assemble lock --update'.")
-    problem = _lock_problem(data)
-    if problem:
-        raise SpecError(f"{path}: the lockfile is damaged ({problem}); restore it from git "
-                        "or run 'assemble lock --update'.")
-    return data
+    try:
+        return Lock.from_json(data)
+    except LockProblem as e:
+        raise SpecError(f"{path}: the lockfile is damaged ({e}); restore it from git "
+                        "or run 'assemble lock --update'.") from None
 
 
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-_STRING_FIELDS = ("name", "version", "arch", "archive", "suite", "filename", "source")
-
-
-def _lock_problem(data: dict[str, Any]) -> str | None:
-    """What is wrong with a parsed lock's shape, or None: every field the commands read
-    has the type they expect, so a hand-edited lock fails here and not in a traceback."""
-    if not isinstance(data.get("spec"), dict):
-        return "'spec' is not an object"
-    archs = data.get("archs")
-    if not isinstance(archs, dict) or not archs:
-        return "'archs' is missing or not an object of architectures"
-    for arch, entry in archs.items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("packages"), list):
-            return f"{arch} has no list of 'packages'"
-        indexes = entry.get("indexes", [])
-        if not isinstance(indexes, list) or not all(isinstance(i, dict) for i in indexes):
-            return f"'indexes' of {arch} is not a list of objects"
-        for i in indexes:
-            try:
-                datetime.strptime(str(i.get("date")).replace("Z", "+0000"),
-                                  "%Y-%m-%dT%H:%M:%S%z")
-            except ValueError:
-                return f"an index of {arch} has no valid 'date' ({i.get('date')!r})"
-        excluded = entry.get("excluded", {})
-        if not isinstance(excluded, dict) or not all(
-                isinstance(v, list) and all(isinstance(x, str) for x in v)
-                for v in excluded.values()):
-            return f"'excluded' of {arch} is not an object of package lists"
-        for p in entry["packages"]:
-            if not isinstance(p, dict):
-                return f"a package entry of {arch} is not an object"
-            name = p.get("name", "?")
-            for k in ("name", "version", "arch", "archive", "filename", "size", "sha256",
-                      "reason"):
-                if k not in p:
-                    return f"package entry {name} for {arch} lacks {k!r}"
-            for k in _STRING_FIELDS:
-                if k in p and not isinstance(p[k], str):
-                    return f"{k!r} of package entry {name} for {arch} is not a string"
-            if not isinstance(p["size"], int) or isinstance(p["size"], bool) or p["size"] < 0:
-                return f"'size' of {name} for {arch} is not a byte count"
-            if not isinstance(p["sha256"], str) or not _SHA256.fullmatch(p["sha256"]):
-                return f"'sha256' of {name} for {arch} is not 64 hex digits"
-            for k in ("reason", "slices"):
-                if k in p and not (isinstance(p[k], list)
-                                   and all(isinstance(x, str) for x in p[k])):
-                    return f"{k!r} of {name} for {arch} is not a list of names"
-    return None
-
-
-def staleness(lock: dict[str, Any], spec: Spec) -> str | None:
+def staleness(lock: Lock, spec: Spec) -> str | None:
     """Why the lock no longer matches the spec, or None if it does."""
-    if lock.get("spec", {}).get("inputs-digest") != inputs_digest(spec):
+    if lock.inputs_digest != inputs_digest(spec):
         return "the spec's distro, archs or contents changed since it was locked"
-    if sorted(lock.get("archs", {})) != sorted(spec.archs):
+    if sorted(lock.archs) != sorted(spec.archs):
         return "the spec's archs differ from the lock's"
     return None
 
 
-def why(lock: dict[str, Any], arch: str, name: str) -> list[list[str]]:
+def why(lock: Lock, arch: str, name: str) -> list[list[str]]:
     """Chains of package names from a request down to `name`, shortest first."""
-    reasons = {p["name"]: p["reason"] for p in lock["archs"][arch]["packages"]}
+    reasons = {p.name: p.reason for p in lock.archs[arch].packages}
     chains: list[list[str]] = []
 
     def walk(n: str, path: list[str]) -> None:
@@ -276,7 +209,7 @@ def _common_versions(resolutions: dict[str, Resolution],
 ALIGN_ROUNDS = 5
 
 
-def resolve_spec(spec: Spec, universes: Universes) -> dict:
+def resolve_spec(spec: Spec, universes: Universes) -> Lock:
     """Resolve every arch of `spec` and return the lock document.
 
     Like apko, architectures get the same package versions where the archive
@@ -303,7 +236,7 @@ def resolve_spec(spec: Spec, universes: Universes) -> dict:
 
 
 def load_or_lock(spec: Spec, options: Options, update: bool = False,
-                 locked: bool = False) -> tuple[dict, bool]:
+                 locked: bool = False) -> tuple[Lock, bool]:
     """The lock for `spec`: the file when fresh, else a new resolution (written)."""
     path = lock_path(spec.path)
     if not update and path.exists():

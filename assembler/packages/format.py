@@ -19,6 +19,7 @@ from assembler.errors import SpecError
 if TYPE_CHECKING:
     from assembler.cache import Cache
     from assembler.distro.definition import Distro
+    from assembler.lock.model import LockedIndex, LockedPackage
     from assembler.packages.resolution import Resolution, Resolver, Want
     from assembler.packages.universe import IndexLoader, Universe
     from assembler.progress import Progress
@@ -55,7 +56,7 @@ class PackageFormat(Protocol):
         """Fill in what the lock needs but the index does not say."""
         ...
 
-    def install(self, spec: Spec, packages: list[dict], files: dict[str, Path],
+    def install(self, spec: Spec, packages: list[LockedPackage], files: dict[str, Path],
                 distro: Distro, arch: str, cache: Cache, progress: Progress,
                 lock_file: str) -> tuple[Tree, list[str]]:
         """The packages' files in a new Tree, plus the package database; warnings."""
@@ -69,7 +70,7 @@ class PackageFormat(Protocol):
     # -- identity: os-release and SBOMs
     version_file: str    # the distro's version file in the image, e.g. "etc/debian_version"
 
-    def release_version(self, distro: Distro, indexes: list[dict]) -> str:
+    def release_version(self, distro: Distro, indexes: list[LockedIndex]) -> str:
         """The full release (12.15, 3.21.3) the lock's signed indexes name; "" if none."""
         ...
 

@@ -7,8 +7,9 @@ until a package is actually looked at, which keeps warm loads fast.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from assembler.cache import Cache
 from assembler.distro.definition import Distro
@@ -99,6 +100,9 @@ class IndexLoader:
         self.progress = progress or Progress(quiet=True)
         self.timings = Timings()
 
+    def load(self, arch: str) -> Universe:
+        raise NotImplementedError
+
 
 class Universe:
     """All available packages for one architecture, merged over archives and suites.
@@ -107,7 +111,7 @@ class Universe:
     time someone looks at it.
     """
 
-    def __init__(self, arch: str, version_key: Callable[[str], object],
+    def __init__(self, arch: str, version_key: Callable[[str], Any],
                  make: Callable[[tuple], Package],
                  essential: Callable[[tuple], bool] | None = None) -> None:
         self.arch = arch
@@ -125,7 +129,7 @@ class Universe:
         # need not build every Package to find what a selection triggers
         self.triggers: dict[str, set[str]] = {}
 
-    def add_raw(self, name: str, record: tuple, provides: list[str] = ()) -> None:
+    def add_raw(self, name: str, record: tuple, provides: Sequence[str] = ()) -> None:
         """`record` is whatever `make` understands; it must stay alive (ids are keys)."""
         self._raw.setdefault(name, []).append(record)
         self._pkgs.pop(name, None)
@@ -188,14 +192,9 @@ class Universe:
                       if any(r[0].essential if isinstance(r[0], Package) else self._essential(r)
                              for r in records))
 
-    def virtual_names(self) -> set[str]:
-        return set(self._provides)
 
     def __contains__(self, name: str) -> bool:
         return name in self._raw or name in self._provides
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._raw.values())
-
-    def all_packages(self) -> list[Package]:
-        return [p for name in self._raw for p in self.versions(name)]

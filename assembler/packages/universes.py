@@ -50,7 +50,7 @@ class Universes:
         self._universes: dict[str, Universe] = {}
 
     @property
-    def timings(self):  # noqa: ANN201 - the loader's Timings
+    def timings(self):
         return self._loader.timings
 
     def universe(self, arch: str) -> Universe:
@@ -68,7 +68,7 @@ class Universes:
         return self.format.resolver(universe, wants, exclude, include_essential, prefer)
 
     def slice_picker(self, universe: Universe, pins: list[Want], prefer: dict[str, str],
-                     where: str):  # noqa: ANN201 - name -> Package | None
+                     where: str):
         return self.format.slice_picker(universe, pins, prefer, where)
 
     def complete(self, arch: str, resolution: Resolution) -> None:

@@ -14,26 +14,16 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
 from typing import IO, Any, Protocol
 
 from assembler.errors import AssemblerError
 from assembler.image.layout import Descriptor
 from assembler.image.oci import MEDIA_INDEX, MEDIA_MANIFEST, canonical_json
+from assembler.sbom.files import Attachment
 
 MEDIA_EMPTY = "application/vnd.oci.empty.v1+json"
 EMPTY = b"{}"
-
-
-@dataclass(frozen=True)
-class Attachment:
-    """One document to push as a referrer of `subject` (a manifest digest)."""
-
-    subject: str
-    artifact_type: str
-    data: bytes
-    path: Path
 
 
 class _Client(Protocol):
@@ -80,7 +70,7 @@ def fallback_tag(subject: str) -> str:
     return subject.replace(":", "-", 1)
 
 
-def attach(client: _Client, repository: str, attachments: list[Attachment] | tuple,
+def attach(client: _Client, repository: str, attachments: Sequence[Attachment],
            subjects: dict[str, Descriptor], stats: Any) -> list[str]:
     """Push every attachment as a referrer of its subject; returns lines for the log."""
     lines = []
@@ -105,8 +95,8 @@ def attach(client: _Client, repository: str, attachments: list[Attachment] | tup
         if answered != att.subject:
             fallback.setdefault(att.subject, []).append((desc, att.artifact_type))
         lines.append(f"attached {att.path.name} to {att.subject[:19]} as {desc.digest[:19]}")
-    for subject, added in fallback.items():
-        _update_fallback_index(client, repository, subject, added)
+    for digest, added in fallback.items():
+        _update_fallback_index(client, repository, digest, added)
         stats.manifests += 1
     return lines
 

@@ -43,7 +43,8 @@ from assembler.image.layout import Descriptor, Layout, open_layout
 from assembler.image.oci import parse_tag
 from assembler.image.store import MAX_DOCUMENT
 from assembler.push.credentials import Credentials, auth_files, lookup
-from assembler.push.referrers import Attachment, attach
+from assembler.push.referrers import attach
+from assembler.sbom.files import Attachment
 
 DEFAULT_CHUNK = 16 << 20
 TIMEOUT = (10, 120)

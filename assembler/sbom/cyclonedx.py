@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 from assembler.image.oci import iso8601
-from assembler.licenses import NOASSERTION
+from assembler.sbom.licenses import NOASSERTION
 from assembler.sbom.model import Sbom, SbomPackage
 
 MEDIA_TYPE = "application/vnd.cyclonedx+json"

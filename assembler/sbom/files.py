@@ -10,13 +10,14 @@ earlier build) is refused, never attached to an image it does not describe.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from assembler import __version__
 from assembler.cache import atomic_write
 from assembler.errors import AssemblerError, SpecError
+from assembler.lock.model import Lock, LockedPackage
 from assembler.packages.format import PackageFormat
-from assembler.push.referrers import Attachment
 from assembler.rootfs.tree import Tree
 from assembler.sbom.cyclonedx import MEDIA_TYPE as CYCLONEDX_TYPE
 from assembler.sbom.cyclonedx import cyclonedx_document
@@ -30,13 +31,23 @@ MAX_SBOM = 64 << 20
 TOOL = f"assembler-{__version__}"
 
 
+@dataclass(frozen=True)
+class Attachment:
+    """One SBOM to push as a referrer of `subject` (a platform manifest digest)."""
+
+    subject: str
+    artifact_type: str
+    data: bytes
+    path: Path
+
+
 def sbom_path(output: Path, fmt: str, arch: str, multi: bool) -> Path:
     stem = output.name.removesuffix(".tar") if output.suffix == ".tar" else output.name
     return output.with_name(stem + (f".{arch}" if multi else "") + FORMATS[fmt][0])
 
 
 def render(formats: list[str], name: str, digest: str, arch: str, fmt: PackageFormat,
-           packages: list[dict], tree: Tree, created: int) -> dict[str, bytes]:
+           packages: list[LockedPackage], tree: Tree, created: int) -> dict[str, bytes]:
     """The documents of one platform's image, by format."""
     if not formats:
         return {}
@@ -107,7 +118,7 @@ def _suffix(platform: str) -> str:
     return arch + parts[2] if arch == "arm" and len(parts) > 2 else arch
 
 
-def for_image(image: Path, lock: dict, fmt: PackageFormat, name: str, formats: list[str],
+def for_image(image: Path, lock: Lock, fmt: PackageFormat, name: str, formats: list[str],
               created: int, output: Path | None = None) -> list[Path]:
     """Write the SBOMs of an image already built from `lock` (`assemble sbom`)."""
     from assembler.image.oci import platform_for
@@ -120,12 +131,12 @@ def for_image(image: Path, lock: dict, fmt: PackageFormat, name: str, formats: l
                 raise SpecError(f"{image} is a docker-save archive without OCI manifests; "
                                 "an SBOM names the manifest it describes. Use the image "
                                 "'assemble build' wrote.")
-            arch = next((a for a in lock["archs"]
-                         if platform_for(a).architecture == im.arch), None)
+            arch = next((a for a in lock.archs if platform_for(a).architecture == im.arch),
+                        None)
             if arch is None:
                 raise SpecError(f"{image} has a {im.platform} image, which the lock has no "
-                                "packages for (it has " + ", ".join(lock["archs"]) + ").")
-            packages = lock["archs"][arch]["packages"]
+                                "packages for (it has " + ", ".join(lock.archs) + ").")
+            packages = lock.archs[arch].packages
             with f.load_tree(im, contents=True) as tree:
                 _check_built_from(tree, packages, fmt, image)
                 documents[arch] = render(formats, name, im.digest, arch, fmt, packages,
@@ -133,12 +144,12 @@ def for_image(image: Path, lock: dict, fmt: PackageFormat, name: str, formats: l
     return write_all(output or image, documents)
 
 
-def _check_built_from(tree: Tree, packages: list[dict], fmt: PackageFormat,
+def _check_built_from(tree: Tree, packages: list[LockedPackage], fmt: PackageFormat,
                       image: Path) -> None:
     """The image's package database must list what the lock does, or the SBOM would lie."""
     db = fmt.package_db(tree)
     for p in packages:
-        if not db.has(p["name"], p["version"]):
-            raise SpecError(f"{image} has no {p['name']} {p['version']} in its package "
+        if not db.has(p.name, p.version):
+            raise SpecError(f"{image} has no {p.name} {p.version} in its package "
                             "database, but the lock does: the image was not built from this "
                             "lock. Rebuild it, or give the spec it was built from.")

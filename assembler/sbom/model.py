@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from assembler.lock.model import LockedPackage
 from assembler.packages.format import PackageFormat
 from assembler.rootfs.tree import Tree, read_small
 
@@ -73,7 +74,8 @@ def purl(kind: str, namespace: str, name: str, version: str, arch: str, distro: 
         (f"&distro={quote(distro)}" if distro else "")
 
 
-def describe(name: str, digest: str, arch: str, fmt: PackageFormat, packages: list[dict],
+def describe(name: str, digest: str, arch: str, fmt: PackageFormat,
+             packages: list[LockedPackage],
              tree: Tree, created: int, tool: str) -> Sbom:
     """The SBOM model of one platform's image."""
     osr = os_release(tree)
@@ -83,30 +85,28 @@ def describe(name: str, digest: str, arch: str, fmt: PackageFormat, packages: li
     version_file = read_small(tree, fmt.version_file)
     os_version = (version_file.decode("utf-8", "replace").strip() if version_file else "") \
         or osr.get("VERSION_ID", "")
-    names = {p["name"] for p in packages}
+    names = {p.name for p in packages}
     out = []
     for p in packages:
-        supplier, license_ = db.package_facts(p["name"])
+        supplier, license_ = db.package_facts(p.name)
         pkg = SbomPackage(
-            name=p["name"], version=p["version"], arch=p["arch"],
-            source=(p.get("source") or p.get("origin") or p["name"]).split(" ")[0],
-            supplier=supplier, license=license_,
-            purl=purl(fmt.name, os_id or fmt.name, p["name"], p["version"], p["arch"],
-                      qualifier),
-            sha256=p["sha256"], filename=p["filename"], slices=list(p.get("slices", [])))
+            name=p.name, version=p.version, arch=p.arch,
+            source=(p.source or p.name).split(" ")[0], supplier=supplier, license=license_,
+            purl=purl(fmt.name, os_id or fmt.name, p.name, p.version, p.arch, qualifier),
+            sha256=p.sha256, filename=p.filename, slices=list(p.slices or []))
         if pkg.slices:
-            pkg.files = [_file(tree, path) for path in db.package_files(p["name"])]
+            pkg.files = [_file(tree, path) for path in db.package_files(p.name)]
         out.append(pkg)
     by_name = {p.name: p for p in out}
     # A lock reason names who pulled a package in: that package DEPENDS_ON this one
     # (a slice name, pkg_slice, stands for its package).
     for p in packages:
-        for r in p["reason"]:
+        for r in p.reason:
             who = r if r in names else r.partition("_")[0]
-            if who in by_name and who != p["name"] and p["name"] not in by_name[who].depends_on:
-                by_name[who].depends_on.append(p["name"])
-    for p in out:
-        p.depends_on.sort()
+            if who in by_name and who != p.name and p.name not in by_name[who].depends_on:
+                by_name[who].depends_on.append(p.name)
+    for made in out:
+        made.depends_on.sort()
     return Sbom(name=name, digest=digest, arch=arch, os_id=os_id, os_version=os_version,
                 os_name=osr.get("PRETTY_NAME", ""), created=created, tool=tool,
                 packages=sorted(out, key=lambda p: p.name))

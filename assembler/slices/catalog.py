@@ -234,7 +234,7 @@ def _load_file(path: Path) -> list[Slice]:
         raise r.err(top["package"], f"package {package!r} must match the file name "
                                     f"{path.name!r}.")
     shared = _essentials(r, top.get("essential"), package)
-    out = []
+    out: list[Slice] = []
     slices_node = top["slices"]
     if not isinstance(slices_node, yaml.MappingNode):
         raise r.err(slices_node, "slices must be a mapping of slice names to definitions.")
@@ -443,8 +443,8 @@ class Catalog:
             for t, q in globs[i + 1:]:
                 if t.package == s.package or "manifest" in (p.generate, q.generate):
                     continue
-                other = _literal_prefix(q.path)
-                if not (prefix.startswith(other) or other.startswith(prefix)):
+                other_prefix = _literal_prefix(q.path)
+                if not (prefix.startswith(other_prefix) or other_prefix.startswith(prefix)):
                     continue
                 if overlap(p.path, q.path):
                     raise _conflict((s, p), (t, q))

@@ -6,17 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from assembler.errors import AssemblerError, SpecError
+from assembler.lock.model import LockedPackage
 from assembler.rootfs.tree import Tree
 from assembler.slices.catalog import Catalog, PathSpec, Slice
 
 
-def catalog_slices(packages: list[dict], catalog_dir: Path | None,
+def catalog_slices(packages: list[LockedPackage], catalog_dir: Path | None,
                     lock_file: str = "the lockfile") -> dict[str, list[Slice]]:
-    sliced = [p for p in packages if p.get("slices")]
+    sliced = [p for p in packages if p.slices]
     if not sliced:
         return {}
     catalog = Catalog.load(catalog_dir) if catalog_dir else Catalog([])
-    return {p["name"]: [catalog.get(f"{p['name']}_{n}", lock_file) for n in p["slices"]]
+    return {p.name: [catalog.get(f"{p.name}_{n}", lock_file) for n in p.slices or ()]
             for p in sliced}
 
 

@@ -18,6 +18,7 @@ import re
 
 import zstandard
 
+from assembler.lock.model import LockedPackage
 from assembler.rootfs.tree import GENERATED, Tree
 
 SCHEMA = "1.0"
@@ -39,17 +40,17 @@ def _line(fields: list[tuple[str, object]]) -> str:
         .replace("&", "\\u0026")
 
 
-def jsonwall(tree: Tree, packages: list[dict], owners: dict[str, set[str]]) -> bytes:
+def jsonwall(tree: Tree, packages: list[LockedPackage], owners: dict[str, set[str]]) -> bytes:
     """`owners`: image path (as in the tree) -> slice names; whole packages need none."""
     lines: list[str] = []
-    sliced = {p["name"] for p in packages if p.get("slices")}
+    sliced = {p.name for p in packages if p.slices}
     slices: set[str] = set()
     for p in packages:
-        lines.append(_line([("kind", "package"), ("name", p["name"]),
-                            ("version", p["version"]), ("sha256", p["sha256"]),
-                            ("arch", p["arch"])]))
-        for s in p.get("slices") or [WHOLE]:
-            slices.add(f"{p['name']}_{s}")
+        lines.append(_line([("kind", "package"), ("name", p.name),
+                            ("version", p.version), ("sha256", p.sha256),
+                            ("arch", p.arch)]))
+        for s in p.slices or [WHOLE]:
+            slices.add(f"{p.name}_{s}")
     for s in sorted(slices):
         lines.append(_line([("kind", "slice"), ("name", s)]))
     for e in tree.entries():
@@ -75,7 +76,7 @@ def jsonwall(tree: Tree, packages: list[dict], owners: dict[str, set[str]]) -> b
     return ("\n".join([header, *lines]) + "\n").encode()
 
 
-def write_manifest(tree: Tree, directory: str, packages: list[dict],
+def write_manifest(tree: Tree, directory: str, packages: list[LockedPackage],
                    owners: dict[str, set[str]]) -> None:
     data = jsonwall(tree, packages, owners)
     # Level and no checksum/size fields fixed: the bytes are part of the layer digest.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ APK_LIKE = re.compile(r"^(?P<name>[A-Za-z0-9/][A-Za-z0-9+._\-:/]*?)"
                       r"(?:\s*(?P<op>[<>=~]+)\s*(?P<version>[A-Za-z0-9.+~_\-=]+))?$")
 
 
-def did_you_mean(word: str, choices: list[str] | set[str]) -> str:
+def did_you_mean(word: str, choices: Collection[str]) -> str:
     close = difflib.get_close_matches(word, sorted(choices), n=3, cutoff=0.6)
     if not close and len(word) >= 3:  # abbreviations: "dir" for "directory"
         close = sorted(c for c in choices if c.startswith(word))[:3]
@@ -357,7 +358,7 @@ def load_spec(path: Path | str) -> Spec:
                 "shell": _field(r, um["shell"], "shell") if "shell" in um else "/sbin/nologin",
                 "gecos": _field(r, um["gecos"], "gecos") if "gecos" in um else name,
             }
-            if not user["home"].startswith("/"):
+            if not str(user["home"]).startswith("/"):
                 raise r.err(um["home"], f"home {user['home']!r} must be an absolute path.")
             once(u, "username", name)
             once(u, "uid", uid)
@@ -384,8 +385,8 @@ def load_spec(path: Path | str) -> Spec:
         if "path" not in pm or "type" not in pm:
             raise r.err(n, "a path entry needs 'path' and 'type'.")
         entry: dict[str, Any] = {"line": _node_line(n)}
-        for k, v in pm.items():
-            entry[k] = _id(r, v, k) if k in ("uid", "gid") else r.string(v, k)
+        for key, value in pm.items():
+            entry[key] = _id(r, value, key) if key in ("uid", "gid") else r.string(value, key)
         if entry["type"] not in PATH_TYPES:
             raise r.err(pm["type"], f"unknown path type {entry['type']!r}."
                         + did_you_mean(entry["type"], PATH_TYPES)
@@ -410,10 +411,10 @@ def load_spec(path: Path | str) -> Spec:
         lc = r.mapping(top["link-check"], "link-check", LINK_CHECK_KEYS)
         if "ignore" in lc:
             link_check_ignore = r.strings(lc["ignore"], "link-check.ignore")
-            for n, g in zip(r.seq(lc["ignore"], "link-check.ignore"), link_check_ignore,
-                            strict=True):
-                if not g.startswith("/"):
-                    raise r.err(n, f"link-check.ignore entry {g!r} must be an absolute path "
+            for node, glob in zip(r.seq(lc["ignore"], "link-check.ignore"),
+                                  link_check_ignore, strict=True):
+                if not glob.startswith("/"):
+                    raise r.err(node, f"link-check.ignore entry {glob!r} must be an absolute path "
                                 "or glob, such as /usr/lib/app/plugins/*.so.")
 
     try:
