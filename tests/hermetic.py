@@ -56,3 +56,15 @@ def write_bookworm_like(tmp: Path, key_path: Path, name: str = "test") -> Path:
         "archives": [{"name": name, "suites": ["bookworm"], "components": ["main"],
                       "keys": [str(key_path)]}]}))
     return d
+
+
+def image_file(tar: Path, path: str) -> bytes | str:
+    """A path's bytes (or a symlink's target) in the first image of an image tar."""
+    import json
+    import tarfile
+
+    with tarfile.open(tar) as outer:
+        manifest = json.load(outer.extractfile("manifest.json"))[0]
+        with tarfile.open(fileobj=outer.extractfile(manifest["Layers"][0])) as inner:
+            m = inner.getmember(path)
+            return m.linkname if m.issym() else inner.extractfile(m).read()

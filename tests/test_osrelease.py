@@ -5,12 +5,10 @@ and the package's own files win when it is (issue 12, Build 1)."""
 from __future__ import annotations
 
 import json
-import tarfile
-from pathlib import Path
 
 import pytest
 from aptrepo import Pkg
-from hermetic import run, write_bookworm_like, write_spec
+from hermetic import image_file, run, write_bookworm_like, write_spec
 
 pytestmark = pytest.mark.integration
 
@@ -21,16 +19,6 @@ BOOKWORM_OS_RELEASE = (
     b'VERSION_ID="12"\nVERSION="12 (bookworm)"\nVERSION_CODENAME=bookworm\nID=debian\n'
     b'HOME_URL="https://www.debian.org/"\nSUPPORT_URL="https://www.debian.org/support"\n'
     b'BUG_REPORT_URL="https://bugs.debian.org/"\n')
-
-
-def _layer_files(tar_path: Path) -> dict[str, tarfile.TarInfo | bytes]:
-    with tarfile.open(tar_path) as outer:
-        manifest = json.load(outer.extractfile("manifest.json"))
-        with tarfile.open(fileobj=outer.extractfile(manifest[0]["Layers"][0])) as inner:
-            out: dict[str, tarfile.TarInfo | bytes] = {}
-            for m in inner.getmembers():
-                out[m.name] = inner.extractfile(m).read() if m.isfile() else m
-            return out
 
 
 def _build(tmp_path, apt_repo, apt_key, capsys, pkgs, request, version="12.15"):
@@ -48,11 +36,10 @@ def test_identity_generated_without_base_files(tmp_path, apt_repo, apt_key, caps
     code, err, out = _build(tmp_path, apt_repo, apt_key, capsys,
                             [Pkg("hello", "1.0", files={"usr/bin/hello": b"hi"})], "hello")
     assert code == 0, err
-    files = _layer_files(out)
-    assert files["usr/lib/os-release"] == BOOKWORM_OS_RELEASE
-    assert files["etc/os-release"].linkname == "../usr/lib/os-release"
+    assert image_file(out, "usr/lib/os-release") == BOOKWORM_OS_RELEASE
+    assert image_file(out, "etc/os-release") == "../usr/lib/os-release"
     # The point release comes from the signed Release, as base-files' does.
-    assert files["etc/debian_version"] == b"12.15\n"
+    assert image_file(out, "etc/debian_version") == b"12.15\n"
     lock = json.loads((tmp_path / "image.lock.json").read_text())
     assert lock["archs"]["amd64"]["indexes"][0]["version"] == "12.15"
 
@@ -63,11 +50,10 @@ def test_base_package_files_win(tmp_path, apt_repo, apt_key, capsys):
     code, err, out = _build(tmp_path, apt_repo, apt_key, capsys,
                             [Pkg("base-files", "12.4", files=shipped)], "base-files")
     assert code == 0, err
-    files = _layer_files(out)
-    assert files["usr/lib/os-release"] == shipped["usr/lib/os-release"]
-    assert files["etc/debian_version"] == b"12.14\n"
+    assert image_file(out, "usr/lib/os-release") == shipped["usr/lib/os-release"]
+    assert image_file(out, "etc/debian_version") == b"12.14\n"
     # The package has no link: the generated one points at the package's file.
-    assert files["etc/os-release"].linkname == "../usr/lib/os-release"
+    assert image_file(out, "etc/os-release") == "../usr/lib/os-release"
 
 
 def test_release_of_another_version_is_refused(tmp_path, apt_repo, apt_key, capsys):

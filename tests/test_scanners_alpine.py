@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-import tarfile
 from pathlib import Path
 
 import pytest
 import yaml
 from apkrepo import Apk, F, Sym, write_key, write_repo
 from aptrepo import serve_start
-from hermetic import run
+from hermetic import image_file, run
 from scanners import (
     syft,
     syft_packages,
@@ -96,24 +95,16 @@ def _lock(image: Path) -> dict[str, str]:
     return {p["name"]: p["version"] for p in lock["archs"]["x86_64"]["packages"]}
 
 
-def _file(image: Path, path: str) -> bytes | str:
-    with tarfile.open(image) as outer:
-        manifest = json.load(outer.extractfile("manifest.json"))[0]
-        with tarfile.open(fileobj=outer.extractfile(manifest["Layers"][0])) as inner:
-            m = inner.getmember(path)
-            return m.linkname if m.issym() else inner.extractfile(m).read()
-
-
 def test_identity_generated_and_package_files_win(images):
     plain, release = images["plain"], images["release"]
     assert "alpine-release" not in _lock(plain)
-    assert _file(plain, "usr/lib/os-release") == ALPINE_OS_RELEASE
-    assert _file(plain, "etc/os-release") == "../usr/lib/os-release"
-    assert _file(plain, "etc/alpine-release") == f"{RELEASE}\n".encode()
+    assert image_file(plain, "usr/lib/os-release") == ALPINE_OS_RELEASE
+    assert image_file(plain, "etc/os-release") == "../usr/lib/os-release"
+    assert image_file(plain, "etc/alpine-release") == f"{RELEASE}\n".encode()
     # alpine-release ships /etc/os-release as a file: kept, and the generated
     # /usr/lib/os-release beside it says the same bytes.
-    assert _file(release, "etc/os-release") == ALPINE_OS_RELEASE
-    assert _file(release, "usr/lib/os-release") == ALPINE_OS_RELEASE
+    assert image_file(release, "etc/os-release") == ALPINE_OS_RELEASE
+    assert image_file(release, "usr/lib/os-release") == ALPINE_OS_RELEASE
 
 
 @pytest.mark.parametrize("name", ["plain", "release"])
