@@ -5,10 +5,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SPEC ?= specs/python3.yaml
+SPECS := $(sort $(wildcard specs/*.yaml specs/*/*.yaml))
 DEB_TOOLS := dpkg-dev skopeo umoci docker-registry mmdebstrap apt-utils gcc g++ libc6-dev
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast lint venv sysdeps bench clean
+.PHONY: run locks test test-fast lint venv sysdeps bench clean
 
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +26,15 @@ sysdeps:
 	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
 	else echo "not root: assuming $(DEB_TOOLS) are installed"; fi
 
+# Builds from the committed lock (--locked: a stale or missing lock is an error).
 run: venv
-	$(VENV)/bin/assemble build $(SPEC) -o out/$(notdir $(basename $(SPEC))).tar
+	$(VENV)/bin/assemble build $(SPEC) --locked -o out/$(notdir $(basename $(SPEC))).tar
+
+# Re-lock every example spec whose lock is stale or missing (after editing a spec);
+# `make locks UPDATE=1` re-resolves all of them to the archive's current versions.
+locks: venv
+	@for s in $(SPECS); do \
+	  $(VENV)/bin/assemble lock $$s $(if $(UPDATE),--update) || exit 1; done
 
 # ruff over everything, mypy over the package (configured in pyproject.toml).
 lint: venv

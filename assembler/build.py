@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from assembler.distro import snapshot
 from assembler.distro.definition import Distro
 from assembler.distro.mirror import resolve_mirrors
 from assembler.errors import AssemblerError, SpecError
@@ -124,6 +125,10 @@ def build(spec: Spec, options: Options, request: Request) -> str:
     distro = distro_for(spec)
     package_format = format_for(distro)
     mirrors = resolve_mirrors(distro.archives, options.mirrors, spec.mirrors, str(spec.path))
+    snapshot_base = snapshot.snapshot_base(options.snapshot_mirror, spec.snapshot_mirror,
+                                           str(spec.path))
+    snapshot_archives = {a.name for a in distro.archives
+                         if a.url is None and package_format.has_snapshots}
     sde = source_date_epoch(lock)
     progress = Progress(options.quiet)
     wanted_archs = archs or spec.archs
@@ -146,7 +151,10 @@ def build(spec: Spec, options: Options, request: Request) -> str:
     with workdir as tmp:
         for arch in wanted_archs:
             packages = lock.archs[arch].packages
-            items = [Wanted(p.name, mirrors[p.archive], p.filename, p.sha256, p.size)
+            fallback = snapshot.fallbacks([i.fields for i in lock.archs[arch].indexes],
+                                          snapshot_base, snapshot_archives)
+            items = [Wanted(p.name, mirrors[p.archive], p.filename, p.sha256, p.size,
+                            fallback.get((p.archive, p.suite)), (p.archive, p.suite) in fallback)
                      for p in packages]
             files = fetch_all(items, options.cache, options.offline, progress)
             tree, warnings = package_format.install(spec, packages, files, distro, arch,

@@ -12,11 +12,15 @@ from assembler import __version__
 from assembler.build import Request, build
 from assembler.cache import Cache
 from assembler.distro.mirror import parse_mirror_args
+from assembler.distro.snapshot import parse_timestamp
 from assembler.errors import AssemblerError, SpecError
+from assembler.image.diff import diff_images, format_image_diff
+from assembler.image.inspect import format_text, inspect_image, to_json
 from assembler.image.oci import parse_tag
-from assembler.image.reader import ImageError, open_image
+from assembler.image.reader import open_image
 from assembler.linkcheck.check import explain, scan_tree
-from assembler.lock.lockfile import load_or_lock, lock_path, why
+from assembler.lock.diff import diff_locks, format_lock_diff, is_lock_or_spec, load_lock
+from assembler.lock.lockfile import load_or_lock, lock_path, read_lock, why
 from assembler.lock.model import Lock
 from assembler.options import Options
 from assembler.packages.format import format_for
@@ -39,9 +43,12 @@ def _cache(args: argparse.Namespace) -> Cache:
 
 
 def _options(args: argparse.Namespace) -> Options:
+    stamp = getattr(args, "snapshot", None)
     return Options(cache=_cache(args),
                    mirrors=parse_mirror_args(args.mirror or []),
-                   offline=getattr(args, "offline", False), quiet=args.quiet)
+                   offline=getattr(args, "offline", False), quiet=args.quiet,
+                   snapshot_mirror=getattr(args, "snapshot_mirror", None),
+                   snapshot=parse_timestamp(stamp) if stamp else None)
 
 
 def _spec_path(args: argparse.Namespace) -> Path:
@@ -51,12 +58,23 @@ def _spec_path(args: argparse.Namespace) -> Path:
 def cmd_lock(args: argparse.Namespace) -> int:
     spec = load_spec(_spec_path(args))
     options = _options(args)
-    lock, changed = load_or_lock(spec, options, update=args.update)
     path = lock_path(spec.path)
+    before = _previous_lock(path)
+    lock, changed = load_or_lock(spec, options, update=args.update or bool(args.snapshot))
     n = sum(len(a.packages) for a in lock.archs.values())
     info(f"{path}: {'written' if changed else 'unchanged'} ({n} packages, "
          f"{', '.join(lock.archs)}).", options.quiet)
+    if changed and before is not None:
+        print(format_lock_diff(diff_locks(before, lock)), end="")
     return 0
+
+
+def _previous_lock(path: Path) -> Lock | None:
+    """The lock as it was, for the summary of what an update changed (none if unreadable)."""
+    try:
+        return read_lock(path) if path.exists() else None
+    except SpecError:
+        return None
 
 
 def _lock_for_query(args: argparse.Namespace) -> tuple[Spec, Lock]:
@@ -149,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--mirror", action="append", metavar="NAME=URL",
                         help="archive mirror, e.g. debian=http://mirror/debian (repeatable)")
+    common.add_argument("--snapshot-mirror", metavar="URL",
+                        help="snapshot archive base URL, for locked files the mirror dropped")
     common.add_argument("--cache-dir", help="cache directory (default $XDG_CACHE_HOME/assembler)")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress or info output")
     common.add_argument("--offline", action="store_true", help="use only the cache")
@@ -162,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     lk = sub.add_parser("lock", parents=[common], help="resolve the spec and write its lockfile")
     lk.add_argument("spec", nargs="?", help="spec file (default image.yaml)")
     lk.add_argument("--update", action="store_true", help="re-resolve even if the lock is fresh")
+    lk.add_argument("--snapshot", metavar="TIMESTAMP",
+                    help="resolve against the snapshot archive at TIMESTAMP (YYYYmmddTHHMMSSZ)")
     lk.set_defaults(func=cmd_lock)
 
     sp = sub.add_parser("show-packages", parents=[common], help="list the locked packages")
@@ -208,20 +230,35 @@ def build_parser() -> argparse.ArgumentParser:
                     help="do not check ELF files whose absolute path matches GLOB (repeatable)")
     ck.add_argument("-q", "--quiet", action="store_true", help="print only what is missing")
     ck.set_defaults(func=cmd_check)
+
+    df = sub.add_parser("diff", help="what changed between two locks, specs or images",
+                        description="Packages added, removed and changed (versions, sizes, "
+                        "architectures) between two lockfiles, or two specs' committed locks; "
+                        "for two images also their layers and the files added, removed and "
+                        "changed.")
+    df.add_argument("a", metavar="A")
+    df.add_argument("b", metavar="B")
+    df.add_argument("--arch", help="images: only this platform")
+    df.add_argument("--json", action="store_true", help="the diff as JSON (docs/inspect.md)")
+    df.set_defaults(func=cmd_diff)
+
+    ins = sub.add_parser("inspect", help="show what is inside an image", description="Layers, "
+                         "packages (installed size, slices), biggest files, which package or "
+                         "slice owns each file, setuid/setgid and world-writable files and the "
+                         "config of IMAGE: an image tar (assemble build, docker save, OCI "
+                         "archive) or an OCI layout directory.")
+    ins.add_argument("image", metavar="IMAGE")
+    ins.add_argument("--arch", help="only this platform's image (e.g. arm64)")
+    ins.add_argument("--json", action="store_true", help="the report as JSON (docs/inspect.md)")
+    ins.add_argument("--files", action="store_true", help="list every path with its owners")
+    ins.set_defaults(func=cmd_inspect)
     return p
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     with open_image(args.image) as image_file:
-        images = image_file.images()
-        if args.arch:
-            wanted = [i for i in images if args.arch in (i.arch, i.platform)]
-            if not wanted:
-                have = ", ".join(i.platform or "unknown" for i in images)
-                raise ImageError(f"{args.image} has no {args.arch} image; it has {have}.")
-            images = wanted
         failed = False
-        for image in images:
+        for image in image_file.images_for(args.arch):
             label = f"{args.image} ({image.platform or 'platform unknown'})"
             with image_file.load_tree(image) as tree:
                 report = scan_tree(tree, args.ignore)
@@ -238,6 +275,33 @@ def cmd_check(args: argparse.Namespace) -> int:
                 print(f"{label}: {n} dynamically linked ELF file{'' if n == 1 else 's'}; every "
                       "interpreter and library needed is in the image.")
     return 1 if failed else 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    a, b = Path(args.a), Path(args.b)
+    if is_lock_or_spec(a) != is_lock_or_spec(b):
+        raise SpecError(f"diff compares two locks (or specs) or two images; {a} and {b} are "
+                        "one of each.")
+    if is_lock_or_spec(a):
+        doc = diff_locks(load_lock(a), load_lock(b))
+        text = format_lock_diff(doc)
+    else:
+        doc = diff_images(inspect_image(a, args.arch), inspect_image(b, args.arch))
+        text = format_image_diff(doc)
+    if args.json:
+        print(json.dumps({"from": str(a), "to": str(b), **doc}, indent=2, ensure_ascii=False))
+    else:
+        print(text, end="")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    doc = to_json(inspect_image(args.image, args.arch), str(args.image))
+    if args.json:
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+    else:
+        print(format_text(doc, args.files), end="")
+    return 0
 
 
 def cmd_build(args: argparse.Namespace) -> int:

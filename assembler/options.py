@@ -13,3 +13,5 @@ class Options:
     mirrors: dict[str, str] = field(default_factory=dict)   # from --mirror
     offline: bool = False
     quiet: bool = False
+    snapshot_mirror: str | None = None                      # from --snapshot-mirror
+    snapshot: str | None = None                             # lock --snapshot TIMESTAMP

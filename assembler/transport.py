@@ -89,6 +89,8 @@ def download(url: str, dest: Path, sha256: str, size: int | None = None,
         got = 0
         with atomic_writer(dest) as f:
             if url.startswith("file://"):
+                if not Path(url[7:]).is_file():
+                    raise NotFound(f"{url} does not exist.")
                 src = open(url[7:], "rb")  # noqa: SIM115
                 chunks = iter(lambda: src.read(1 << 20), b"")
             else:

@@ -50,10 +50,11 @@ import io
 import lzma
 import os
 import re
+import shutil
 import tarfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -737,8 +738,13 @@ class Server:
             self._thread.join(timeout=5)
 
 
-def serve_start(root: str | os.PathLike[str]) -> Server:
-    """Serve `root` on 127.0.0.1 (random free port) in a daemon thread; call .stop()."""
+def serve_start(root: str | os.PathLike[str],
+                redirect: Callable[[str], str | None] | None = None) -> Server:
+    """Serve `root` on 127.0.0.1 (random free port) in a daemon thread; call .stop().
+
+    `redirect(path)` may name another path to answer a GET with (302), as the
+    snapshot archive does for a timestamp that is not itself a snapshot.
+    """
     root = Path(root)
     server = Server(url="", root=root)
     lock = threading.Lock()
@@ -761,6 +767,13 @@ def serve_start(root: str | os.PathLike[str]) -> Server:
             if self._fault():
                 return
             path = self.path.split("?", 1)[0]
+            target = redirect(path) if redirect else None
+            if target is not None and target != path:
+                self.send_response(302)
+                self.send_header("Location", target)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             delay = next((d for sub, d in server.slow.items() if sub in path), None)
             if delay is None:
                 super().do_GET()
@@ -808,3 +821,54 @@ def serve(root: str | os.PathLike[str]) -> Iterator[Server]:
         yield server
     finally:
         server.stop()
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+SNAPSHOT_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+class SnapshotArchive:
+    """A snapshot archive on 127.0.0.1 in the Debian snapshot layout:
+    `<url>archive/<archive>/<YYYYmmddTHHMMSSZ>/dists/...`, `.../pool/...`.
+
+    `take(repo, "test", when)` copies the archive as published now. Like the real
+    service, a timestamp that is not a snapshot redirects to the newest snapshot
+    at or before it (404 if there is none).
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.server: Server | None = None
+
+    def take(self, repo: AptRepo, archive: str, when: dt.datetime) -> str:
+        stamp = when.astimezone(dt.UTC).strftime(SNAPSHOT_FORMAT)
+        shutil.copytree(repo.root, self.root / "archive" / archive / stamp)
+        return stamp
+
+    def path(self, archive: str, stamp: str, rel: str) -> Path:
+        return self.root / "archive" / archive / stamp / rel
+
+    def _redirect(self, path: str) -> str | None:
+        parts = path.split("/", 4)   # "", "archive", NAME, STAMP, rest
+        if len(parts) < 5 or parts[1] != "archive":
+            return None
+        _, _, name, stamp, rest = parts
+        have = sorted(p.name for p in (self.root / "archive" / name).glob("*T*Z"))
+        earlier = [h for h in have if h <= stamp]
+        return f"/archive/{name}/{earlier[-1]}/{rest}" if earlier else None
+
+    def serve(self) -> Server:
+        if self.server is None:
+            self.server = serve_start(self.root, redirect=self._redirect)
+        return self.server
+
+    @property
+    def url(self) -> str:
+        return self.serve().url
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None

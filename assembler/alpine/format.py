@@ -6,13 +6,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from assembler.alpine import install
+from assembler.alpine import install, installed
 from assembler.alpine.repository import AlpineIndexLoader, apk_arch, repository_path, trust_for
 from assembler.alpine.solver import ApkResolver, apk_want
 from assembler.cache import Cache
 from assembler.distro.definition import Distro
 from assembler.errors import SpecError
 from assembler.lock.model import LockedIndex, LockedPackage
+from assembler.packages.installed import Installed
 from assembler.packages.resolution import Resolution, Want
 from assembler.packages.universe import IndexLoader, Package, Universe
 from assembler.progress import Progress
@@ -28,9 +29,12 @@ if TYPE_CHECKING:
 class ApkFormat:
     name = "apk"
     file_noun = ".apks"
+    has_snapshots = False
 
     def index_loader(self, distro: Distro, mirrors: dict[str, str], cache: Cache,
-                     offline: bool, progress: Progress) -> IndexLoader:
+                     offline: bool, progress: Progress,
+                     snapshots: dict[str, str] | None = None) -> IndexLoader:
+        # No snapshot archives for apk (has_snapshots): universes never passes any.
         return AlpineIndexLoader(distro, mirrors, cache, offline=offline, progress=progress)
 
     def wants(self, spec: Spec) -> list[Want]:
@@ -68,6 +72,12 @@ class ApkFormat:
             progress)
         finish_tree(tree, spec, packages, progress)
         return tree, warnings
+
+    def is_database(self, path: str) -> bool:
+        return path == installed.DATABASE
+
+    def read_installed(self, files: dict[str, bytes]) -> tuple[list[Installed], list[str]]:
+        return installed.read_database(files)
 
     def providers(self, distro: Distro, mirrors: dict[str, str], cache: Cache, arch: str,
                   offline: bool) -> None:

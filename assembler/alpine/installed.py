@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from assembler.alpine.record import PackageRecord, iter_stanzas
+from assembler.packages.installed import Installed, text
 
 _FILE_KEYS = frozenset("FMRaZ")
 
@@ -156,3 +157,19 @@ def format_installed(packages: Iterable[InstalledPackage]) -> str:
                     out.append(f"Z:{f.checksum}")
         out.append("")  # the blank line that ends every package
     return "\n".join(out) + "\n" if out else ""
+
+
+DATABASE = "lib/apk/db/installed"
+
+
+def read_database(files: dict[str, bytes]) -> tuple[list[Installed], list[str]]:
+    """The packages of an image's apk database (for inspect), and the database read."""
+    data = files.get(DATABASE)
+    if data is None:
+        return [], []
+    try:
+        installed = parse_installed(text(data))
+    except ValueError:
+        return [], []   # not a database apk could read either: no packages to report
+    return [Installed(p.record.name, p.record.version, p.record.arch, p.record.installed_size,
+                      files=p.paths()) for p in installed], [DATABASE]

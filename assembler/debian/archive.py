@@ -15,6 +15,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 
 from assembler.cache import Cache, atomic_write
@@ -27,9 +28,11 @@ from assembler.debian.packages import (
 )
 from assembler.debian.release import Release, check_release, parse_release
 from assembler.debian.version import version_key
-from assembler.distro.definition import Archive
+from assembler.distro import snapshot
+from assembler.distro.definition import Archive, Distro
 from assembler.errors import IntegrityError, NetworkError
 from assembler.packages.universe import IndexLoader, Universe
+from assembler.progress import Progress
 from assembler.transport import NotFound, fetch
 
 CACHE_FORMAT = "deb-index-2"
@@ -74,6 +77,7 @@ class SuiteIndex:
     inrelease_sha256: str
     raw: bytes
     pointer: Path
+    expired: bool = False   # a snapshot's Valid-Until had passed (accepted for snapshots)
 
     def remember(self, cache: Cache) -> None:
         """Cache the InRelease, once everything it vouches for has verified too."""
@@ -84,9 +88,13 @@ class SuiteIndex:
 class DebianIndexLoader(IndexLoader):
     """InRelease + Packages per suite: fetch (by-hash), verify, parse, cache."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, distro: Distro, mirrors: dict[str, str], cache: Cache,
+                 offline: bool = False, progress: Progress | None = None,
+                 snapshots: dict[str, str] | None = None) -> None:
+        super().__init__(distro, mirrors, cache, offline, progress)
         self._releases: dict[tuple[str, str], SuiteIndex] = {}
+        # archive name -> the snapshot timestamp its mirror URL points into (lock --snapshot)
+        self.snapshots = snapshots or {}
 
     # -- InRelease ---------------------------------------------------------------
     def _pointer(self, url: str) -> Path:
@@ -119,10 +127,10 @@ class DebianIndexLoader(IndexLoader):
         t = time.perf_counter()
         signed = verify_clearsigned(data, archive.keys, url)
         rel = parse_release(signed.decode("utf-8", "replace"), url)
-        check_release(rel, suite, url)
+        expired = check_release(rel, suite, url, snapshot=archive.name in self.snapshots)
         self.timings.verify += time.perf_counter() - t
         digest = hashlib.sha256(data).hexdigest()
-        si = SuiteIndex(archive.name, suite, rel, digest, data, pointer)
+        si = SuiteIndex(archive.name, suite, rel, digest, data, pointer, expired)
         self._releases[key] = si
         return si
 
@@ -180,6 +188,20 @@ class DebianIndexLoader(IndexLoader):
         atomic_write(cached, marshal.dumps(records))
         return records
 
+    def _source(self, archive: Archive, si: SuiteIndex) -> dict:
+        """The lock's record of one index, with the snapshot that keeps its files."""
+        rel = si.release
+        out = {"archive": archive.name, "suite": si.suite,
+               "date": rel.date.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+               "inrelease-sha256": si.inrelease_sha256,
+               "snapshot": self.snapshots.get(archive.name) or snapshot.for_index(rel.date)}
+        if rel.version:   # the signed point release: what /etc/debian_version says
+            out["version"] = rel.version
+        if si.expired and rel.valid_until is not None:
+            out["valid-until-expired"] = rel.valid_until.astimezone(UTC).strftime(
+                "%Y-%m-%dT%H:%M:%SZ")
+        return out
+
     def load(self, arch: str) -> Universe:
         sources: list[dict] = []
         universe = Universe(arch, version_key, lambda r: make_package(r[0], sources[r[1]]),
@@ -207,12 +229,6 @@ class DebianIndexLoader(IndexLoader):
                         universe.add_bulk(records, idx, provided_names)
                 if not self.offline:
                     si.remember(self.cache)
-                universe.sources.append({
-                    "archive": archive.name, "suite": suite,
-                    "date": si.release.date.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "inrelease-sha256": si.inrelease_sha256,
-                    # the signed point release: what /etc/debian_version says
-                    **({"version": si.release.version} if si.release.version else {}),
-                })
+                universe.sources.append(self._source(archive, si))
         self.progress.done()
         return universe

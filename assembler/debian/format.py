@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assembler.cache import Cache
+from assembler.debian import dpkgdb
 from assembler.debian.archive import DebianIndexLoader
 from assembler.debian.resolver import AptResolver
 from assembler.distro.definition import Distro
 from assembler.errors import SpecError
 from assembler.lock.model import LockedIndex, LockedPackage
+from assembler.packages.installed import Installed
 from assembler.packages.resolution import Resolution, Want
 from assembler.packages.universe import IndexLoader, Package, Universe
 from assembler.progress import Progress
@@ -27,10 +29,13 @@ DEBIAN_OPS = (">=", "<=", "<<", ">>", "=", "<", ">")
 class DebFormat:
     name = "deb"
     file_noun = ".debs"
+    has_snapshots = True
 
     def index_loader(self, distro: Distro, mirrors: dict[str, str], cache: Cache,
-                     offline: bool, progress: Progress) -> IndexLoader:
-        return DebianIndexLoader(distro, mirrors, cache, offline=offline, progress=progress)
+                     offline: bool, progress: Progress,
+                     snapshots: dict[str, str] | None = None) -> IndexLoader:
+        return DebianIndexLoader(distro, mirrors, cache, offline=offline, progress=progress,
+                                 snapshots=snapshots)
 
     def wants(self, spec: Spec) -> list[Want]:
         out = []
@@ -62,6 +67,12 @@ class DebFormat:
 
         return build_tree(spec, packages, files, distro.merged_usr, cache, progress, arch,
                           distro.slices_dir, lock_file)
+
+    def is_database(self, path: str) -> bool:
+        return dpkgdb.is_database(path)
+
+    def read_installed(self, files: dict[str, bytes]) -> tuple[list[Installed], list[str]]:
+        return dpkgdb.read_installed(files)
 
     def providers(self, distro: Distro, mirrors: dict[str, str], cache: Cache, arch: str,
                   offline: bool) -> Callable[[str], str | None]:

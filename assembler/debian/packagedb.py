@@ -4,7 +4,9 @@ for its SBOM; and the point release the lock's signed Release recorded."""
 from __future__ import annotations
 
 from assembler.debian.copyright import MAX_COPYRIGHT, license_expression
+from assembler.debian.dpkgdb import STATUS_D, paragraphs
 from assembler.lock.model import LockedIndex
+from assembler.packages.installed import text
 from assembler.rootfs.tree import Tree, read_small
 from assembler.sbom.licenses import NOASSERTION
 
@@ -18,12 +20,8 @@ def release_version(main_archive: str, main_suite: str, indexes: list[LockedInde
 
 
 def _control(data: bytes) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in data.decode("utf-8", "replace").splitlines():
-        if line and line[0] not in " \t" and ":" in line:
-            k, _, v = line.partition(":")
-            out[k.strip().lower()] = v.strip()
-    return out
+    found = paragraphs(data)
+    return found[0] if found else {}
 
 
 class StatusD:
@@ -33,12 +31,12 @@ class StatusD:
         self.tree = tree
 
     def has(self, name: str, version: str) -> bool:
-        record = read_small(self.tree, f"var/lib/dpkg/status.d/{name}")
+        record = read_small(self.tree, f"{STATUS_D}{name}")
         return record is not None and _control(record).get("version") == version
 
     def package_facts(self, name: str) -> tuple[str, str]:
         """(supplier, licence expression or NOASSERTION) of an installed package."""
-        record = read_small(self.tree, f"var/lib/dpkg/status.d/{name}")
+        record = read_small(self.tree, f"{STATUS_D}{name}")
         supplier = _control(record).get("maintainer", "") if record else ""
         copyright_ = read_small(self.tree, f"usr/share/doc/{name}/copyright", MAX_COPYRIGHT)
         expr = license_expression(copyright_) if copyright_ is not None else None
@@ -46,8 +44,8 @@ class StatusD:
 
     def package_files(self, name: str) -> list[str]:
         """The paths the image has of the package, as its md5sums lists them."""
-        data = read_small(self.tree, f"var/lib/dpkg/status.d/{name}.md5sums", 64 << 20)
+        data = read_small(self.tree, f"{STATUS_D}{name}.md5sums", 64 << 20)
         if not data:
             return []
-        return sorted(line.split("  ", 1)[1] for line in
-                      data.decode("utf-8", "surrogateescape").splitlines() if "  " in line)
+        return sorted(line.partition("  ")[2] for line in text(data).splitlines()
+                      if "  " in line)

@@ -64,13 +64,20 @@ def parse_release(text: str, what: str) -> Release:
     )
 
 
-def check_release(rel: Release, suite: str, what: str, now: datetime | None = None) -> None:
-    """Refuse an expired index, or one that answers for a different suite (a replay)."""
+def check_release(rel: Release, suite: str, what: str, now: datetime | None = None,
+                  snapshot: bool = False) -> bool:
+    """Refuse an expired index, or one that answers for a different suite (a replay).
+
+    A snapshot is an old index by definition: its Valid-Until has passed, which is
+    accepted (and returned as True, for the lock to say so), never for a mirror.
+    """
     now = now or datetime.now(UTC)
-    if rel.valid_until is not None and now > rel.valid_until:
+    expired = rel.valid_until is not None and now > rel.valid_until
+    if expired and not snapshot:
         raise IntegrityError(
             f"{what} expired on {rel.valid_until:%Y-%m-%d %H:%M} UTC (Valid-Until); the mirror "
             "is stale or an old index is being replayed. Use an up-to-date mirror.")
     if suite not in (rel.suite, rel.codename):
         raise IntegrityError(f"{what} is for suite {rel.codename or rel.suite!r}, not {suite!r}; "
                              "refusing it.")
+    return expired

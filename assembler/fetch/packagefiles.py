@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assembler.cache import Cache
+from assembler.distro.snapshot import missing_message
 from assembler.errors import NetworkError
 from assembler.progress import Progress
-from assembler.transport import download
+from assembler.transport import NotFound, download
 
 WORKERS = 6
 
@@ -27,6 +28,8 @@ class Wanted:
     filename: str        # archive-relative (pool/...)
     sha256: str
     size: int
+    fallback: str | None = None   # a snapshot archive root, for a file the mirror dropped
+    snapshots: bool = False       # its archive has snapshots (so say how to configure one)
 
 
 def fetch_all(items: list[Wanted], cache: Cache, offline: bool = False,
@@ -58,7 +61,19 @@ def fetch_all(items: list[Wanted], cache: Cache, offline: bool = False,
 
     def one(it: Wanted) -> None:
         dest = cache.blob_path(it.sha256)
-        download(f"{it.url_base}/{it.filename}", dest, it.sha256, it.size, tick)
+        url = f"{it.url_base}/{it.filename}"
+        try:
+            download(url, dest, it.sha256, it.size, tick)
+            return
+        except NotFound:
+            if not it.fallback:
+                raise NetworkError(missing_message(it.name, url, None, it.snapshots)) from None
+        # The lock's sha256 is what is verified, wherever the bytes come from.
+        try:
+            download(f"{it.fallback}/{it.filename}", dest, it.sha256, it.size, tick)
+        except NotFound:
+            raise NetworkError(missing_message(it.name, url, f"{it.fallback}/{it.filename}",
+                                               True)) from None
 
     # Larger files first so the pool does not end waiting on one big download.
     with ThreadPoolExecutor(WORKERS) as pool:

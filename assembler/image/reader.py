@@ -24,6 +24,7 @@ import io
 import json
 import posixpath
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
@@ -54,6 +55,7 @@ class PlatformImage:
 
     platform: str  # "linux/amd64", "linux/arm64/v8"; "" when the file does not say
     layers: tuple[tuple[str, str | None], ...]  # (member name, sha256 digest to verify or None)
+    config: str = ""  # member name of the image configuration
     digest: str = ""  # the manifest's, when the file is an OCI layout
 
     @property
@@ -98,6 +100,17 @@ class ImageFile(TarOrDir):
             raise ImageError(f"{self.path} holds no image manifest.")
         return found
 
+    def images_for(self, arch: str | None) -> list[PlatformImage]:
+        """images(), or only the one for `arch` (amd64, or a platform like linux/arm64/v8)."""
+        images = self.images()
+        if not arch:
+            return images
+        wanted = [i for i in images if arch in (i.arch, i.platform)]
+        if not wanted:
+            have = ", ".join(i.platform or "unknown" for i in images)
+            raise ImageError(f"{self.path} has no {arch} image; it has {have}.")
+        return wanted
+
     def _oci(self) -> list[PlatformImage]:
         index = self._json("index.json")
         out: dict[str, PlatformImage] = {}
@@ -130,7 +143,8 @@ class ImageFile(TarOrDir):
                 raise ImageError(f"{where} is not an image manifest.") from None
             if not platform:
                 platform = _platform(self._json(_blob(config.digest)))
-            out[desc.digest] = PlatformImage(platform, layers, desc.digest)
+            out[desc.digest] = PlatformImage(platform, layers, _blob(config.digest),
+                                             desc.digest)
         return list(out.values())
 
     def _docker(self) -> list[PlatformImage]:
@@ -141,11 +155,16 @@ class ImageFile(TarOrDir):
                 config = str(m["Config"])
                 if config not in out:
                     layers = tuple((str(layer), None) for layer in m["Layers"])
-                    out[config] = PlatformImage(_platform(self._json(config)), layers)
+                    out[config] = PlatformImage(_platform(self._json(config)), layers, config)
         except (KeyError, TypeError):
             raise ImageError(f"{self.path}: manifest.json is not a docker save manifest.") \
                 from None
         return list(out.values())
+
+    def config(self, image: PlatformImage) -> dict[str, Any]:
+        """The image configuration document (user, entrypoint, env, history...)."""
+        doc = self._json(image.config) if image.config else {}
+        return doc if isinstance(doc, dict) else {}
 
     # -- layers ----------------------------------------------------------------
     def load_tree(self, image: PlatformImage, contents: bool = False) -> Tree:
@@ -155,41 +174,52 @@ class ImageFile(TarOrDir):
         tree = Tree(allow_setuid=True)
         try:
             for i, (name, digest) in enumerate(image.layers):
-                with self.open(name) as raw:
-                    hashing = _HashingReader(raw)
-                    self._apply_layer(tree, hashing, f"layer {i + 1}", name, contents)
-                    if digest is not None and hashing.hexdigest() != digest.partition(":")[2]:
-                        raise ImageError(f"{self.path}: layer {digest} does not match its "
-                                         "digest; the image is damaged.")
+                origin = f"layer {i + 1}"
+                opaque: list[str] = []
+                for info, f in self.layer_members(name, digest):
+                    _apply_member(tree, info, f, origin, opaque, contents)
+                for directory in opaque:
+                    _hide_lower(tree, directory, origin)
         except BaseException:
             tree.close()
             raise
         return tree
 
-    def _apply_layer(self, tree: Tree, raw: _HashingReader, origin: str, name: str,
-                     contents: bool = False) -> None:
-        buffered = io.BufferedReader(raw, 1 << 16)
-        head = buffered.peek(4)[:4]
-        stream: IO[bytes]
-        if head[:2] == b"\x1f\x8b":
-            stream = cast(IO[bytes], gzip.GzipFile(fileobj=buffered, mode="rb"))
-        elif head == b"\x28\xb5\x2f\xfd":
-            stream = zstandard.ZstdDecompressor().stream_reader(buffered)
-        else:
-            stream = buffered
-        opaque: list[str] = []
-        try:
-            with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8") as tf:
-                for info in tf:
-                    _apply_member(tree, info, tf.extractfile(info) if info.isreg() else None,
-                                  origin, opaque, contents)
-                # Read to the end so the digest covers the whole blob.
-                while raw.read(1 << 20):
-                    pass
-        except (OSError, EOFError, tarfile.TarError, zstandard.ZstdError) as e:
-            raise ImageError(f"{self.path}: layer {name} is not a readable tar ({e}).") from None
-        for directory in opaque:
-            _hide_lower(tree, directory, origin)
+    def layer_members(self, name: str, digest: str | None, stats: LayerStats | None = None
+                      ) -> Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]:
+        """The tar members of one layer blob in order, decompressed, each with its content
+        stream (regular files). The blob's digest is checked once it has been read."""
+        with self.open(name) as raw:
+            hashing = _HashingReader(raw)
+            buffered = io.BufferedReader(hashing, 1 << 16)
+            head = buffered.peek(4)[:4]
+            stream: IO[bytes]
+            if head[:2] == b"\x1f\x8b":
+                stream = cast(IO[bytes], gzip.GzipFile(fileobj=buffered, mode="rb"))
+            elif head == b"\x28\xb5\x2f\xfd":
+                stream = zstandard.ZstdDecompressor().stream_reader(buffered)
+            else:
+                stream = buffered
+            try:
+                with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8") as tf:
+                    for info in tf:
+                        yield info, tf.extractfile(info) if info.isreg() else None
+                    # Read to the end so the digest covers the whole blob.
+                    while hashing.read(1 << 20):
+                        pass
+            except (OSError, EOFError, tarfile.TarError, zstandard.ZstdError) as e:
+                raise ImageError(f"{self.path}: layer {name} is not a readable tar ({e})."
+                                 ) from None
+            if stats is not None:
+                stats.compressed = hashing.count
+            if digest is not None and hashing.hexdigest() != digest.partition(":")[2]:
+                raise ImageError(f"{self.path}: layer {digest} does not match its "
+                                 "digest; the image is damaged.")
+
+
+@dataclass
+class LayerStats:
+    compressed: int = 0   # bytes of the blob as stored
 
 
 def _blob(digest: str) -> str:
@@ -212,6 +242,7 @@ class _HashingReader(io.RawIOBase):
     def __init__(self, inner: IO[bytes]) -> None:
         self._inner = inner
         self._sha = hashlib.sha256()
+        self.count = 0
 
     def readable(self) -> bool:
         return True
@@ -219,6 +250,7 @@ class _HashingReader(io.RawIOBase):
     def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
         data = self._inner.read(len(b))
         self._sha.update(data)
+        self.count += len(data)
         b[: len(data)] = data
         return len(data)
 

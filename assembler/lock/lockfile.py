@@ -32,16 +32,26 @@ from assembler.spec.document import Spec, did_you_mean
 
 # Only what changes the package set makes a lock stale: editing cmd or env does not.
 INPUT_KEYS = ("distro", "archs", "contents")
+# Lists under contents that are sets: their order means nothing, so it must not stale a lock.
+UNORDERED = ("packages", "exclude", "strip")
 
 
 def lock_path(spec_path: Path) -> Path:
     return spec_path.with_name(spec_path.stem + ".lock.json")
 
 
-def inputs_digest(spec: Spec) -> str:
+def inputs_digest(spec: Spec, ordered: bool = False) -> str:
+    """What the lock depends on, hashed. `ordered`: the digest as earlier versions wrote
+    it (list order counted), which locks committed then still carry."""
     raw = spec.raw or {}
     inputs = {k: raw.get(k) for k in INPUT_KEYS}
-    inputs["archs"] = spec.archs
+    inputs["archs"] = spec.archs if ordered else sorted(spec.archs)
+    contents = inputs["contents"]
+    if isinstance(contents, dict) and not ordered:
+        inputs["contents"] = {
+            k: sorted(v, key=lambda x: json.dumps(x, sort_keys=True, default=str))
+            if k in UNORDERED and isinstance(v, list) else v
+            for k, v in contents.items()}
     blob = json.dumps(inputs, sort_keys=True, separators=(",", ":"), default=str)
     return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
 
@@ -104,7 +114,7 @@ def read_lock(path: Path) -> Lock:
 
 def staleness(lock: Lock, spec: Spec) -> str | None:
     """Why the lock no longer matches the spec, or None if it does."""
-    if lock.inputs_digest != inputs_digest(spec):
+    if lock.inputs_digest not in (inputs_digest(spec), inputs_digest(spec, ordered=True)):
         return "the spec's distro, archs or contents changed since it was locked"
     if sorted(lock.archs) != sorted(spec.archs):
         return "the spec's archs differ from the lock's"

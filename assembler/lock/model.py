@@ -16,6 +16,7 @@ from typing import Any
 
 LOCK_VERSION = 1
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_TIMESTAMP = re.compile(r"[0-9]{8}T[0-9]{6}Z")   # a snapshot archive's YYYYmmddTHHMMSSZ
 # The keys every package entry has; what else it has belongs to the package format
 # (apk: repository, checksum, datahash) and is kept in `extra`, in order.
 _PACKAGE_KEYS = ("name", "version", "arch", "archive", "suite", "filename", "size", "sha256",
@@ -49,6 +50,12 @@ class LockedIndex:
     def date(self) -> str:
         return str(self.fields["date"])
 
+    @property
+    def snapshot(self) -> str | None:
+        """The snapshot archive timestamp that keeps this index's files (distro/snapshot.py)."""
+        value = self.fields.get("snapshot")
+        return str(value) if value is not None else None
+
     def timestamp(self) -> datetime:
         return datetime.strptime(self.date.replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S%z")
 
@@ -62,6 +69,9 @@ class LockedIndex:
         except (KeyError, ValueError):
             raise LockProblem(f"an index of {arch} has no valid 'date' "
                               f"({data.get('date')!r})") from None
+        if "snapshot" in data and not _TIMESTAMP.fullmatch(str(data["snapshot"])):
+            raise LockProblem(f"an index of {arch} has no valid 'snapshot' "
+                              f"({data['snapshot']!r})")
         return index
 
 

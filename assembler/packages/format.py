@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from assembler.cache import Cache
     from assembler.distro.definition import Distro
     from assembler.lock.model import LockedIndex, LockedPackage
+    from assembler.packages.installed import Installed
     from assembler.packages.resolution import Resolution, Resolver, Want
     from assembler.packages.universe import IndexLoader, Universe
     from assembler.progress import Progress
@@ -33,10 +34,15 @@ FORMATS = {"deb": "assembler.debian.format", "apk": "assembler.alpine.format"}
 class PackageFormat(Protocol):
     name: str            # "deb", "apk": the PURL type as well
     file_noun: str       # how people call its files in prose: ".debs", ".apks"
+    # Its archives have snapshot archives (<base>/archive/<archive>/<timestamp>/, the
+    # layout distro/snapshot.py speaks), so a lock can outlive the mirror's pool.
+    has_snapshots: bool
 
     def index_loader(self, distro: Distro, mirrors: dict[str, str], cache: Cache,
-                     offline: bool, progress: Progress) -> IndexLoader:
-        """Loads (and verifies, and caches) one Universe per architecture."""
+                     offline: bool, progress: Progress,
+                     snapshots: dict[str, str] | None = None) -> IndexLoader:
+        """Loads (and verifies, and caches) one Universe per architecture. `snapshots`:
+        archive name -> the snapshot timestamp its mirror URL points into."""
         ...
 
     def wants(self, spec: Spec) -> list[Want]:
@@ -60,6 +66,15 @@ class PackageFormat(Protocol):
                 distro: Distro, arch: str, cache: Cache, progress: Progress,
                 lock_file: str) -> tuple[Tree, list[str]]:
         """The packages' files in a new Tree, plus the package database; warnings."""
+        ...
+
+    def is_database(self, path: str) -> bool:
+        """Is this image path (no leading slash) part of the format's package database?"""
+        ...
+
+    def read_installed(self, files: dict[str, bytes]) -> tuple[list[Installed], list[str]]:
+        """From an image's database files (path -> bytes, the paths is_database chose):
+        the packages installed, and which databases were read (inspect, diff)."""
         ...
 
     def providers(self, distro: Distro, mirrors: dict[str, str], cache: Cache, arch: str,
@@ -103,3 +118,8 @@ def format_for(distro: Distro) -> PackageFormat:
         raise SpecError(f"{distro.path}: package format {distro.format!r} is not supported "
                         "(known: " + ", ".join(sorted(FORMATS)) + ").")
     return importlib.import_module(module).FORMAT
+
+
+def all_formats() -> list[PackageFormat]:
+    """Every format, for reading an image whose format is not known (inspect)."""
+    return [importlib.import_module(FORMATS[name]).FORMAT for name in sorted(FORMATS)]

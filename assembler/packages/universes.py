@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from assembler.distro import snapshot
 from assembler.distro.definition import Archive, Distro, load_distro, with_components
 from assembler.distro.mirror import resolve_mirrors
 from assembler.errors import SpecError
@@ -44,10 +45,29 @@ class Universes:
         self.format = format_for(self.distro)
         self.mirrors = resolve_mirrors(self.distro.archives, options.mirrors, spec.mirrors,
                                        str(spec.path))
+        self.snapshots = self._snapshot_archives()
         self.progress = Progress(options.quiet)
         self._loader = self.format.index_loader(self.distro, self.mirrors, options.cache,
-                                                options.offline, self.progress)
+                                                options.offline, self.progress, self.snapshots)
         self._universes: dict[str, Universe] = {}
+
+    def _snapshot_archives(self) -> dict[str, str]:
+        """lock --snapshot: the distro's archives are read from that snapshot, not the
+        mirrors (extra repositories have no snapshots and keep theirs)."""
+        ts = self.options.snapshot
+        if ts is None:
+            return {}
+        if not self.format.has_snapshots:
+            raise SpecError(f"--snapshot: {self.spec.distro}'s {self.format.name} archives "
+                            "have no snapshot archives; only Debian's do.")
+        base = snapshot.require_base(snapshot.snapshot_base(
+            self.options.snapshot_mirror, self.spec.snapshot_mirror, str(self.spec.path)))
+        out = {}
+        for a in self.distro.archives:
+            if a.url is None:
+                out[a.name] = ts
+                self.mirrors[a.name] = snapshot.archive_url(base, a.name, ts)
+        return out
 
     @property
     def timings(self):

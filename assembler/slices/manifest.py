@@ -83,3 +83,38 @@ def write_manifest(tree: Tree, directory: str, packages: list[LockedPackage],
     blob = zstandard.ZstdCompressor(level=9, write_content_size=True,
                                     write_checksum=False).compress(data)
     tree.add_file(directory.rstrip("/") + "/" + FILENAME, blob, 0o644, replace=True)
+
+
+MAX_MANIFEST = 256 << 20   # bytes of jsonwall text read back; a bigger one is not read
+
+
+def read_manifest(blob: bytes) -> tuple[dict[str, tuple[str, str, list[str]]],
+                                        dict[str, set[str]]] | None:
+    """A manifest read back (for inspect): package -> (version, arch, slice names), and
+    path (no leading slash) -> the slices that put it there. None if unreadable."""
+    try:
+        # A bounded stream read, whatever size the frame header claims.
+        with zstandard.ZstdDecompressor().stream_reader(blob) as reader:
+            data = reader.read(MAX_MANIFEST + 1)
+        if len(data) > MAX_MANIFEST:
+            return None
+        entries = [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+    except (zstandard.ZstdError, ValueError, UnicodeDecodeError):
+        return None
+    packages: dict[str, tuple[str, str, list[str]]] = {}
+    slices: dict[str, list[str]] = {}
+    paths: dict[str, set[str]] = {}
+    for e in entries:
+        if not isinstance(e, dict) or not isinstance(e.get("name", e.get("path")), str):
+            continue
+        if e.get("kind") == "package":
+            packages[e["name"]] = (str(e.get("version", "")), str(e.get("arch", "")), [])
+        elif e.get("kind") == "slice":
+            package, _, part = e["name"].partition("_")
+            slices.setdefault(package, []).append(part)
+        elif e.get("kind") == "path":
+            paths[e["path"].strip("/")] = {s for s in e.get("slices", []) if isinstance(s, str)}
+    for name, parts in slices.items():
+        if name in packages:
+            packages[name][2].extend(sorted(parts))
+    return packages, paths

@@ -100,6 +100,7 @@ class Spec:
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
     # Globs over absolute paths of ELF files the link check skips (linkcheck.py).
     link_check_ignore: list[str] = field(default_factory=list)
+    snapshot_mirror: str | None = None   # base URL of a snapshot archive (distro/snapshot.py)
 
     def where(self, line: int) -> str:
         return f"{self.path}:{line}"
@@ -176,6 +177,7 @@ TOP_KEYS = {
     "archs": "target architectures",
     "contents": "packages",
     "mirrors": "archive URLs",
+    "snapshot-mirror": "snapshot archive URL",
     "accounts": "users and groups",
     "entrypoint": "entrypoint",
     "cmd": "cmd",
@@ -452,6 +454,8 @@ def load_spec(path: Path | str) -> Spec:
         layering=layering,
         raw=raw,
         link_check_ignore=link_check_ignore,
+        snapshot_mirror=r.string(top["snapshot-mirror"], "snapshot-mirror")
+        if "snapshot-mirror" in top else None,
     )
 
 
