@@ -10,7 +10,7 @@ from pathlib import Path
 
 from assembler import __version__
 from assembler.build import Request, build
-from assembler.cache import Cache
+from assembler.cache import DISK_ERRNOS, Cache, disk_error
 from assembler.distro.mirror import parse_mirror_args
 from assembler.distro.snapshot import parse_timestamp
 from assembler.errors import AssemblerError, SpecError
@@ -39,6 +39,7 @@ def _cache(args: argparse.Namespace) -> Cache:
         raise SpecError(f"{where} {cache.root}: cannot use it ({e.strerror or e}); pass "
                         "--cache-dir DIR or set ASSEMBLER_CACHE to a writable directory."
                         ) from None
+    cache.sweep()
     return cache
 
 
@@ -532,6 +533,13 @@ def main(argv: list[str] | None = None) -> int:
     except AssemblerError as e:
         print(f"assemble: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:
+        # A write the code does not wrap itself failing for the machine's reasons.
+        if e.errno not in DISK_ERRNOS:
+            raise
+        err = disk_error(e, e.filename or "a file", "read or write")
+        print(f"assemble: error: {err}", file=sys.stderr)
+        return err.exit_code
     except KeyboardInterrupt:
         print("assemble: interrupted", file=sys.stderr)
         return 130

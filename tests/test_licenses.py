@@ -3,9 +3,13 @@ machine-readable, never a near match), apk license fields kept as SPDX."""
 
 from __future__ import annotations
 
-import pytest
+import re
 
-from assembler.debian.copyright import license_expression
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from assembler.debian.copyright import FORMAT_PREFIX, license_expression
 from assembler.sbom.licenses import spdx_expression, spdx_id
 
 DEP5 = b"""Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
@@ -74,3 +78,30 @@ def test_exception_clause_stays_one_reference():
 ])
 def test_apk_license_fields(apk, spdx):
     assert spdx_expression(apk) == spdx
+
+
+# Bounded fuzzing (issue 10's rule: each parser has a fuzz target): whatever a package's
+# copyright file or license field says, the answer is None or an expression the SPDX
+# grammar accepts (identifiers, LicenseRef-s, AND/OR, parentheses), never an exception.
+_TOKEN = re.compile(r"\(|\)|AND|OR|LicenseRef-[A-Za-z0-9.-]+|[A-Za-z0-9.+-]+")
+_BUDGET = settings(max_examples=300, derandomize=True, database=None, deadline=None,
+                   suppress_health_check=list(HealthCheck))
+_WORDS = st.sampled_from(["Files: *", "License: ", "Format: " + FORMAT_PREFIX, " or ", " and ",
+                          "GPL-2+", "with", "(", ")", ",", "\n", "\n\n", " ", ":", "Expat"])
+
+
+def _well_formed(expr: str | None) -> bool:
+    return expr is None or all(_TOKEN.fullmatch(t) for t in
+                               expr.replace("(", " ( ").replace(")", " ) ").split())
+
+
+@_BUDGET
+@given(st.lists(st.one_of(_WORDS, st.text(max_size=6)), max_size=30).map("".join))
+def test_fuzz_copyright(text):
+    assert _well_formed(license_expression(text.encode("utf-8", "surrogatepass")))
+
+
+@_BUDGET
+@given(st.lists(st.one_of(_WORDS, st.text(max_size=6)), max_size=12).map("".join))
+def test_fuzz_apk_license_field(text):
+    assert _well_formed(spdx_expression(text))
