@@ -19,11 +19,13 @@ from assembler.distro.definition import Distro
 from assembler.distro.mirror import resolve_mirrors
 from assembler.errors import AssemblerError, SpecError
 from assembler.fetch.packagefiles import Wanted, fetch_all
-from assembler.image.layer import Compression, write_layer
+from assembler.image.layer import Compression
+from assembler.image.layering import Member, write_layers
 from assembler.image.oci import (
     DEFAULT_PATH,
     Image,
     ImageConfig,
+    Platform,
     manifest_digest,
     platform_for,
     write_image_tar,
@@ -100,8 +102,13 @@ def image_config(spec: Spec, has_certs: bool) -> ImageConfig:
         env["SSL_CERT_FILE"] = "/" + BUNDLE
     env.update(spec.environment)
     return ImageConfig(entrypoint=spec.entrypoint, cmd=spec.cmd, env=env,
-                       working_dir=spec.work_dir or "", user=run_as(spec.accounts),
-                       labels=dict(spec.annotations))
+                       working_dir=spec.work_dir or "",
+                       # apko passes run-as through as written
+                       user=spec.apko.run_as or "" if spec.apko is not None
+                       else run_as(spec.accounts),
+                       labels={**spec.annotations, **spec.labels},
+                       stop_signal=spec.stop_signal, exposed_ports=spec.ports,
+                       volumes=spec.volumes)
 
 
 @dataclass
@@ -123,7 +130,7 @@ def build(spec: Spec, options: Options, request: Request) -> str:
     compression, archs = request.compression, request.archs
     check_output(output, fmt, spec)
     lock, _ = load_or_lock(spec, options, locked=request.locked)
-    distro = distro_for(spec)
+    distro = distro_for(spec, options)
     package_format = format_for(distro)
     mirrors = resolve_mirrors(distro.archives, options.mirrors, spec.mirrors, str(spec.path))
     snapshot_base = snapshot.snapshot_base(options.snapshot_mirror, spec.snapshot_mirror,
@@ -175,15 +182,17 @@ def build(spec: Spec, options: Options, request: Request) -> str:
                 require_links(tree, spec.link_check_ignore, what=f"the {arch} image",
                               providers=_providers(distro, package_format, mirrors, options,
                                                    arch))
-                progress.status(f"writing {arch} layer", force=True)
-                layer = write_layer(tree, Path(tmp) / f"layer-{arch}", compression, sde)
-                progress.done()
-                images.append(Image(platform=platform_for(arch), layers=[layer],
+                members = [Member(p.name, p.source or p.name, tuple(p.reason))
+                           for p in packages]
+                layers, history = write_layers(tree, members, spec.layering, Path(tmp) / arch,
+                                               compression, sde, progress)
+                images.append(Image(platform=platform_of(distro, arch), layers=layers,
                                     config=image_config(spec, tree.get(BUNDLE) is not None),
-                                    created=sde, annotations=dict(spec.annotations)))
-                documents[arch] = render(list(request.sboms), spec.path.stem,
-                                         manifest_digest(images[-1]), arch, package_format,
-                                         packages, tree, sde)
+                                    created=sde, annotations=dict(spec.annotations),
+                                    history=history))
+                documents[images[-1].platform.tag_suffix] = render(
+                    list(request.sboms), spec.path.stem, manifest_digest(images[-1]), arch,
+                    package_format, packages, tree, sde)
         try:
             if fmt == "oci-dir":
                 digest = write_oci_dir(output, images, tags)
@@ -196,10 +205,22 @@ def build(spec: Spec, options: Options, request: Request) -> str:
     return digest
 
 
+def platform_of(distro: Distro, arch: str) -> Platform:
+    """The OCI platform of `arch` in this distro: its definition's `platforms` label
+    (Alpine's armhf is ARMv6, Debian's ARMv7), else the common table's."""
+    label = (distro.extra.get("platforms") or {}).get(arch)
+    if not label:
+        return platform_for(arch)
+    architecture, _, variant = str(label).partition("/")
+    return Platform("linux", architecture, variant)
+
+
 def _os_identity(tree: Tree, distro: Distro, signed_version: str) -> list[str]:
     """Give the image its OS identity; what could not be given is a warning."""
     identity = identity_for(distro, signed_version)
     if identity is None:
+        if tree.get("etc/os-release") is not None or tree.get("usr/lib/os-release") is not None:
+            return []  # a package (wolfi-baselayout, a custom one) names the OS
         return [f"{distro.path} has no os-release template: the image names no OS, so "
                 "scanners match no vulnerabilities against it."]
     write_identity(tree, identity)

@@ -59,12 +59,47 @@ def write_bookworm_like(tmp: Path, key_path: Path, name: str = "test") -> Path:
 
 
 def image_file(tar: Path, path: str) -> bytes | str:
-    """A path's bytes (or a symlink's target) in the first image of an image tar."""
+    """A path's bytes (or a symlink's target) in the first image of an image tar, from
+    the topmost layer that has it."""
     import json
     import tarfile
 
     with tarfile.open(tar) as outer:
         manifest = json.load(outer.extractfile("manifest.json"))[0]
-        with tarfile.open(fileobj=outer.extractfile(manifest["Layers"][0])) as inner:
-            m = inner.getmember(path)
-            return m.linkname if m.issym() else inner.extractfile(m).read()
+        for name in reversed(manifest["Layers"]):
+            with tarfile.open(fileobj=outer.extractfile(name)) as inner:
+                try:
+                    m = inner.getmember(path)
+                except KeyError:
+                    continue
+                return m.linkname if m.issym() else inner.extractfile(m).read()
+    raise KeyError(path)
+
+
+def umoci_unpack(image_tar: Path, dest: Path) -> Path:
+    """Unpack an OCI archive with umoci (a real consumer) and return its rootfs."""
+    import os
+    import subprocess
+    import tarfile
+
+    layout = dest / "layout"
+    layout.mkdir()
+    with tarfile.open(image_tar) as t:
+        t.extractall(layout, filter="data")
+    cmd = ["umoci", "unpack", "--image", f"{layout}:latest", str(dest / "bundle")]
+    if os.geteuid() != 0:
+        cmd.insert(2, "--rootless")
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return dest / "bundle" / "rootfs"
+
+
+def skopeo_inspect(image_tar: Path) -> dict:
+    """What skopeo (a real consumer) reads from an OCI archive."""
+    import json
+    import subprocess
+
+    r = subprocess.run(["skopeo", "inspect", f"oci-archive:{image_tar}"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)

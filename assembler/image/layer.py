@@ -197,7 +197,8 @@ def _select(tree: Tree, paths: Iterable[str] | None) -> list[Entry]:
     return [e for e in entries if e.path in wanted]
 
 
-def _tarinfo(entry: Entry, source_date_epoch: int) -> tarfile.TarInfo:
+def _tarinfo(entry: Entry, source_date_epoch: int, dir_mtime: int | None = None
+             ) -> tarfile.TarInfo:
     info = tarfile.TarInfo(entry.path)
     info.mode = entry.mode & 0o7777
     info.uid = entry.uid
@@ -205,6 +206,8 @@ def _tarinfo(entry: Entry, source_date_epoch: int) -> tarfile.TarInfo:
     info.uname = ""
     info.gname = ""
     info.mtime = clamp_mtime(entry.mtime, source_date_epoch)
+    if entry.kind == "dir" and dir_mtime is not None:
+        info.mtime = dir_mtime
     if entry.kind == "dir":
         info.type = tarfile.DIRTYPE
     elif entry.kind == "symlink":
@@ -221,8 +224,12 @@ def write_tar(
     out: IO[bytes] | _HashingWriter,
     source_date_epoch: int,
     paths: Iterable[str] | None = None,
+    dir_mtime: int | None = None,
 ) -> None:
-    """Stream the (selected part of the) tree as an uncompressed tar into `out`."""
+    """Stream the (selected part of the) tree as an uncompressed tar into `out`.
+
+    `dir_mtime` dates every directory alike: a directory's mtime in the tree is the
+    newest any package gave it, which would tie a layer's bytes to its neighbours."""
     # Hardlink groups are keyed by the file they were linked to (and content,
     # in case that file was replaced afterwards). The first member in sort
     # order carries the data and the others link to it: the tree's original
@@ -236,7 +243,7 @@ def write_tar(
         bufsize=_BLOCK,
     ) as tf:
         for entry in _select(tree, paths):
-            info = _tarinfo(entry, source_date_epoch)
+            info = _tarinfo(entry, source_date_epoch, dir_mtime)
             if entry.kind in ("file", "hardlink"):
                 key = (entry.link if entry.kind == "hardlink" else entry.path, entry.sha256)
                 first = first_of_group.get(key)
@@ -260,6 +267,7 @@ def write_layer(
     source_date_epoch: int = 0,
     *,
     paths: Iterable[str] | None = None,
+    dir_mtime: int | None = None,
 ) -> Layer:
     """Write the tree (or only `paths` and their parents) as a layer blob at `dest_path`."""
     if compression not in MEDIA_TYPES:
@@ -274,17 +282,17 @@ def write_layer(
         if compression == "gzip":
             with ParallelGzipWriter(blob) as gz:
                 plain = _HashingWriter(gz)  # type: ignore[arg-type]
-                write_tar(tree, plain, source_date_epoch, paths)
+                write_tar(tree, plain, source_date_epoch, paths, dir_mtime)
         elif compression == "zstd":
             cctx = zstandard.ZstdCompressor(
                 level=ZSTD_LEVEL, threads=0, write_checksum=True, write_content_size=False
             )
             with cctx.stream_writer(blob, closefd=False) as zw:  # type: ignore[arg-type]
                 plain = _HashingWriter(zw)
-                write_tar(tree, plain, source_date_epoch, paths)
+                write_tar(tree, plain, source_date_epoch, paths, dir_mtime)
         else:
             plain = _HashingWriter(blob)
-            write_tar(tree, plain, source_date_epoch, paths)
+            write_tar(tree, plain, source_date_epoch, paths, dir_mtime)
     diff_id = plain.digest()
     digest = blob.digest() if compression != "none" else diff_id
     return Layer(

@@ -56,15 +56,14 @@ def render(formats: list[str], name: str, digest: str, arch: str, fmt: PackageFo
 
 
 def write_all(output: Path, documents: dict[str, dict[str, bytes]]) -> list[Path]:
-    """Write {arch: {format: bytes}} beside `output`; returns the paths. Files are named
-    by the OCI platform (amd64, arm64, armv7), whichever distro's arch names built them."""
-    from assembler.image.oci import platform_for
-
+    """Write {platform: {format: bytes}} beside `output`; returns the paths. Files are
+    named by the OCI platform's tag suffix (amd64, arm64, armv7), not the distro's arch
+    names, so push finds them from the image alone."""
     multi = len(documents) > 1
     written = []
-    for arch, docs in sorted(documents.items()):
+    for suffix, docs in sorted(documents.items()):
         for fmt, data in docs.items():
-            path = sbom_path(output, fmt, platform_for(arch).tag_suffix, multi)
+            path = sbom_path(output, fmt, suffix, multi)
             try:
                 atomic_write(path, data)
             except OSError as e:
@@ -139,8 +138,8 @@ def for_image(image: Path, lock: Lock, fmt: PackageFormat, name: str, formats: l
             packages = lock.archs[arch].packages
             with f.load_tree(im, contents=True) as tree:
                 _check_built_from(tree, packages, fmt, image)
-                documents[arch] = render(formats, name, im.digest, arch, fmt, packages,
-                                         tree, created)
+                documents[_suffix(im.platform)] = render(formats, name, im.digest, arch, fmt,
+                                                         packages, tree, created)
     return write_all(output or image, documents)
 
 
