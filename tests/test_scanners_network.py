@@ -130,9 +130,18 @@ def _locked(b: Built) -> dict[str, str]:
     return {p["name"]: p["version"] for p in b.lock["archs"][b.arch]["packages"]}
 
 
+def _release(b: Built) -> tuple[str, str]:
+    """(the definition's series, e.g. "12", its main suite, e.g. "bookworm")."""
+    from assembler.distro.definition import load_distro
+
+    distro = load_distro(b.lock["distro"], ROOT / "specs")
+    return str(distro.extra.get("version", "")), distro.archives[0].suites[0]
+
+
 def _release_version(b: Built) -> str:
+    suite = _release(b)[1]
     return next(i["version"] for i in b.lock["archs"][b.arch]["indexes"]
-                if i["suite"] == "bookworm")
+                if i["suite"] == suite)
 
 
 NAMES = [_name(s) for s in SPECS] + [f"{MULTI}-amd64", f"{MULTI}-arm64"]
@@ -147,12 +156,13 @@ def image(request, built) -> Built:
 
 def test_syft_sees_os_and_exactly_the_locked_packages(image):
     report = syft(image.image)
-    assert report["distro"]["id"] == "debian" and report["distro"]["versionID"] == "12"
+    series, _ = _release(image)
+    assert report["distro"]["id"] == "debian" and report["distro"]["versionID"] == series
     found = syft_packages(report, "deb")
     assert {n: a["version"] for n, a in found.items()} == _locked(image)
     for a in found.values():
         assert a["purl"].startswith(f"pkg:deb/debian/{quote(a['name'])}@"), a["purl"]
-        assert "distro=debian-12" in a["purl"] and f"arch={a['metadata']['architecture']}" \
+        assert f"distro=debian-{series}" in a["purl"] and f"arch={a['metadata']['architecture']}" \
             in a["purl"], a["purl"]
 
 
@@ -181,7 +191,7 @@ def test_sboms_validate_and_trivy_reads_them_as_the_image(image, tmp_path):
         assert doc["checksums"] == [{"algorithm": "SHA256", "checksumValue": p["sha256"]}]
         assert doc["externalRefs"][0]["referenceLocator"] == \
             f"pkg:deb/debian/{quote(p['name'])}@{quote(p['version'])}" \
-            f"?arch={p['arch']}&distro=debian-12"
+            f"?arch={p['arch']}&distro=debian-{_release(image)[0]}"
 
 
 def test_generated_identity_is_what_base_files_ships(built):
