@@ -139,9 +139,12 @@ def _release(b: Built) -> tuple[str, str]:
 
 
 def _release_version(b: Built) -> str:
+    """The point release: the lock's record of the signed Release, or (a lock made before
+    it recorded one) what the image's base-files says."""
     suite = _release(b)[1]
-    return next(i["version"] for i in b.lock["archs"][b.arch]["indexes"]
-                if i["suite"] == suite)
+    signed = next((i.get("version") for i in b.lock["archs"][b.arch]["indexes"]
+                   if i["suite"] == suite), None)
+    return signed or image_file(b.image, "etc/debian_version").decode().strip()
 
 
 NAMES = [_name(s) for s in SPECS] + [f"{MULTI}-amd64", f"{MULTI}-arm64"]
