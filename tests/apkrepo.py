@@ -137,6 +137,7 @@ def stanza(pkg: Apk, checksum: str, size: int, installed_size: int) -> str:
 
 def write_repo(root: Path, repo: str, pkgs: list[Apk], signer: Signer,
                *, index_signer: Signer | None = None, arch: str = "x86_64",
+               description: bytes = b"test repo",
                index_edit: Callable[[str], str] | None = None) -> dict[str, bytes]:
     """Write `root/<repo>/<arch>/` with the packages and a signed APKINDEX.tar.gz.
 
@@ -155,7 +156,8 @@ def write_repo(root: Path, repo: str, pkgs: list[Apk], signer: Signer,
         stanzas.append(stanza(pkg, checksum, len(data), isize))
     text = "\n".join(stanzas)
     text = index_edit(text) if index_edit else text
-    (d / "APKINDEX.tar.gz").write_bytes(make_index(text, index_signer or signer))
+    (d / "APKINDEX.tar.gz").write_bytes(make_index(text, index_signer or signer,
+                                                   description=description))
     return out
 
 

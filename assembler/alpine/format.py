@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assembler.alpine import install, installed
 from assembler.alpine.repository import (
@@ -18,7 +19,7 @@ from assembler.cache import Cache
 from assembler.distro.definition import Distro
 from assembler.errors import SpecError
 from assembler.fetch.boundedtar import Limits
-from assembler.lock.model import LockedPackage
+from assembler.lock.model import LockedIndex, LockedPackage
 from assembler.packages.installed import Installed
 from assembler.packages.resolution import Resolution, Want
 from assembler.packages.universe import IndexLoader, Package, Universe
@@ -27,6 +28,9 @@ from assembler.rootfs.finish import finish_tree
 from assembler.rootfs.strip import strip_patterns, stripped
 from assembler.rootfs.tree import Tree
 from assembler.spec.document import Spec
+
+if TYPE_CHECKING:
+    from assembler.alpine.packagedb import InstalledDb
 
 
 class ApkFormat:
@@ -92,6 +96,22 @@ class ApkFormat:
     def providers(self, distro: Distro, mirrors: dict[str, str], cache: Cache, arch: str,
                   offline: bool) -> None:
         return None
+
+    version_file = "etc/alpine-release"
+
+    def release_version(self, distro: Distro, indexes: list[LockedIndex]) -> str:
+        from assembler.alpine.packagedb import release_version
+
+        main = distro.archives[0]
+        return release_version(main.name, main.suites[0], indexes)
+
+    def distro_qualifier(self, os_id: str, version_id: str) -> str:
+        return version_id
+
+    def package_db(self, tree: Tree) -> InstalledDb:
+        from assembler.alpine.packagedb import InstalledDb
+
+        return InstalledDb(tree)
 
 
 def apk_repositories(distro: Distro, spec: Spec) -> list[str]:

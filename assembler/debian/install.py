@@ -18,7 +18,7 @@ from assembler.debian.statusd import write_status
 from assembler.distro.definition import Distro
 from assembler.errors import MalformedError
 from assembler.fetch.boundedtar import Limits
-from assembler.fetch.unpacked import Unpacked, unpacked
+from assembler.fetch.unpacked import SYMLINK, Unpacked, unpacked
 from assembler.lock.model import LockedPackage
 from assembler.progress import Progress
 from assembler.rootfs.certs import write_ca_bundle
@@ -92,7 +92,8 @@ def build_tree(spec: Spec, packages: list[LockedPackage], files: dict[str, Path]
                 made += c.made
             else:
                 for member in got.members:
-                    if patterns and stripped(member[0].lstrip("./").rstrip("/"), patterns):
+                    if patterns and stripped(member[0].lstrip("./").rstrip("/"), patterns,
+                                             member[1] == SYMLINK):
                         continue
                     tree.add_member(member, store, name)
             warnings += tree.warnings[before:]

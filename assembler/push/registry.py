@@ -28,7 +28,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,10 @@ from assembler.cache import atomic_write
 from assembler.errors import AssemblerError, IntegrityError, SpecError
 from assembler.image.layout import Descriptor, Layout, open_layout
 from assembler.image.oci import parse_tag
+from assembler.image.store import MAX_DOCUMENT
 from assembler.push.credentials import Credentials, auth_files, lookup
+from assembler.push.referrers import attach
+from assembler.sbom.files import Attachment
 
 DEFAULT_CHUNK = 16 << 20
 TIMEOUT = (10, 120)
@@ -527,9 +530,25 @@ class Client:
             raise IntegrityError(f"blob {desc.digest} in the image reads as {size} bytes with "
                                  f"digest {digest}; the image file is damaged, rebuild it.")
 
+    def get_manifest(self, repository: str, reference: str, accept: str) -> bytes | None:
+        """The manifest's bytes, or None when the registry has none by that reference."""
+        def attempt() -> bytes | None:
+            r = self._send("GET", self.url(repository, f"manifests/{reference}"), repository,
+                           self.scopes(repository), headers={"Accept": accept})
+            if r.status_code == 404:
+                return None
+            if r.status_code != 200 or len(r.content) > MAX_DOCUMENT:
+                raise RegistryError(f"{self.registry}: reading manifest {repository}:"
+                                    f"{reference} gave HTTP {r.status_code}: {_error_text(r)}")
+            return r.content
+
+        return self.retrying(f"reading manifest {reference} of {repository}", attempt)
+
     def put_manifest(self, repository: str, reference: str, desc: Descriptor,
-                     data: bytes) -> None:
-        def attempt() -> None:
+                     data: bytes) -> str:
+        """PUT the manifest; returns the OCI-Subject the registry answered ("" for none:
+        a registry without the referrers API)."""
+        def attempt() -> str:
             r = self._send("PUT", self.url(repository, f"manifests/{reference}"), repository,
                            self.scopes(repository),
                            headers={"Content-Type": desc.media_type}, data=data)
@@ -542,8 +561,9 @@ class Client:
                 raise IntegrityError(f"{self.registry} stored the manifest for {repository}:"
                                      f"{reference} as {echoed}, not {desc.digest}: it changed "
                                      "the bytes.")
+            return r.headers.get("OCI-Subject", "")
 
-        self.retrying(f"storing manifest {reference} in {repository}", attempt)
+        return str(self.retrying(f"storing manifest {reference} in {repository}", attempt))
 
 
 # --------------------------------------------------------------------------- mount hints
@@ -598,8 +618,10 @@ def _unique(items: Iterable[Descriptor]) -> list[Descriptor]:
 
 def push(image: Path | str, refs: list[str], options: PushOptions,
          log: Callable[[str], None] = lambda _: None,
-         progress: Callable[[str], None] = lambda _: None) -> PushResult:
-    """Push the image layout at `image` to every reference; returns its digest."""
+         progress: Callable[[str], None] = lambda _: None,
+         attachments: Sequence[Attachment] = ()) -> PushResult:
+    """Push the image layout at `image` to every reference; returns its digest.
+    `attachments` (SBOMs) go up after the image, as OCI referrers of their manifests."""
     if not refs:
         raise SpecError("push needs at least one destination, e.g. registry.example/app:1.0.")
     parsed = [parse_reference(r) for r in refs]
@@ -626,6 +648,11 @@ def push(image: Path | str, refs: list[str], options: PushOptions,
                     _push_repository(client, layout, repository, tags, documents, blobs,
                                      hints, result.stats, log, progress)
                     log(f"pushed {registry}/{repository}:{','.join(tags)} ({top.digest})")
+                    if attachments:
+                        subjects = {d.digest: d for d, _, _ in documents}
+                        for line in attach(client, repository, attachments, subjects,
+                                           result.stats):
+                            log(line)
             finally:
                 client.close()
                 hints.save()

@@ -694,3 +694,12 @@ class Tree:
 
     def _put(self, entry: Entry) -> None:
         self._entries[entry.path] = entry
+
+
+def read_small(tree: Tree, path: str, limit: int = 1 << 20) -> bytes | None:
+    """The bytes of the regular file at `path` (symlinks followed), or None when there is
+    none or it is bigger than `limit`: for reading records, never an unbounded blob."""
+    entry = tree.resolve(path)
+    if entry is None or entry.kind != "file" or entry.size > limit:
+        return None
+    return tree.read(entry.path)
