@@ -3,34 +3,32 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assembler import __version__
-from assembler.build import Request, build
-from assembler.cache import Cache
-from assembler.distro.mirror import parse_mirror_args
-from assembler.distro.snapshot import parse_timestamp
 from assembler.errors import AssemblerError, SpecError
-from assembler.image.diff import diff_images, format_image_diff
-from assembler.image.inspect import format_text, inspect_image, to_json
-from assembler.image.oci import parse_tag
-from assembler.image.reader import open_image
-from assembler.linkcheck.check import explain, scan_tree
-from assembler.lock.diff import diff_locks, format_lock_diff, is_lock_or_spec, load_lock
-from assembler.lock.lockfile import load_or_lock, lock_path, read_lock, why
-from assembler.lock.model import Lock
-from assembler.options import Options
-from assembler.packages.format import format_for
-from assembler.packages.universes import distro_for
-from assembler.progress import Progress, info
-from assembler.push.registry import DEFAULT_CHUNK, PushOptions, parse_reference, push
-from assembler.spec.document import Spec, load_spec
+from assembler.progress import info
+
+# Only argparse-level imports up here: `--version`, `--help` and argument mistakes must
+# not pay for the pipeline (requests, cryptography, pysequoia, yaml). Each command
+# imports what it uses; these names are for the type checker only.
+if TYPE_CHECKING:
+    from assembler.cache import Cache
+    from assembler.lock.model import Lock
+    from assembler.options import Options
+    from assembler.spec.document import Spec
+
+# push.registry.DEFAULT_CHUNK as text, which argparse converts with _chunk_size
+# (tests/test_cli_startup.py checks that the two agree).
+DEFAULT_CHUNK_TEXT = "16M"
 
 
 def _cache(args: argparse.Namespace) -> Cache:
+    from assembler.cache import Cache
+
     cache = Cache(Path(args.cache_dir) if args.cache_dir else None)
     try:
         cache.root.mkdir(parents=True, exist_ok=True)
@@ -43,6 +41,10 @@ def _cache(args: argparse.Namespace) -> Cache:
 
 
 def _options(args: argparse.Namespace) -> Options:
+    from assembler.distro.mirror import parse_mirror_args
+    from assembler.distro.snapshot import parse_timestamp
+    from assembler.options import Options
+
     stamp = getattr(args, "snapshot", None)
     return Options(cache=_cache(args),
                    mirrors=parse_mirror_args(args.mirror or []),
@@ -56,6 +58,10 @@ def _spec_path(args: argparse.Namespace) -> Path:
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
+    from assembler.lock.diff import diff_locks, format_lock_diff
+    from assembler.lock.lockfile import load_or_lock, lock_path
+    from assembler.spec.document import load_spec
+
     spec = load_spec(_spec_path(args))
     options = _options(args)
     path = lock_path(spec.path)
@@ -71,6 +77,8 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 def _previous_lock(path: Path) -> Lock | None:
     """The lock as it was, for the summary of what an update changed (none if unreadable)."""
+    from assembler.lock.lockfile import read_lock
+
     try:
         return read_lock(path) if path.exists() else None
     except SpecError:
@@ -78,12 +86,20 @@ def _previous_lock(path: Path) -> Lock | None:
 
 
 def _lock_for_query(args: argparse.Namespace) -> tuple[Spec, Lock]:
+    from assembler.lock.lockfile import load_or_lock
+    from assembler.spec.document import load_spec
+
     spec = load_spec(_spec_path(args))
     lock, _ = load_or_lock(spec, _options(args))
     return spec, lock
 
 
 def cmd_show_packages(args: argparse.Namespace) -> int:
+    import json
+
+    from assembler.packages.format import format_for
+    from assembler.packages.universes import distro_for
+
     spec, lock = _lock_for_query(args)
     if args.json:
         out = {arch: [p.to_json() for p in entry.packages]
@@ -104,6 +120,8 @@ def cmd_show_packages(args: argparse.Namespace) -> int:
 
 
 def cmd_why(args: argparse.Namespace) -> int:
+    from assembler.lock.lockfile import why
+
     spec, lock = _lock_for_query(args)
     arch = args.arch or spec.archs[0]
     if arch not in lock.archs:
@@ -128,6 +146,7 @@ def cmd_why(args: argparse.Namespace) -> int:
 def _catalog(args: argparse.Namespace):
     from assembler.distro.definition import load_distro
     from assembler.slices.catalog import Catalog
+    from assembler.spec.document import load_spec
 
     if args.distro:
         distro = load_distro(args.distro, Path.cwd())
@@ -244,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from assembler.image.reader import open_image
+    from assembler.linkcheck.check import explain, scan_tree
+
     with open_image(args.image) as image_file:
         failed = False
         for image in image_file.images_for(args.arch):
@@ -266,6 +288,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    import json
+
+    from assembler.image.diff import diff_images, format_image_diff
+    from assembler.image.inspect import inspect_image
+    from assembler.lock.diff import diff_locks, format_lock_diff, is_lock_or_spec, load_lock
+
     a, b = Path(args.a), Path(args.b)
     if is_lock_or_spec(a) != is_lock_or_spec(b):
         raise SpecError(f"diff compares two locks (or specs) or two images; {a} and {b} are "
@@ -284,6 +312,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from assembler.image.inspect import format_text, inspect_image, to_json
+
     doc = to_json(inspect_image(args.image, args.arch), str(args.image))
     if args.json:
         print(json.dumps(doc, indent=2, ensure_ascii=False))
@@ -293,6 +325,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from assembler.build import Request, build
+    from assembler.image.oci import parse_tag
+    from assembler.push.registry import parse_reference
+    from assembler.spec.document import load_spec
+
     spec = load_spec(_spec_path(args))
     options = _options(args)
     default = "image" if args.format == "oci-dir" else "image.tar"
@@ -376,6 +413,9 @@ def _check_push_files(args: argparse.Namespace) -> None:
 
 
 def _push(image: Path, refs: list[str], args: argparse.Namespace, cache: Cache) -> str:
+    from assembler.progress import Progress
+    from assembler.push.registry import PushOptions, push
+
     options = PushOptions(plain_http=args.plain_http, ca_cert=args.ca_cert,
                           authfile=args.authfile, chunk_size=args.chunk_size,
                           hints_path=cache.root / "registry" / "mount-hints.json")
@@ -434,7 +474,7 @@ def _add_push_options(p: argparse.ArgumentParser) -> None:
                    help="registry credentials file (default: REGISTRY_AUTH_FILE, podman's "
                    "auth.json, ~/.docker/config.json)")
     p.add_argument("--digest-file", metavar="FILE", help="write the image digest to FILE")
-    p.add_argument("--chunk-size", type=_chunk_size, default=DEFAULT_CHUNK, metavar="SIZE",
+    p.add_argument("--chunk-size", type=_chunk_size, default=DEFAULT_CHUNK_TEXT, metavar="SIZE",
                    help="upload larger blobs in chunks of SIZE (default 16M)")
 
 
