@@ -17,8 +17,8 @@ from assembler.distro import snapshot
 from assembler.distro.definition import Distro
 from assembler.distro.mirror import resolve_mirrors
 from assembler.errors import AssemblerError, SpecError
-from assembler.fetch.packagefiles import Wanted, fetch_all
 from assembler.image.layer import Compression, write_layer
+from assembler.image.layercache import LayerCache
 from assembler.image.oci import (
     DEFAULT_PATH,
     Image,
@@ -27,7 +27,7 @@ from assembler.image.oci import (
     write_image_tar,
     write_oci_dir,
 )
-from assembler.linkcheck.check import require_links
+from assembler.image.recipe import Made, Recipes, recipe_key
 from assembler.lock.lockfile import load_or_lock, lock_path
 from assembler.lock.model import Lock
 from assembler.options import Options
@@ -141,31 +141,27 @@ def build(spec: Spec, options: Options, request: Request) -> str:
     except OSError as e:
         raise SpecError(f"-o {output}: cannot write there ({e.strerror or e}).") from None
     images = []
+    recipes = Recipes(options.cache)
+
+    def fallback_for(arch: str) -> dict:
+        return snapshot.fallbacks([i.fields for i in lock.archs[arch].indexes],
+                                  snapshot_base, snapshot_archives)
+
     with workdir as tmp:
         for arch in wanted_archs:
-            packages = lock.archs[arch].packages
-            fallback = snapshot.fallbacks([i.fields for i in lock.archs[arch].indexes],
-                                          snapshot_base, snapshot_archives)
-            items = [Wanted(p.name, mirrors[p.archive], p.filename, p.sha256, p.size,
-                            fallback.get((p.archive, p.suite)), (p.archive, p.suite) in fallback)
-                     for p in packages]
-            files = fetch_all(items, options.cache, options.offline, progress)
-            tree, warnings = package_format.install(spec, packages, files, distro, arch,
-                                                    options.cache, progress,
-                                                    str(lock_path(spec.path)))
-            for w in warnings:
-                info(f"warning: {w}", options.quiet)
-            with tree:
-                # Before anything is written: an image that cannot start is not an output.
-                require_links(tree, spec.link_check_ignore, what=f"the {arch} image",
-                              providers=_providers(distro, package_format, mirrors, options,
-                                                   arch))
-                progress.status(f"writing {arch} layer", force=True)
-                layer = write_layer(tree, Path(tmp) / f"layer-{arch}", compression, sde)
-                progress.done()
-                images.append(Image(platform=platform_for(arch), layers=[layer],
-                                    config=image_config(spec, tree.get(BUNDLE) is not None),
-                                    created=sde, annotations=dict(spec.annotations)))
+            key = recipe_key(spec, distro, arch, compression, sde)
+            made = recipes.get(key)
+            if made is None:
+                made = _make(spec, options, lock, arch, mirrors, fallback_for, distro,
+                             package_format, progress, Path(tmp), compression, sde)
+                if all(layer.path.is_relative_to(options.cache.root) for layer in made.layers):
+                    recipes.put(key, made)
+            else:
+                for w in made.warnings:
+                    info(f"warning: {w}", options.quiet)
+            images.append(Image(platform=platform_for(arch), layers=made.layers,
+                                config=image_config(spec, made.has_certs),
+                                created=sde, annotations=dict(spec.annotations)))
         try:
             if fmt == "oci-dir":
                 digest = write_oci_dir(output, images, tags)
@@ -175,6 +171,36 @@ def build(spec: Spec, options: Options, request: Request) -> str:
             raise AssemblerError(f"writing {output} failed ({e.strerror or e}); nothing was "
                                  "written.") from None
     return digest
+
+
+def _make(spec: Spec, options: Options, lock: Lock, arch: str, mirrors: dict[str, str],
+          fallback_for: Callable[[str], dict], distro: Distro, package_format: PackageFormat,
+          progress: Progress, tmp: Path, compression: Compression, sde: int) -> Made:
+    """Fetch, install, link-check and write one platform's layers."""
+    # Here, not at the top: a rebuild whose recipe is cached never downloads or checks
+    # anything, and need not import the HTTP stack or the ELF reader.
+    from assembler.fetch.packagefiles import Wanted, fetch_all
+    from assembler.linkcheck.check import require_links
+
+    packages = lock.archs[arch].packages
+    fallback = fallback_for(arch)
+    items = [Wanted(p.name, mirrors[p.archive], p.filename, p.sha256, p.size,
+                    fallback.get((p.archive, p.suite)), (p.archive, p.suite) in fallback)
+             for p in packages]
+    files = fetch_all(items, options.cache, options.offline, progress)
+    tree, warnings = package_format.install(spec, packages, files, distro, arch,
+                                            options.cache, progress, str(lock_path(spec.path)))
+    for w in warnings:
+        info(f"warning: {w}", options.quiet)
+    with tree:
+        # Before anything is written: an image that cannot start is not an output.
+        require_links(tree, spec.link_check_ignore, what=f"the {arch} image",
+                      providers=_providers(distro, package_format, mirrors, options, arch))
+        progress.status(f"writing {arch} layer", force=True)
+        layer = write_layer(tree, tmp / f"layer-{arch}", compression, sde,
+                            cache=LayerCache(options.cache))
+        progress.done()
+        return Made([layer], tree.get(BUNDLE) is not None, list(warnings))
 
 
 def check_output(output: Path, fmt: str, spec: Spec) -> None:

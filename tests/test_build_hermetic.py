@@ -138,9 +138,42 @@ def test_kill_during_layer_writing(tmp_path, apt_repo, apt_key, capsys):
     assert run([*argv, "--compression", "none"], capsys)[0] == 0  # warm the cache
     first = out.read_bytes()
     out.unlink()
-    _kill_when([*argv, "-q"], lambda: any(out.parent.glob(".assemble-*/.tmp-*layer*")),
+    # A new layer is written inside the cache, renamed into the blob store once complete.
+    _kill_when([*argv, "-q"], lambda: any((tmp_path / "cache" / "layers").glob(".tmp-*")),
                tmp_path)
     assert not out.exists()
     code, _, err = run([*argv, "--compression", "none"], capsys)
     assert code == 0, err
     assert out.read_bytes() == first
+
+
+def test_unchanged_rebuild_reuses_the_layers_and_a_damaged_blob_is_rebuilt(
+        tmp_path, apt_repo, apt_key, capsys, monkeypatch):
+    pkgs = [Pkg("hello", "1.0", files={"usr/bin/hello": File(b"#!/bin/sh\n", mode=0o755)})]
+    repo, spec, out, argv = _env(tmp_path, apt_repo, apt_key, pkgs, "hello")
+    assert run(argv, capsys)[0] == 0
+    first = out.read_bytes()
+
+    def no_make(*a, **k):
+        raise AssertionError("an unchanged rebuild fetched and installed again")
+
+    with monkeypatch.context() as m:
+        m.setattr("assembler.build._make", no_make)
+        out.unlink()
+        assert run(argv, capsys)[0] == 0
+        assert out.read_bytes() == first
+    # A damaged cached layer is noticed before use and rebuilt, to the same bytes.
+    records = list((tmp_path / "cache" / "layers").glob("*.json"))
+    assert len(records) == 1
+    import json
+
+    digest = json.loads(records[0].read_text())["digest"].removeprefix("sha256:")
+    blob = tmp_path / "cache" / "blobs" / "sha256" / digest[:2] / digest
+    blob.write_bytes(blob.read_bytes()[:-1] + b"\0")
+    assert run(argv, capsys)[0] == 0
+    assert out.read_bytes() == first
+    # A spec change that only reaches the config re-keys the recipe, reuses the layer blob.
+    spec.write_text(spec.read_text() + "environment: {A: b}\n")
+    assert run(argv, capsys)[0] == 0
+    assert out.read_bytes() != first
+    assert len(list((tmp_path / "cache" / "layers").glob("*.json"))) == 1
