@@ -330,7 +330,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     from assembler.push.registry import parse_reference
     from assembler.spec.document import load_spec
 
-    spec = load_spec(_spec_path(args))
+    paths = _build_specs(args.spec)
+    if len(paths) > 1 or (args.spec and Path(args.spec[0]).is_dir()):
+        return _build_many(paths, args)
+    spec = load_spec(paths[0])
     options = _options(args)
     default = "image" if args.format == "oci-dir" else "image.tar"
     output = Path(args.output) if args.output else spec.path.parent / default
@@ -355,6 +358,52 @@ def cmd_build(args: argparse.Namespace) -> int:
     elif args.digest_file:
         _write_digest_file(args.digest_file, digest)
     print(digest)
+    return 0
+
+
+def _build_specs(words: list[str]) -> list[Path]:
+    """The spec files named: files as given, a directory's *.yaml in name order."""
+    paths: list[Path] = []
+    for word in words or ["image.yaml"]:
+        path = Path(word)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir()
+                           if p.suffix in (".yaml", ".yml") and p.is_file())
+            if not found:
+                raise SpecError(f"{path} is a directory without spec files (*.yaml).")
+            paths += found
+        else:
+            paths.append(path)
+    return paths
+
+
+def _build_many(paths: list[Path], args: argparse.Namespace) -> int:
+    """Several specs in one process: one image each, named after its spec."""
+    from assembler.build import Request, build
+    from assembler.spec.document import load_spec
+
+    for flag, value in (("--tag", args.tag), ("--push", args.push),
+                        ("--digest-file", args.digest_file)):
+        if value:
+            raise SpecError(f"{flag} names one image, and {len(paths)} specs were given; "
+                            "build that spec on its own to use it.")
+    outdir = Path(args.output) if args.output else None
+    if outdir is not None and outdir.exists() and not outdir.is_dir():
+        raise SpecError(f"-o {outdir}: with several specs, -o names a directory (each "
+                        "image is written there as SPEC-NAME.tar).")
+    specs = [load_spec(p) for p in paths]   # every spec is readable before any build starts
+    options = _options(args)
+    suffix = "" if args.format == "oci-dir" else ".tar"
+    outputs = [(outdir or s.path.parent) / (s.path.stem + suffix) for s in specs]
+    clash = sorted({str(o) for o in outputs if outputs.count(o) > 1})
+    if clash:
+        raise SpecError(f"two specs would both write {clash[0]}; build them into "
+                        "different directories.")
+    for spec, output in zip(specs, outputs, strict=True):
+        digest = build(spec, options, Request(output, args.format,
+                                              [f"{spec.path.stem.lower()}:latest"],
+                                              args.compression, args.locked, args.arch))
+        print(f"{digest}  {output}")
     return 0
 
 
@@ -492,8 +541,11 @@ def _add_push_command(sub, common) -> None:
 
 def _add_build_command(sub, common) -> None:
     b = sub.add_parser("build", parents=[common], help="build the image from the spec and lock")
-    b.add_argument("spec", nargs="?", help="spec file (default image.yaml)")
-    b.add_argument("-o", "--output", help="output path (default image.tar beside the spec)")
+    b.add_argument("spec", nargs="*", metavar="SPEC",
+                   help="spec file (default image.yaml); several, or a directory of them, "
+                   "build one image each (SPEC-NAME.tar) in one process")
+    b.add_argument("-o", "--output", help="output path (default image.tar beside the spec; "
+                   "with several specs a directory, default beside each spec)")
     b.add_argument("--format", choices=["tar", "oci-dir"], default="tar")
     b.add_argument("--tag", action="append", help="docker RepoTags entry (repeatable)")
     b.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip")

@@ -177,3 +177,30 @@ def test_unchanged_rebuild_reuses_the_layers_and_a_damaged_blob_is_rebuilt(
     assert run(argv, capsys)[0] == 0
     assert out.read_bytes() != first
     assert len(list((tmp_path / "cache" / "layers").glob("*.json"))) == 1
+
+
+def test_several_specs_build_in_one_invocation(tmp_path, apt_repo, apt_key, capsys):
+    pkgs = [Pkg("hello", "1.0", files={"usr/bin/hello": File(b"#!/bin/sh\n", mode=0o755)}),
+            Pkg("other", "1.0", files={"usr/bin/other": b"x"})]
+    repo, spec, out, argv = _env(tmp_path, apt_repo, apt_key, pkgs, "hello")
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    spec = spec.rename(specs / spec.name)
+    second = specs / "second.yaml"
+    second.write_text(spec.read_text().replace("[hello]", "[other]"))
+    common = argv[4:]
+    argv[1] = str(spec)
+    code, _, err = run(["build", str(specs), "--tag", "a:1", *common], capsys)
+    assert code == 2 and "--tag names one image" in err
+    code, stdout, err = run(["build", str(specs), "-o", str(tmp_path / "all"), *common], capsys)
+    assert code == 0, err
+    built = dict(reversed(line.split("  ")) for line in stdout.splitlines())
+    assert sorted(Path(p).name for p in built) == sorted([spec.stem + ".tar", "second.tar"])
+    # The same bytes as one process per spec.
+    for path, digest in built.items():
+        name = Path(path).stem
+        one = [a if a != str(spec) else str(spec.with_name(name + ".yaml")) for a in argv]
+        one[one.index("-o") + 1] = str(tmp_path / f"{name}-alone.tar")
+        code, alone, err = run([*one, "-q"], capsys)
+        assert code == 0, err
+        assert alone.strip() == digest
