@@ -70,7 +70,7 @@ def _providers(distro: Distro, fmt: PackageFormat, mirrors: dict[str, str],
         found = []
         if distro.slices_dir is not None and distro.slices_dir.is_dir():
             if "catalog" not in state:
-                state["catalog"] = Catalog.load(distro.slices_dir)
+                state["catalog"] = Catalog.open(distro.slices_dir)
             catalog = state["catalog"]
             assert isinstance(catalog, Catalog)
             slices = catalog.providers_of(filename, arch)

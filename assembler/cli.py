@@ -163,7 +163,7 @@ def _catalog(args: argparse.Namespace):
     if not distro.slices_dir.is_dir():
         raise SpecError(f"{distro.path}: its slice catalog {distro.slices_dir} is not a "
                         "directory.")
-    return Catalog.load(distro.slices_dir)
+    return Catalog.open(distro.slices_dir)
 
 
 def cmd_info(args: argparse.Namespace) -> int:

@@ -150,7 +150,7 @@ def _catalog(tmp_path: Path, files: dict[str, str | bytes]) -> Path:
 
 @pytest.mark.parametrize("files, words", [
     ({"hello.yaml": b"\xff\xfe"}, ["hello.yaml", "UTF-8"]),
-    ({"hello.yaml": None}, ["hello.yaml"]),
+    ({"Hello.yaml": "package: Hello\n"}, ["Hello.yaml", "invalid slice definition filename"]),
     ({"hello.yaml": "package: hello\nslices:\n  bins: {}\n  bins: {}\n"},
      ["hello.yaml:4:", "hello_bins", "twice"]),
     ({"hello.yaml": "package: hello\nslices:\n  bins:\n    contents:\n"

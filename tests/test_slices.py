@@ -60,7 +60,7 @@ def test_prefer_settles_a_shared_path(tmp_path: Path) -> None:
 def test_prefer_must_name_a_claimant(tmp_path: Path) -> None:
     _write(tmp_path, "one", "slices:\n  bins:\n    contents:\n      /usr/bin/tool: {prefer: x}\n")
     _write(tmp_path, "two", "slices:\n  bins:\n    contents:\n      /usr/bin/tool:\n")
-    with pytest.raises(SpecError, match="prefer: 'x'"):
+    with pytest.raises(SpecError, match="'prefer' refers to undefined package 'x'"):
         Catalog.load(tmp_path)
 
 
@@ -83,37 +83,42 @@ def test_glob_against_a_plain_path_of_another_package(tmp_path: Path) -> None:
         Catalog.load(tmp_path)
 
 
-def test_same_package_may_overlap_and_directories_are_shared(tmp_path: Path) -> None:
-    _write(tmp_path, "one", "slices:\n  a:\n    contents:\n      /usr/share/**:\n"
-                            "  b:\n    contents:\n      /usr/share/x/*:\n      /etc/:\n")
-    _write(tmp_path, "two", "slices:\n  c:\n    contents:\n      /etc/:\n")
+def test_same_package_may_overlap_and_made_directories_are_shared(tmp_path: Path) -> None:
+    _write(tmp_path, "one", "slices:\n  aaa:\n    contents:\n      /usr/share/**:\n"
+                            "  bbb:\n    contents:\n      /usr/share/x/*:\n"
+                            "      /etc/: {make: true}\n")
+    _write(tmp_path, "two", "slices:\n  ccc:\n    contents:\n      /etc/: {make: true}\n")
     assert len(Catalog.load(tmp_path).slices) == 3
 
 
+def test_a_directory_taken_from_two_packages_conflicts_like_chisel(tmp_path: Path) -> None:
+    _write(tmp_path, "one", "slices:\n  aaa:\n    contents:\n      /etc/:\n")
+    _write(tmp_path, "two", "slices:\n  ccc:\n    contents:\n      /etc/:\n")
+    with pytest.raises(SpecError, match="slices one_aaa and two_ccc conflict on /etc/"):
+        Catalog.load(tmp_path)
+
+
 def test_essential_cycle_names_both_sides(tmp_path: Path) -> None:
-    _write(tmp_path, "one", "slices:\n  a:\n    essential: [two_b]\n    contents: {}\n")
-    _write(tmp_path, "two", "slices:\n  b:\n    essential: [one_a]\n    contents: {}\n")
+    _write(tmp_path, "one", "slices:\n  aaa:\n    essential: [two_bbb]\n    contents: {}\n")
+    _write(tmp_path, "two", "slices:\n  bbb:\n    essential: [one_aaa]\n    contents: {}\n")
     with pytest.raises(SpecError) as e:
         Catalog.load(tmp_path)
     msg = e.value.message
-    assert "cycle" in msg and "one_a" in msg and "two_b" in msg
-    assert "one.yaml" in msg and "two.yaml" in msg
+    assert "essential loop detected: one_aaa, two_bbb" in msg and ".yaml:" in msg
 
 
 def test_unknown_essential_is_named_with_a_suggestion(tmp_path: Path) -> None:
-    _write(tmp_path, "one", "slices:\n  a:\n    essential: [two_bins]\n    contents: {}\n")
+    _write(tmp_path, "one", "slices:\n  aaa:\n    essential: [two_bins]\n    contents: {}\n")
     _write(tmp_path, "two", "slices:\n  bin:\n    contents: {}\n")
-    with pytest.raises(SpecError, match="two_bins.*Did you mean 'two_bin'"):
+    with pytest.raises(SpecError, match="requires two_bins.*Did you mean 'two_bin'"):
         Catalog.load(tmp_path)
 
 
 @pytest.mark.parametrize("body, words", [
-    ("slices:\n  a:\n    contents:\n      usr/bin/x:\n", "must be absolute"),
-    ("slices:\n  a:\n    contents:\n      /x: {colour: red}\n", "unknown key 'colour'"),
-    ("slices:\n  a:\n    contents:\n      /x: {generate: bundle}\n", "generate: 'bundle'"),
-    ("slices:\n  a:\n    contents:\n      /x: {make: true}\n", "ending in '/'"),
-    ("slices:\n  a:\n    contents:\n      /x: {until: later}\n", "until: 'later'"),
-    ("slices:\n  A:\n    contents: {}\n", "slice name 'A'"),
+    ("slices:\n  aaa:\n    contents:\n      usr/bin/x:\n", "invalid content path"),
+    ("slices:\n  aaa:\n    contents:\n      /x: {make: true}\n", "must end in / for 'make'"),
+    ("slices:\n  aaa:\n    contents:\n      /x: {until: later}\n", "invalid 'until'"),
+    ("slices:\n  A:\n    contents: {}\n", "invalid slice name 'A'"),
 ])
 def test_bad_definitions_point_at_the_line(tmp_path: Path, body: str, words: str) -> None:
     _write(tmp_path, "one", body)
@@ -122,17 +127,32 @@ def test_bad_definitions_point_at_the_line(tmp_path: Path, body: str, words: str
     assert words in e.value.message and "one.yaml:" in e.value.message
 
 
+def test_unknown_keys_are_ignored_with_a_warning(tmp_path: Path, capsys) -> None:
+    _write(tmp_path, "one", "colour: red\nslices:\n  aaa:\n    contents:\n"
+                            "      /x: {colour: red}\n")
+    assert "one_aaa" in Catalog.load(tmp_path).slices
+    err = capsys.readouterr().err
+    assert "one.yaml:2: unknown key 'colour'" in err and "one.yaml:6: unknown key 'colour'" in err
+
+
+def test_unknown_generator_loads_but_selecting_it_is_refused(tmp_path: Path) -> None:
+    _write(tmp_path, "one", "slices:\n  aaa:\n    contents:\n      /x/**: {generate: bundle}\n")
+    cat = Catalog.load(tmp_path)
+    with pytest.raises(SpecError, match="one_aaa has invalid 'generate' for path /x/\\*\\*"):
+        cat.closure(["one_aaa"], "amd64")
+
+
 def test_closure_follows_package_and_slice_essentials_per_arch(tmp_path: Path) -> None:
     _write(tmp_path, "libc6", "essential: [libc6_copyright]\nslices:\n"
                               "  libs:\n    contents: {}\n  copyright:\n    contents: {}\n")
     _write(tmp_path, "app", "slices:\n  bins:\n    essential:\n"
-                            "      libc6_libs:\n      extra_x: {arch: arm64}\n"
+                            "      libc6_libs:\n      extra_xtra: {arch: arm64}\n"
                             "    contents: {}\n")
-    _write(tmp_path, "extra", "slices:\n  x:\n    contents: {}\n")
+    _write(tmp_path, "extra", "slices:\n  xtra:\n    contents: {}\n")
     c = Catalog.load(tmp_path)
     assert [s.full for s in c.closure(["app_bins"], "amd64")] == \
         ["app_bins", "libc6_copyright", "libc6_libs"]
-    assert "extra_x" in [s.full for s in c.closure(["app_bins"], "arm64")]
+    assert "extra_xtra" in [s.full for s in c.closure(["app_bins"], "arm64")]
 
 
 def _catalog_distro(tmp_path: Path) -> Path:

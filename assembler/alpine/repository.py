@@ -79,7 +79,7 @@ def trust_for(distro: Distro, archive: Archive, arch: str) -> Trust:
     assigned = {name for names in table.values() for name in names}
     mine = set(table.get(apk_arch(arch), ()))
     keys = {k.name: k.read_bytes() for k in archive.keys
-            if k.name not in assigned or k.name in mine}
+            if isinstance(k, Path) and (k.name not in assigned or k.name in mine)}
     policy = distro.extra.get("package-signatures", "required")
     if policy not in ("required", "optional"):
         raise SpecError(f"{distro.path}: package-signatures must be 'required' or 'optional', "

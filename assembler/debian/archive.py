@@ -204,7 +204,15 @@ class DebianIndexLoader(IndexLoader):
         sources: list[dict] = []
         universe = Universe(arch, version_key, lambda r: make_package(r[0], sources[r[1]]),
                             lambda r: is_essential(r[0]))
-        for archive in self.distro.archives:
+        # chisel.yaml priorities: a package comes from the highest-priority archive that
+        # has it, whatever the versions elsewhere (equal priorities: apt's rule, all
+        # versions compete). The sort is stable, so equal priorities keep their order.
+        archives = sorted((a for a in self.distro.archives if a.serves(arch)),
+                          key=lambda a: -a.priority)
+        ranked = len({a.priority for a in archives}) > 1
+        first: dict[str, int] = {}      # package name -> priority of its archive
+        for archive in archives:
+            seen: set[str] = set()
             for suite in archive.suites:
                 si = self.release(archive, suite)
                 if arch not in si.release.architectures:
@@ -221,6 +229,10 @@ class DebianIndexLoader(IndexLoader):
                         records = self._packages(archive, si, component, a)
                         if records is None:
                             continue
+                        if ranked:
+                            records = [r for r in records
+                                       if first.get(r[0], archive.priority) == archive.priority]
+                            seen.update(r[0] for r in records)
                         idx = len(sources)
                         sources.append({"archive": archive.name, "suite": suite,
                                         "component": component})
@@ -228,5 +240,7 @@ class DebianIndexLoader(IndexLoader):
                 if not self.offline:
                     si.remember(self.cache)
                 universe.sources.append(self._source(archive, si))
+            for name in seen:
+                first.setdefault(name, archive.priority)
         self.progress.done()
         return universe

@@ -11,11 +11,15 @@ from assembler.errors import IntegrityError, SpecError
 
 
 @cache
-def _certs(path: Path) -> tuple:
+def _certs(key: Path | bytes) -> tuple:
+    """A key file's certificates, or those of an armored key given inline (chisel.yaml)."""
     try:
-        return tuple(pysequoia.Cert.split_file(str(path)))
+        if isinstance(key, bytes):
+            return tuple(pysequoia.Cert.split_bytes(key))
+        return tuple(pysequoia.Cert.split_file(str(key)))
     except Exception as e:  # pysequoia raises bare RuntimeErrors
-        raise SpecError(f"{path}: not an OpenPGP public key file ({_first_line(e)}).") from None
+        what = "an inline key" if isinstance(key, bytes) else str(key)
+        raise SpecError(f"{what}: not an OpenPGP public key ({_first_line(e)}).") from None
 
 
 def _first_line(e: Exception) -> str:
@@ -23,7 +27,7 @@ def _first_line(e: Exception) -> str:
 
 
 
-def verify_clearsigned(data: bytes, keys: list[Path], what: str) -> bytes:
+def verify_clearsigned(data: bytes, keys: list[Path | bytes], what: str) -> bytes:
     """Return the signed text of a clearsigned message if a key in `keys` signed it.
 
     Only the returned bytes are covered by the signature; callers must parse

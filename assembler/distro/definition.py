@@ -38,12 +38,17 @@ class Archive:
     suites: list[str]
     components: list[str]
     available_components: list[str]
-    keys: list[Path]
+    keys: list[Path | bytes]       # key files, or armored keys given inline (chisel.yaml)
     # How to recognise this archive among the host's apt sources when none of our
     # suites is listed there (a bookworm host building trixie): suite regex + URI path.
     host_suite: str = ".*"
     host_path: str = ""
     url: str | None = None          # set for extra repositories given with a URL
+    archs: list[str] | None = None  # only these architectures (Ubuntu's ports archive)
+    priority: int = 0               # chisel.yaml's: higher wins for a package in several
+
+    def serves(self, arch: str) -> bool:
+        return self.archs is None or arch in self.archs
 
 
 @dataclass
@@ -59,7 +64,8 @@ class Distro:
 
 
 def available_distros() -> list[str]:
-    return sorted(f"{p.parent.name}/{p.stem}" for p in REPOS_DIR.glob("*/*.yaml"))
+    return sorted(f"{p.parent.name}/{p.stem}" for p in REPOS_DIR.glob("*/*.yaml")
+                  if not p.name.startswith("_"))
 
 
 def find_distro(name: str, spec_dir: Path | None = None) -> Path:
@@ -76,6 +82,11 @@ def find_distro(name: str, spec_dir: Path | None = None) -> Path:
 
 
 def load_distro(name: str, spec_dir: Path | None = None) -> Distro:
+    from assembler.distro.chisel import chisel_distro, find_chisel_yaml
+
+    chisel_yaml = find_chisel_yaml(name, spec_dir)
+    if chisel_yaml is not None:
+        return chisel_distro(chisel_yaml)
     path = find_distro(name, spec_dir)
     _, text = compose_yaml(path, "distro definition")
     try:
@@ -101,8 +112,8 @@ def load_distro(name: str, spec_dir: Path | None = None) -> Distro:
             if not isinstance(a, dict):
                 raise SpecError(f"{path}: each archive must be a mapping (name, suites, keys, "
                                 f"...), not {a!r}.")
-            keys = [(base / k).resolve() for k in strings(a["keys"], f"keys of {a['name']!r}")]
-            for k in keys:
+            files = [(base / k).resolve() for k in strings(a["keys"], f"keys of {a['name']!r}")]
+            for k in files:
                 if not k.is_file():
                     raise SpecError(f"{path}: archive {a['name']!r} names key {k}, "
                                     "which does not exist.")
@@ -112,8 +123,9 @@ def load_distro(name: str, spec_dir: Path | None = None) -> Distro:
                 components=components,
                 available_components=strings(a.get("available-components", components),
                                              "available-components"),
-                keys=keys, host_suite=a.get("host-suite", ".*"),
-                host_path=a.get("host-path", ""), url=a.get("url")))
+                keys=list[Path | bytes](files), host_suite=a.get("host-suite", ".*"),
+                host_path=a.get("host-path", ""), url=a.get("url"),
+                archs=strings(a["archs"], f"archs of {a['name']!r}") if "archs" in a else None))
         slices = data.get("slices")
         if slices is not None and not isinstance(slices, str):
             raise SpecError(f"{path}: slices must be a directory path, not {slices!r}.")

@@ -145,7 +145,7 @@ def load_catalog(spec: Spec, distro: Distro) -> Catalog:
         line = next(r.line for r in spec.packages if r.slice)
         raise SpecError(f"{spec.where(line)}: {spec.distro} has no slice catalog; name whole "
                         "packages instead.")
-    return Catalog.load(distro.slices_dir)
+    return Catalog.open(distro.slices_dir)
 
 
 def _add_slices(spec: Spec, universes: Universes, catalog: Catalog, universe: Universe,

@@ -17,7 +17,7 @@ from assembler.options import Options
 from assembler.packages.format import format_for
 from assembler.packages.resolution import Resolution, Resolver, Want
 from assembler.packages.universe import Universe
-from assembler.progress import Progress
+from assembler.progress import Progress, info
 from assembler.spec.document import Spec
 
 
@@ -27,6 +27,10 @@ def distro_for(spec: Spec) -> Distro:
     except SpecError as e:
         raise SpecError(f"{spec.where(spec.distro_line)}: {e.message}") from None
     distro = with_components(distro, spec.components)
+    # An archive for other architectures only (Ubuntu's ports) needs no mirror here.
+    distro.archives = [a for a in distro.archives if any(a.serves(x) for x in spec.archs)]
+    for note in distro.extra.get("notes", []):
+        info(f"note: {distro.path}: {note}")
     for repo in spec.repositories:
         distro.archives.append(Archive(
             name=repo.name, suites=repo.suites, components=repo.components,

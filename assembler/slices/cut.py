@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from assembler.errors import SpecError
 from assembler.fetch.unpacked import DIR, FILE, HARDLINK, Member
-from assembler.slices.catalog import PathSpec, Slice, matches
+from assembler.slices.model import PathSpec, Slice, matches
 
 
 def member_path(member: Member) -> str:
@@ -29,6 +29,7 @@ class Cut:
     owners: dict[str, set[str]] = field(default_factory=dict)   # package path -> slice names
     made: list[tuple[Slice, PathSpec]] = field(default_factory=list)  # text/symlink/dir/generate
     transient: set[str] = field(default_factory=set)             # until: mutate only
+    copies: list[tuple[str, Member]] = field(default_factory=list)  # copy: (new name, source)
 
 
 def cut(package: str, version: str, slices: list[Slice], members: list[Member],
@@ -43,6 +44,17 @@ def cut(package: str, version: str, slices: list[Slice], members: list[Member],
                 continue
             if not spec.from_package:
                 out.made.append((s, spec))
+                continue
+            if spec.source is not None:   # copy: another path's content, put at this one
+                member = by_path.get(spec.source)
+                if member is None:
+                    raise SpecError(f"{s.where(spec.line)}: slice {s.full} copies "
+                                    f"{spec.source} to {spec.path}, but {package} {version} "
+                                    f"({arch}) has no such path.")
+                out.copies.append(("." + spec.path, member))
+                chosen.setdefault(spec.path, set()).add(s.full)
+                if spec.until is None:
+                    keep.add(spec.path)
                 continue
             if spec.kind == "copy":
                 hits = [spec.path] if spec.path in by_path else []
@@ -75,6 +87,11 @@ def cut(package: str, version: str, slices: list[Slice], members: list[Member],
                 m = (m[0], FILE, target[2], target[3], target[4], target[5], "", m[7],
                      target[8], target[9], target[10], b"0")
         out.members.append(m)
+    for name, m in out.copies:
+        if m[1] == HARDLINK:   # the copy is a file of its own, whatever the source was
+            target = by_path.get("/" + m[6].removeprefix("./").lstrip("/"))
+            m = target if target is not None else m
+        out.members.append((name, *m[1:]))
     out.owners = chosen
     out.transient = {p for p in chosen if p not in keep}
     return out

@@ -16,8 +16,8 @@ def catalog_slices(packages: list[LockedPackage], catalog_dir: Path | None,
     sliced = [p for p in packages if p.slices]
     if not sliced:
         return {}
-    catalog = Catalog.load(catalog_dir) if catalog_dir else Catalog([])
-    return {p.name: [catalog.get(f"{p.name}_{n}", lock_file) for n in p.slices or ()]
+    catalog = Catalog.open(catalog_dir) if catalog_dir else Catalog([])
+    return {p.name: catalog.chosen([f"{p.name}_{n}" for n in p.slices or ()], lock_file)
             for p in sliced}
 
 
