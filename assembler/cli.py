@@ -327,7 +327,6 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     from assembler.build import Request, build
     from assembler.image.oci import parse_tag
-    from assembler.push.registry import parse_reference
     from assembler.spec.document import load_spec
 
     paths = _build_specs(args.spec)
@@ -344,6 +343,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.digest_file:
         _check_digest_file(args.digest_file)
     if args.push:
+        # Only here: the registry client (HTTP, credentials) costs a build that does not push.
+        from assembler.push.registry import parse_reference
+
         # Refuse a bad destination before spending minutes on the build.
         for ref in args.push:
             parse_reference(ref)
