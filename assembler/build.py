@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from assembler.cache import sweep_temps
 from assembler.distro import snapshot
 from assembler.distro.definition import Distro
 from assembler.distro.mirror import resolve_mirrors
@@ -137,6 +138,10 @@ def build(spec: Spec, options: Options, request: Request) -> str:
                                 "from git or run 'assemble lock --update'.")
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
+        # What killed builds left beside the output (never younger than any build).
+        name = output.name
+        # (.old-<name>-* may hold the only copy of an oci-dir: write_oci_dir recovers it)
+        sweep_temps(output.parent, (".assemble-*", f".tmp-*.{name}", f".tmp-{name}-*"))
         workdir = tempfile.TemporaryDirectory(prefix=".assemble-", dir=output.parent)
     except OSError as e:
         raise SpecError(f"-o {output}: cannot write there ({e.strerror or e}).") from None
@@ -187,7 +192,8 @@ def _make(spec: Spec, options: Options, lock: Lock, arch: str, mirrors: dict[str
     items = [Wanted(p.name, mirrors[p.archive], p.filename, p.sha256, p.size,
                     fallback.get((p.archive, p.suite)), (p.archive, p.suite) in fallback)
              for p in packages]
-    files = fetch_all(items, options.cache, options.offline, progress)
+    files = fetch_all(items, options.cache, options.offline, progress,
+                      lambda sha: package_format.reads_package_file(options.cache, sha))
     tree, warnings = package_format.install(spec, packages, files, distro, arch,
                                             options.cache, progress, str(lock_path(spec.path)))
     for w in warnings:

@@ -37,6 +37,7 @@ def _cache(args: argparse.Namespace) -> Cache:
         raise SpecError(f"{where} {cache.root}: cannot use it ({e.strerror or e}); pass "
                         "--cache-dir DIR or set ASSEMBLER_CACHE to a writable directory."
                         ) from None
+    cache.sweep()
     return cache
 
 
@@ -569,6 +570,15 @@ def main(argv: list[str] | None = None) -> int:
     except AssemblerError as e:
         print(f"assemble: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:
+        from assembler.cache import DISK_ERRNOS, disk_error
+
+        # A write the code does not wrap itself failing for the machine's reasons.
+        if e.errno not in DISK_ERRNOS:
+            raise
+        err = disk_error(e, e.filename or "a file", "read or write")
+        print(f"assemble: error: {err}", file=sys.stderr)
+        return err.exit_code
     except KeyboardInterrupt:
         print("assemble: interrupted", file=sys.stderr)
         return 130

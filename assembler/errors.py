@@ -37,3 +37,16 @@ class NetworkError(AssemblerError):
 
 class LinkError(AssemblerError):
     """A dynamically linked file in the image needs an interpreter or library the image lacks."""
+
+
+class MalformedError(IntegrityError):
+    """A signed index, a lock or a cache entry holds a value outside its grammar (a hash
+    that is not hex, a size that is not a number, a path with '..'). Refused before use;
+    bad input like a spec mistake, so exit code 2."""
+
+    exit_code = 2
+
+
+class DiskError(AssemblerError):
+    """The cache or the output cannot be written (disk full, read-only, no permission):
+    the machine's fault, not the input's, and never retried. Exit code 1."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,11 +129,13 @@ def stanza(pkg: Apk, checksum: str, size: int, installed_size: int) -> str:
 
 
 def write_repo(root: Path, repo: str, pkgs: list[Apk], signer: Signer,
-               *, index_signer: Signer | None = None, arch: str = "x86_64") -> dict[str, bytes]:
+               *, index_signer: Signer | None = None, arch: str = "x86_64",
+               index_edit: Callable[[str], str] | None = None) -> dict[str, bytes]:
     """Write `root/<repo>/<arch>/` with the packages and a signed APKINDEX.tar.gz.
 
     `index_signer` signs the index (default: `signer`); packages are signed by
-    `signer` unless they say otherwise. Returns filename -> .apk bytes.
+    `signer` unless they say otherwise. `index_edit` rewrites the APKINDEX text
+    before it is signed (a hostile but signed index). Returns filename -> .apk bytes.
     """
     d = root / repo / arch
     d.mkdir(parents=True, exist_ok=True)
@@ -143,7 +146,9 @@ def write_repo(root: Path, repo: str, pkgs: list[Apk], signer: Signer,
         (d / pkg.filename).write_bytes(data)
         out[pkg.filename] = data
         stanzas.append(stanza(pkg, checksum, len(data), isize))
-    (d / "APKINDEX.tar.gz").write_bytes(make_index("\n".join(stanzas), index_signer or signer))
+    text = "\n".join(stanzas)
+    text = index_edit(text) if index_edit else text
+    (d / "APKINDEX.tar.gz").write_bytes(make_index(text, index_signer or signer))
     return out
 
 

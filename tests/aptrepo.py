@@ -28,6 +28,10 @@ In pytest use the `apt_key` / `apt_repo` fixtures from tests/conftest.py:
 `repo.server`). To publish an archive update, change `repo.suites` and call
 `repo.publish()`.
 
+A hostile but signed archive: `repo.index_edits[suite] = lambda text: ...` rewrites
+a suite's Packages text before it is hashed into the signed Release (then
+`repo.publish()`).
+
 Tampering helpers (`tamper_inrelease`, `replace_index`, `resign`, `expire`,
 `tamper_pool_file`, `remove_signature`) mutate the published archive in place
 the way a broken or malicious mirror would.
@@ -54,7 +58,7 @@ import shutil
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -458,6 +462,9 @@ class AptRepo:
         self.by_hash = by_hash
         self.index_exts = list(index_exts)
         self.release_fields = release_fields or {}
+        # suite -> function rewriting its Packages text before it is signed: a hostile
+        # (or broken) archive whose index is nonetheless correctly signed
+        self.index_edits: dict[str, Callable[[str], str]] = {}
         self.pool: dict[tuple[str, str, str], PoolFile] = {}
         self.server: Server | None = None
         self.publish()
@@ -554,7 +561,9 @@ class AptRepo:
         listed: list[tuple[str, bytes]] = []  # (path relative to dists/<suite>, content)
         for comp in self.components:
             for arch in self.archs:
-                text = self.packages_text(suite, comp, arch).encode()
+                text = self.packages_text(suite, comp, arch)
+                edit = self.index_edits.get(suite)
+                text = (edit(text) if edit else text).encode()
                 base = f"{comp}/binary-{arch}"
                 for ext in ("", ".gz", ".xz"):
                     listed.append((f"{base}/Packages{ext}", _compress(text, ext)))
@@ -715,6 +724,11 @@ class Server:
     faults: dict[str, list[int]] = field(default_factory=dict)
     # path substring -> seconds to sleep per 64 KiB sent (a slow mirror)
     slow: dict[str, float] = field(default_factory=dict)
+    # path substring -> function(the file's real bytes) -> (headers, body pieces): a
+    # hostile mirror (an endless body, a drip); bytes it managed to send go to `sent`
+    bodies: dict[str, Callable[[bytes], tuple[dict[str, str], Iterable[bytes]]]] = field(
+        default_factory=dict)
+    sent: dict[str, int] = field(default_factory=dict)
     _httpd: http.server.ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
 
@@ -774,6 +788,10 @@ def serve_start(root: str | os.PathLike[str],
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
+            hostile = next((f for sub, f in server.bodies.items() if sub in path), None)
+            if hostile is not None:
+                self._hostile(path, hostile)
+                return
             delay = next((d for sub, d in server.slow.items() if sub in path), None)
             if delay is None:
                 super().do_GET()
@@ -786,6 +804,23 @@ def serve_start(root: str | os.PathLike[str],
                 self.wfile.write(data[i:i + 65536])
                 self.wfile.flush()
                 time.sleep(delay)
+
+        def _hostile(self, path, body) -> None:
+            real = root / path.lstrip("/")
+            headers, pieces = body(real.read_bytes() if real.is_file() else b"")
+            self.send_response(200)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.close_connection = True
+            try:
+                for piece in pieces:
+                    self.wfile.write(piece)
+                    self.wfile.flush()
+                    with lock:
+                        server.sent[path] = server.sent.get(path, 0) + len(piece)
+            except OSError:   # the client hung up: what a hostile mirror wants to know
+                pass
 
         def do_HEAD(self):
             if not self._fault():

@@ -84,3 +84,14 @@ def test_a_changed_tree_is_not_served_the_old_layer(tmp_path: Path):
         new = write_layer(t, tmp_path / "b", "gzip", SDE, cache=cache)
         plain = write_layer(t, tmp_path / "p", "gzip", SDE)
     assert new.digest != old.digest and new.digest == plain.digest
+
+
+def test_a_damaged_record_is_a_miss_not_a_path(tmp_path: Path):
+    cache = LayerCache(Cache(tmp_path / "cache"))
+    with build() as t:
+        first = write_layer(t, tmp_path / "a", "gzip", SDE, cache=cache)
+    (record,) = (tmp_path / "cache" / "layers").glob("*.json")
+    record.write_text(record.read_text().replace(first.digest, "sha256:../../../etc/passwd"))
+    with build() as t:
+        again = write_layer(t, tmp_path / "b", "gzip", SDE, cache=cache)
+    assert again == first and first.digest in record.read_text()

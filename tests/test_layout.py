@@ -11,7 +11,7 @@ FORMAT_PACKAGES = ("debian", "alpine")
 # earlier one, or the shared infrastructure; never a later stage.
 STAGES = ["spec", "distro", "packages", "lock", "fetch", "slices", "rootfs", "linkcheck",
           "image", "push"]
-INFRA = {"errors", "progress", "cache", "transport", "options", "__init__"}
+INFRA = {"errors", "progress", "cache", "transport", "options", "untrusted", "__init__"}
 TOP = {"build": len(STAGES) - 1, "cli": len(STAGES)}
 # Data models every stage may speak: the lock's records, the image tree, the slice
 # definitions (read at resolve time, cut at unpack time).

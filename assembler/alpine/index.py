@@ -8,10 +8,12 @@ member, so the signature covers every byte after member 1, exactly as stored.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from assembler.alpine.dependency import Dependency
 from assembler.alpine.record import PackageRecord, iter_stanzas, record_from_fields
 from assembler.alpine.signing import (
     check_signatures,
@@ -21,9 +23,16 @@ from assembler.alpine.signing import (
     member_spans,
     read_signatures,
 )
-from assembler.errors import IntegrityError
+from assembler.errors import IntegrityError, MalformedError
+from assembler.untrusted import index_size_limit
 
-_MAX_INDEX = 512 << 20  # far above any real index (main/x86_64 inflates to ~2 MB)
+# A package's name and version make its file name (<name>-<version>.apk): no '/'.
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,254}")
+# Looser than apk's version grammar: real indexes carry versions apk calls invalid
+# (aspell-ru 0.99f7-r1), and they still compare.
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+~-]{0,254}")
+# Q1: base64 of a SHA-1 (apk v2); Q2: of a SHA-256.
+_CHECKSUM = re.compile(r"Q1[A-Za-z0-9+/]{27}=|Q2[A-Za-z0-9+/]{43}=")
 
 
 @dataclass
@@ -80,16 +89,45 @@ def parse_index_tar(tar_bytes: bytes, *, what: str) -> tuple[str, list[PackageRe
             text = content.decode("utf-8", "surrogateescape")
     if text is None:
         raise IntegrityError(f"{what} has no APKINDEX file inside.")
+    packages = []
     try:
-        packages = [record_from_fields(s) for s in iter_stanzas(text)]
+        for stanza in iter_stanzas(text):
+            name = next((v for k, v in stanza if k == "P"), "?")
+            try:
+                packages.append(record_from_fields(stanza))
+            except ValueError as exc:
+                raise MalformedError(f"{what}: malformed APKINDEX (package {name[:80]!r}: "
+                                     f"{exc}); refusing the index.") from None
     except ValueError as exc:
-        raise IntegrityError(f"{what}: malformed APKINDEX ({exc}).") from exc
+        raise MalformedError(f"{what}: malformed APKINDEX ({exc}).") from None
     for rec in packages:
         if not (rec.name and rec.version and rec.checksum):
-            raise IntegrityError(
-                f"{what}: an APKINDEX stanza lacks P:, V: or C: ({rec.name or '?'})."
+            raise MalformedError(
+                f"{what}: an APKINDEX stanza lacks P:, V: or C: ({rec.name[:80] or '?'})."
             )
+        _check(rec, what)
     return description, packages
+
+
+def _check(rec: PackageRecord, what: str) -> None:
+    """Every value later used as a file name, URL part or relation is of its grammar."""
+    where = f"{what}: package {rec.name[:80]!r}"
+    if not _NAME.fullmatch(rec.name):
+        raise MalformedError(f"{where} is not an apk package name; refusing the index.")
+    if not _VERSION.fullmatch(rec.version):
+        raise MalformedError(f"{where}: V:{rec.version[:80]!r} is not an apk version; "
+                             "refusing the index.")
+    if not _CHECKSUM.fullmatch(rec.checksum):
+        raise MalformedError(f"{where}: C:{rec.checksum[:80]!r} is not an apk checksum "
+                             "(Q1 + base64 of a SHA-1); refusing the index.")
+    for letter, atoms in (("D", rec.depends), ("p", rec.provides), ("i", rec.install_if),
+                          ("r", rec.replaces)):
+        for atom in atoms:
+            try:
+                Dependency.parse(atom)
+            except ValueError:
+                raise MalformedError(f"{where}: {letter}:{atom[:80]!r} is not an apk "
+                                     "dependency; refusing the index.") from None
 
 
 def read_index(
@@ -110,6 +148,6 @@ def read_index(
         what = name or "APKINDEX.tar.gz"
         data = source
     signed, signer = verify_index(data, trusted_keys, what=what)
-    index_tar = gunzip(signed, what=what, limit=_MAX_INDEX)
+    index_tar = gunzip(signed, what=what, limit=index_size_limit())
     description, packages = parse_index_tar(index_tar, what=what)
     return ApkIndex(description=description, packages=packages, signed_by=signer)

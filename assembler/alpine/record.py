@@ -92,6 +92,9 @@ class PackageRecord:
     def set_field(self, key: str, value: str) -> None:
         """Apply one ``key:value`` line (the key is one letter)."""
         if key in _INT_FIELDS:
+            # digits only: int() would also take " 1", "1_0" and "-1"
+            if not (value.isascii() and value.isdigit() and len(value) <= 18):
+                raise ValueError(f"{key}:{value[:40]!r} is not a number")
             setattr(self, _INT_FIELDS[key], int(value))
         elif key in _STR_FIELDS:
             setattr(self, _STR_FIELDS[key], value)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import marshal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,15 +29,15 @@ from assembler.alpine.package import ApkPackage, open_apk
 from assembler.alpine.record import PackageRecord, iter_stanzas, record_from_fields
 from assembler.alpine.signing import gunzip
 from assembler.alpine.version import version_key
-from assembler.cache import atomic_write
+from assembler.cache import atomic_write, sealed
 from assembler.distro.definition import Archive, Distro
-from assembler.errors import IntegrityError, NetworkError, SpecError
+from assembler.errors import IntegrityError, MalformedError, NetworkError, SpecError
 from assembler.lock.model import LockedPackage
 from assembler.packages.universe import Dep, IndexLoader, Package, Universe
 from assembler.transport import NotFound, fetch
+from assembler.untrusted import index_size_limit, is_sha256
 
-CACHE_FORMAT = "apk-index-1"
-_MAX_INDEX = 512 << 20
+CACHE_FORMAT = "apk-index-2"   # 2: sealed (Cache.store_parsed)
 WORKERS = 6
 
 # Spec architecture names (Debian's or Alpine's) -> Alpine's.
@@ -120,6 +119,23 @@ def make_package(rec: PackageRecord, source: dict) -> Package:
     )
 
 
+def parse_verified(signed: bytes, what: str) -> tuple[str, str, list, list]:
+    """A verified index's description, date, compact records and install_if triggers."""
+    description, records = parse_index_tar(gunzip(signed, what=what, limit=index_size_limit()),
+                                           what=what)
+    newest = max((r.build_time or 0 for r in records), default=0)
+    try:
+        date = datetime.fromtimestamp(newest, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        raise MalformedError(f"{what}: build time t:{newest} is not a date; refusing the "
+                             "index.") from None
+    items = [(r.name, " ".join(d.name for d in _atoms(r.provides)),
+              "\n".join(r.header_lines())) for r in records]
+    triggers = [(r.name, " ".join(d.name for d in _atoms(r.install_if)))
+                for r in records if r.install_if]
+    return description, date, items, triggers
+
+
 def _provided_names(text: str) -> list[str]:
     return text.split()
 
@@ -148,10 +164,7 @@ class AlpineIndexLoader(IndexLoader):
 
     def _raw(self, url: str) -> bytes:
         if self.offline:
-            try:
-                data = self.cache.get_blob(self._pointer(url).read_text().strip())
-            except FileNotFoundError:
-                data = None
+            data = self.cache.pointed_blob(self._pointer(url))
             if data is None:
                 raise NetworkError(f"--offline: {url} is not in the cache; run once online.")
             return data
@@ -173,22 +186,16 @@ class AlpineIndexLoader(IndexLoader):
         self.timings.verify += time.perf_counter() - t
         parsed_path = self.cache.derived_path("index", f"{CACHE_FORMAT}-{sha}.marshal")
         writes: list[tuple[Path, bytes]] = []
-        if parsed_path.is_file():
-            t = time.perf_counter()
-            description, date, items, triggers = marshal.loads(parsed_path.read_bytes())
+        t = time.perf_counter()
+        parsed = self.cache.load_parsed(parsed_path)
+        if isinstance(parsed, tuple) and len(parsed) == 4:
+            description, date, items, triggers = parsed
             self.timings.load += time.perf_counter() - t
         else:
             t = time.perf_counter()
-            description, records = parse_index_tar(gunzip(signed, what=url, limit=_MAX_INDEX),
-                                                   what=url)
-            newest = max((r.build_time or 0 for r in records), default=0)
-            date = datetime.fromtimestamp(newest, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            items = [(r.name, " ".join(d.name for d in _atoms(r.provides)),
-                      "\n".join(r.header_lines())) for r in records]
-            triggers = [(r.name, " ".join(d.name for d in _atoms(r.install_if)))
-                        for r in records if r.install_if]
+            description, date, items, triggers = parse_verified(signed, url)
             self.timings.parse += time.perf_counter() - t
-            writes.append((parsed_path, marshal.dumps((description, date, items, triggers))))
+            writes.append((parsed_path, sealed((description, date, items, triggers))))
         if not self.offline:
             writes.append((self._pointer(url), sha.encode()))
         return _Verified(url, raw, sha, signer, description, date, items, triggers, writes)
@@ -239,9 +246,12 @@ class AlpineIndexLoader(IndexLoader):
             memo = self._memo_path(p.extra["checksum"])
             try:
                 known = json.loads(memo.read_text(encoding="utf-8"))
-            except (FileNotFoundError, ValueError):
+            except (OSError, ValueError):
                 known = None
-            if known and self.cache.has_blob(known["sha256"]):
+            # a memo is only a shortcut: a damaged one means verifying the package again
+            if (isinstance(known, dict) and is_sha256(known.get("sha256"))
+                    and isinstance(known.get("datahash"), str)
+                    and self.cache.has_blob(known["sha256"])):
                 p.sha256 = known["sha256"]
                 p.extra["lock"]["datahash"] = known["datahash"]
             else:
@@ -256,7 +266,7 @@ class AlpineIndexLoader(IndexLoader):
 
         def one(p: Package) -> None:
             url = f"{self.mirrors[p.archive]}/{p.filename}"
-            data = fetch(url)
+            data = fetch(url, p.size or None)
             if p.size and len(data) != p.size:
                 raise IntegrityError(f"{url}: {len(data)} bytes, but the signed index says "
                                      f"{p.size}; the file was discarded.")

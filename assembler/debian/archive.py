@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import lzma
-import marshal
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -30,12 +29,13 @@ from assembler.debian.release import Release, check_release, parse_release
 from assembler.debian.version import version_key
 from assembler.distro import snapshot
 from assembler.distro.definition import Archive, Distro
-from assembler.errors import IntegrityError, NetworkError
+from assembler.errors import IntegrityError, MalformedError, NetworkError
 from assembler.packages.universe import IndexLoader, Universe
 from assembler.progress import Progress
 from assembler.transport import NotFound, fetch
+from assembler.untrusted import MAX_INDEX_SIZE, index_size_limit
 
-CACHE_FORMAT = "deb-index-2"
+CACHE_FORMAT = "deb-index-3"   # 3: sealed (Cache.store_parsed)
 # Prefer the smallest transfer that is still fast to decompress.
 class _Plain:
     """The no-compression case with a decompressor's interface."""
@@ -46,20 +46,46 @@ class _Plain:
         return data
 
 
-_COMPRESSIONS = ((".xz", lzma.LZMADecompressor), (".gz", lambda: zlib.decompressobj(16 + 15)),
-                 ("", _Plain))
+# xz's own memory need is set by the file (its dictionary): Debian's indexes
+# need 8 to 64 MiB, a hostile one could ask for gigabytes.
+_XZ_MEMLIMIT = 256 << 20
+_COMPRESSIONS = ((".xz", lambda: lzma.LZMADecompressor(memlimit=_XZ_MEMLIMIT)),
+                 (".gz", lambda: zlib.decompressobj(16 + 15)), ("", _Plain))
 
 
-def decompressed_pieces(data: bytes, make: Callable[[], object]) -> Iterator[bytes]:
+_PIECE = 1 << 20
+
+
+def _inflate(d: object, chunk: bytes | memoryview) -> Iterator[bytes]:
+    """What feeding `chunk` to `d` gives, in pieces of at most _PIECE bytes."""
+    if isinstance(d, lzma.LZMADecompressor):
+        yield d.decompress(chunk, _PIECE)
+        while not d.needs_input and not d.eof:
+            yield d.decompress(b"", _PIECE)
+        return
+    while chunk:
+        yield d.decompress(chunk, _PIECE)  # type: ignore[attr-defined]
+        chunk = getattr(d, "unconsumed_tail", b"")
+
+
+def decompressed_pieces(data: bytes, make: Callable[[], object],
+                        limit: int | None = None, what: str = "the index") -> Iterator[bytes]:
     # Parsed piece by piece: the whole bookworm main index is 50 MB of text
-    # (more once decoded), which dominated a cold build's peak RSS.
+    # (more once decoded), which dominated a cold build's peak RSS. Bounded
+    # while inflating: a small hostile .xz never grows past `limit` in memory.
     d = make()
+    limit = limit or index_size_limit()
+    total = 0
     view = memoryview(data)
-    step = 1 << 20
+    step = 1 << 16
     for i in range(0, len(data), step):
-        out = d.decompress(view[i:i + step])  # type: ignore[attr-defined]
-        if out:
-            yield out
+        for out in _inflate(d, view[i:i + step]):
+            total += len(out)
+            if total > limit:
+                raise MalformedError(f"{what} inflates to more than {limit} bytes "
+                                     f"({MAX_INDEX_SIZE[0]} raises the limit); refusing it.")
+            if out:
+                yield out
     if isinstance(d, lzma.LZMADecompressor) and not d.eof:
         raise EOFError("compressed data ends early")
     if hasattr(d, "flush"):
@@ -67,6 +93,16 @@ def decompressed_pieces(data: bytes, make: Callable[[], object]) -> Iterator[byt
         if tail:
             yield tail
 
+
+
+_SIGNATURE_END = b"\n-----END PGP SIGNATURE-----"
+
+
+def _inrelease_end(window: bytes) -> int | None:
+    """Where a clearsigned InRelease ends: its armor's last line, plus a line break
+    (a few bytes of slack); whatever a mirror sends after that is refused unread."""
+    at = window.find(_SIGNATURE_END)
+    return None if at < 0 else at + len(_SIGNATURE_END) + 8
 
 
 @dataclass
@@ -108,17 +144,14 @@ class DebianIndexLoader(IndexLoader):
         pointer = self._pointer(url)
         data: bytes | None = None
         if self.offline:
-            try:
-                data = self.cache.get_blob(pointer.read_text().strip())
-            except FileNotFoundError:
-                data = None
+            data = self.cache.pointed_blob(pointer)
             if data is None:
                 raise NetworkError(f"--offline: {url} is not in the cache; run once online.")
         else:
             t = time.perf_counter()
             self.progress.status(f"fetching {archive.name} {suite} InRelease")
             try:
-                data = fetch(url)
+                data = fetch(url, end=_inrelease_end)
             except NotFound:
                 raise NetworkError(f"{url} does not exist: is {self.mirrors[archive.name]} "
                                    f"really a mirror of archive {archive.name!r} that carries "
@@ -146,9 +179,9 @@ class DebianIndexLoader(IndexLoader):
             return None  # the suite has no such component/arch (e.g. empty -updates)
         sha, size = entry
         cached = self.cache.derived_path("index", f"{CACHE_FORMAT}-{sha}.marshal")
-        if cached.is_file():
-            t = time.perf_counter()
-            records = marshal.loads(cached.read_bytes())
+        t = time.perf_counter()
+        records = self.cache.load_parsed(cached)
+        if isinstance(records, list):
             self.timings.load += time.perf_counter() - t
             return records
         if self.offline:
@@ -160,15 +193,18 @@ class DebianIndexLoader(IndexLoader):
                              f"({size / 1e6:.1f} MB)", force=True)
         t = time.perf_counter()
         data = None
-        if si.release.acquire_by_hash:
-            # by-hash cannot change under us mid-update; fall back like apt does.
-            try:
-                data = fetch(f"{mirror}/dists/{si.suite}/{component}/binary-{arch}/"
-                             f"by-hash/SHA256/{sha}")
-            except NotFound:
-                data = None
-        if data is None:
-            data = fetch(url)
+        try:
+            if si.release.acquire_by_hash:
+                # by-hash cannot change under us mid-update; fall back like apt does.
+                try:
+                    data = fetch(f"{mirror}/dists/{si.suite}/{component}/binary-{arch}/"
+                                 f"by-hash/SHA256/{sha}", size)
+                except NotFound:
+                    data = None
+            if data is None:
+                data = fetch(url, size)
+        except IntegrityError as e:
+            raise IntegrityError(f"{si.archive} {si.suite} {base}{ext}: {e}") from None
         self.timings.download += time.perf_counter() - t
         t = time.perf_counter()
         actual = hashlib.sha256(data).hexdigest()
@@ -181,11 +217,12 @@ class DebianIndexLoader(IndexLoader):
         t = time.perf_counter()
         self.progress.status(f"parsing {si.archive} {si.suite} {base}", force=True)
         try:
-            records = parse_packages_pieces(decompressed_pieces(data, decompress))
+            records = parse_packages_pieces(decompressed_pieces(data, decompress,
+                                                                what=url))
         except (lzma.LZMAError, zlib.error, OSError, EOFError) as e:
             raise IntegrityError(f"{url}: cannot decompress ({e}).") from None
         self.timings.parse += time.perf_counter() - t
-        atomic_write(cached, marshal.dumps(records))
+        self.cache.store_parsed(cached, records)
         return records
 
     def _source(self, archive: Archive, si: SuiteIndex) -> dict:
@@ -235,7 +272,9 @@ class DebianIndexLoader(IndexLoader):
                             seen.update(r[0] for r in records)
                         idx = len(sources)
                         sources.append({"archive": archive.name, "suite": suite,
-                                        "component": component})
+                                        "component": component,
+                                        "index": f"{self.mirrors[archive.name]}/dists/"
+                                                 f"{suite}/{component}/binary-{a}/Packages"})
                         universe.add_bulk(records, idx, provided_names)
                 if not self.offline:
                     si.remember(self.cache)

@@ -9,18 +9,18 @@ library basename -> packages, which is what gets cached.
 from __future__ import annotations
 
 import hashlib
-import marshal
 import re
 import zlib
 
-from assembler.cache import Cache, atomic_write
+from assembler.cache import Cache
 from assembler.debian.archive import DebianIndexLoader, decompressed_pieces
 from assembler.distro.definition import Distro
 from assembler.errors import AssemblerError, IntegrityError
 from assembler.progress import Progress
 from assembler.transport import fetch
+from assembler.untrusted import index_size_limit
 
-CACHE_FORMAT = "contents-libs-1"
+CACHE_FORMAT = "contents-libs-2"   # 2: sealed (Cache.store_parsed)
 # Only files in library directories that look like shared objects.
 _LIB = re.compile(rb"^(?:usr/)?lib[^/ ]*/(?:[^/ ]+/)?((?:lib|ld-)[^/ ]*\.so(?:\.[0-9][^/ ]*)?)"
                   rb"\s+(\S+)$", re.M)
@@ -35,7 +35,9 @@ def _reduce(text_gz: bytes) -> dict[str, list[str]]:
             out.setdefault(m.group(1).decode(), set()).update(pkgs)
 
     rest = b""
-    for piece in decompressed_pieces(text_gz, lambda: zlib.decompressobj(16 + 15)):
+    # Streamed and reduced as it goes: a Contents file may be many times an index's size.
+    for piece in decompressed_pieces(text_gz, lambda: zlib.decompressobj(16 + 15),
+                                     limit=16 * index_size_limit(), what="Contents"):
         buf = rest + piece
         cut = buf.rfind(b"\n") + 1
         collect(buf[:cut])
@@ -68,18 +70,17 @@ class LibraryIndex:
                         continue
                     sha, size = entry
                     cached = self.cache.derived_path("index", f"{CACHE_FORMAT}-{sha}.marshal")
-                    if cached.is_file():
-                        part = marshal.loads(cached.read_bytes())
-                    elif self.offline:
-                        continue
-                    else:
+                    part = self.cache.load_parsed(cached)
+                    if not isinstance(part, dict):
+                        if self.offline:
+                            continue
                         url = f"{self.loader.mirrors[archive.name]}/dists/{suite}/{name}"
-                        data = fetch(url)
+                        data = fetch(url, size)
                         if hashlib.sha256(data).hexdigest() != sha or len(data) != size:
                             raise IntegrityError(f"{url}: does not match the signed InRelease; "
                                                  "not used.")
                         part = _reduce(data)
-                        atomic_write(cached, marshal.dumps(part))
+                        self.cache.store_parsed(cached, part)
                     for lib, pkgs in part.items():
                         merged.setdefault(lib, set()).update(pkgs)
         return {k: sorted(v) for k, v in merged.items()}

@@ -56,6 +56,12 @@ class DebFormat:
     def complete(self, loader: IndexLoader, arch: str, resolution: Resolution) -> None:
         """The Packages index already says everything the lock needs."""
 
+    def reads_package_file(self, cache: Cache, sha256: str) -> bool:
+        # only to fill its unpacked entry: a warm build reads that instead
+        from assembler.fetch.unpacked import is_unpacked
+
+        return not is_unpacked(cache, sha256)
+
     def install(self, spec: Spec, packages: list[LockedPackage], files: dict[str, Path],
                 distro: Distro, arch: str, cache: Cache, progress: Progress,
                 lock_file: str) -> tuple[Tree, list[str]]:

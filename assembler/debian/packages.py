@@ -14,7 +14,9 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
+from assembler.errors import MalformedError
 from assembler.packages.universe import Dep, Package
+from assembler.untrusted import archive_path, byte_count, sha256_hex
 
 FIELDS = ("Package", "Version", "Architecture", "Multi-Arch", "Depends", "Pre-Depends",
           "Provides", "Conflicts", "Breaks", "Essential", "Filename", "Size", "SHA256",
@@ -114,9 +116,40 @@ def is_essential(joined: str) -> bool:
     return "yes" in joined and unpack_record(joined)[ESSENTIAL] == "yes"
 
 
+# Debian Policy 5.6.1 (dpkg also takes upper case and '_'); never a '/' or a newline,
+# since a name becomes var/lib/dpkg/status.d/<name> in the image.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9+._-]{0,254}")
+_ARCH = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+# Policy 5.6.12: [epoch:]upstream[-revision]; a colon only after a numeric epoch.
+_VERSION = re.compile(r"(?:[0-9]{1,9}:)?[A-Za-z0-9][A-Za-z0-9.+~:-]{0,254}")
+
+
+def _check(rec: list[str], src: dict) -> None:
+    """Every field a Package carries is of its grammar, or the index is refused."""
+    what = f"{src.get('index', src['archive'])} (package {rec[NAME][:80]!r})"
+    if not _NAME.fullmatch(rec[NAME]):
+        raise MalformedError(f"{what}: not a Debian package name; refusing the index.")
+    version = rec[VERSION]
+    if not _VERSION.fullmatch(version) or (":" in version
+                                           and not version.partition(":")[0].isdigit()):
+        raise MalformedError(f"{what}: Version {version[:80]!r} is not a Debian version; "
+                             "refusing the index.")
+    if not _ARCH.fullmatch(rec[ARCH]):
+        raise MalformedError(f"{what}: Architecture {rec[ARCH][:80]!r} is not an "
+                             "architecture name; refusing the index.")
+    source = rec[SOURCE].split(" ")[0]
+    if source and not _NAME.fullmatch(source):
+        raise MalformedError(f"{what}: Source {source[:80]!r} is not a package name; "
+                             "refusing the index.")
+    archive_path(rec[FILENAME], what)
+    byte_count(rec[SIZE], f"{what}: Size")
+    sha256_hex(rec[SHA256], f"{what}: SHA256")
+
+
 def make_package(joined: str, src: dict) -> Package:
-    """Turn a compact record from the index `src` into a Package."""
+    """Turn a compact record from the index `src` into a Package, checking its fields."""
     rec = unpack_record(joined)
+    _check(rec, src)
     depends: list[list[Dep]] = []
     for field in (rec[PRE_DEPENDS], rec[DEPENDS]):
         if field:
@@ -134,6 +167,6 @@ def make_package(joined: str, src: dict) -> Package:
         multi_arch=rec[MULTI_ARCH],
         priority=rec[PRIORITY],
         archive=src["archive"], suite=src["suite"],
-        filename=rec[FILENAME], size=int(rec[SIZE] or 0), sha256=rec[SHA256],
+        filename=rec[FILENAME], size=int(rec[SIZE]), sha256=rec[SHA256],
         source=rec[SOURCE].split(" ")[0] if rec[SOURCE] else rec[NAME],
     )

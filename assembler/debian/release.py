@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from assembler.errors import IntegrityError
+from assembler.errors import IntegrityError, MalformedError
+from assembler.untrusted import byte_count, sha256_hex
 
 
 @dataclass
@@ -40,8 +41,11 @@ def parse_release(text: str, what: str) -> Release:
         if line[0] in " \t":
             if key == "sha256":
                 parts = line.split()
-                if len(parts) == 3:
-                    sha256[parts[2]] = (parts[0], int(parts[1]))
+                if len(parts) != 3:
+                    raise MalformedError(f"{what}: SHA256 line {line.strip()[:80]!r} is not "
+                                         "'<sha256> <size> <path>'; refusing the index.")
+                sha256[parts[2]] = (sha256_hex(parts[0], f"{what}: {parts[2][:80]}"),
+                                    byte_count(parts[1], f"{what}: {parts[2][:80]}"))
             continue
         k, _, v = line.partition(":")
         key = k.strip().lower()

@@ -8,11 +8,13 @@ stray temp file at worst, never a wrong entry.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from assembler.cache import Cache
+from assembler.cache import Cache, sha256_file
 from assembler.distro.snapshot import missing_message
 from assembler.errors import NetworkError
 from assembler.progress import Progress
@@ -32,14 +34,33 @@ class Wanted:
     snapshots: bool = False       # its archive has snapshots (so say how to configure one)
 
 
+def _intact(cache: Cache, it: Wanted, will_read: Callable[[str], bool]) -> bool:
+    """Is the cached file there and whole? Its size is always checked; its hash when
+    it is about to be read (a warm build reads only its unpacked form)."""
+    path = cache.blob_path(it.sha256)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return False
+    if (it.size and size != it.size) or (will_read(it.sha256)
+                                         and sha256_file(path) != it.sha256):
+        # Damaged on disk (a bad sector, a hand edit): fetch it again.
+        with suppress(FileNotFoundError):
+            path.unlink()
+        return False
+    return True
+
+
 def fetch_all(items: list[Wanted], cache: Cache, offline: bool = False,
-              progress: Progress | None = None) -> dict[str, Path]:
-    """Return {sha256: cached path} for every item, downloading what is missing."""
+              progress: Progress | None = None,
+              will_read: Callable[[str], bool] = lambda sha256: True) -> dict[str, Path]:
+    """Return {sha256: cached path} for every item, downloading what is missing or
+    damaged. `will_read(sha256)`: the caller reads that file's bytes (so hash it)."""
     progress = progress or Progress(quiet=True)
     out: dict[str, Path] = {}
     missing = []
     for it in items:
-        if cache.has_blob(it.sha256):
+        if _intact(cache, it, will_read):
             out[it.sha256] = cache.blob_path(it.sha256)
         else:
             missing.append(it)
@@ -47,8 +68,9 @@ def fetch_all(items: list[Wanted], cache: Cache, offline: bool = False,
         return out
     if offline:
         names = ", ".join(it.name for it in missing[:5])
-        raise NetworkError(f"--offline: {len(missing)} package file(s) are not in the cache "
-                           f"({names}{', ...' if len(missing) > 5 else ''}); build once online.")
+        raise NetworkError(f"--offline: {len(missing)} package file(s) are not in the cache, "
+                           f"or were damaged there and deleted ({names}"
+                           f"{', ...' if len(missing) > 5 else ''}); build once online.")
     total = sum(it.size for it in missing)
     done = [0]
     lock = threading.Lock()

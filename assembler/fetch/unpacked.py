@@ -120,6 +120,20 @@ def _read(path: Path) -> tuple[list[Member], dict[str, bytes]] | None:
     return table, extras
 
 
+def is_unpacked(cache: Cache, sha256: str) -> bool:
+    """Does a whole unpacked entry exist (its trailer checked, not its table read)?"""
+    try:
+        with open(cache.unpacked_path(sha256, FORMAT), "rb") as f:
+            end = f.seek(0, os.SEEK_END)
+            if end < _TRAILER.size:
+                return False
+            f.seek(end - _TRAILER.size)
+            table_at, magic = _TRAILER.unpack(f.read(_TRAILER.size))
+    except OSError:
+        return False
+    return magic == _MAGIC and table_at <= end - _TRAILER.size
+
+
 def unpacked(cache: Cache, sha256: str,
              open_members: Callable[[], Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]],
              read_extras: Callable[[], dict[str, bytes]]) -> Unpacked:
@@ -128,7 +142,7 @@ def unpacked(cache: Cache, sha256: str,
     `open_members` streams the package's data tar; `read_extras` returns the
     format's metadata files. Both are only called on a miss.
     """
-    dest = cache.derived_path("unpacked", f"{sha256[:2]}/{sha256}.v{FORMAT}")
+    dest = cache.unpacked_path(sha256, FORMAT)
     got = _read(dest) if dest.is_file() else None
     if got is None:
         extras = read_extras()

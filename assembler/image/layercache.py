@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO
 
 from assembler import __version__
-from assembler.cache import Cache, atomic_write
+from assembler.cache import Cache, atomic_write, is_sha256
 from assembler.rootfs.tree import Entry
 
 # Bump when anything about the key's serialisation changes.
@@ -42,6 +42,16 @@ class Recorded:
     diff_id: str
     size: int
     media_type: str
+
+    @staticmethod
+    def from_json(doc: dict) -> Recorded:
+        """Read back a record; ValueError if it is not one (a damaged cache file)."""
+        found = Recorded(str(doc["digest"]), str(doc["diff_id"]), int(doc["size"]),
+                         str(doc["media_type"]))
+        for d in (found.digest, found.diff_id):
+            if not (d.startswith("sha256:") and is_sha256(d.removeprefix("sha256:"))):
+                raise ValueError(f"{d[:80]!r} is not a sha256 digest")
+        return found
 
 
 def _writer_digest() -> str:
@@ -95,9 +105,8 @@ class LayerCache:
         """The layer `key` made, if its blob is still intact; else None (and forget it)."""
         path = self._record_path(key)
         try:
-            doc = json.loads(path.read_bytes())
-            found = Recorded(doc["digest"], doc["diff_id"], int(doc["size"]), doc["media_type"])
-        except (OSError, ValueError, KeyError, TypeError):
+            found = Recorded.from_json(json.loads(path.read_bytes()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
         if self.intact(found) is None:
             with suppress(OSError):

@@ -19,6 +19,9 @@ one a registry will report after a push.
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import glob
 import hashlib
 import io
 import json
@@ -27,6 +30,7 @@ import shutil
 import tarfile
 import tempfile
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -478,6 +482,7 @@ def write_oci_dir(path: Path | str, images: Sequence[Image], tags: Sequence[str]
     """
     plan = _Plan(images, tags)
     dest = Path(path)
+    _recover(dest)
     if dest.exists() and not (
         dest.is_dir() and ((dest / "oci-layout").is_file() or not any(dest.iterdir()))
     ):
@@ -497,17 +502,66 @@ def write_oci_dir(path: Path | str, images: Sequence[Image], tags: Sequence[str]
             reader.check()
         _write_file(tmp / "oci-layout", OCI_LAYOUT)
         _write_file(tmp / "index.json", plan.index_json)
-        if dest.exists():
-            old = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".old-{dest.name}-"))
-            os.replace(dest, old / "layout")
-            os.replace(tmp, dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, dest)
+        _put_in_place(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return plan.top.digest
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two directories in one step (Linux renameat2 RENAME_EXCHANGE): at every
+    instant each name holds a whole layout. False where the system cannot."""
+    fn = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if fn is None:
+        return False
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _put_in_place(new: Path, dest: Path) -> None:
+    """Make `new` the layout at `dest`; whatever happens, `dest` keeps a whole layout
+    (the old one until the new one is there)."""
+    try:
+        os.rename(new, dest)   # no layout there yet (or an empty directory)
+        return
+    except OSError as e:
+        if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+    if exchange(new, dest):
+        shutil.rmtree(new, ignore_errors=True)   # now the previous layout
+        return
+    # Two renames; on any failure between them the old layout goes back, and a
+    # process killed there leaves it in .old-<name>-*/layout for _recover.
+    old = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".old-{dest.name}-"))
+    os.replace(dest, old / "layout")
+    try:
+        os.replace(new, dest)
+    except BaseException:
+        with suppress(OSError):
+            os.replace(old / "layout", dest)
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _recover(dest: Path) -> None:
+    """Put back a layout a run killed between two renames left aside, if `dest` has none."""
+    stranded = sorted(dest.parent.glob(f".old-{glob.escape(dest.name)}-*/layout"),
+                      key=lambda p: p.stat().st_mtime)
+    for layout in reversed(stranded):
+        if not dest.exists():
+            with suppress(OSError):
+                os.replace(layout, dest)
+        shutil.rmtree(layout.parent, ignore_errors=True)
 
 
 def _write_file(path: Path, data: bytes) -> None:

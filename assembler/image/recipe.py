@@ -92,10 +92,9 @@ class Recipes:
         """The recipe's result if every layer blob is intact; else None (rebuild)."""
         try:
             doc = json.loads(self._path(key).read_bytes())
-            found = [Recorded(d["digest"], d["diff_id"], int(d["size"]), d["media_type"])
-                     for d in doc["layers"]]
+            found = [Recorded.from_json(d) for d in doc["layers"]]
             made = Made([], bool(doc["has_certs"]), [str(w) for w in doc["warnings"]])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
         for r in found:
             blob = self.layers.intact(r)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from assembler.cache import atomic_write
 from assembler.distro.definition import Distro
-from assembler.errors import ResolveError, SpecError
+from assembler.errors import MalformedError, ResolveError, SpecError
 from assembler.lock.model import (
     LOCK_VERSION,
     ArchLock,
@@ -242,7 +242,15 @@ def resolve_spec(spec: Spec, universes: Universes) -> Lock:
     for arch, res in resolutions.items():
         universes.complete(arch, res)
     indexes = {arch: u.sources for arch, u in per_arch.items()}
-    return build_lock(spec, resolutions, indexes)
+    lock = build_lock(spec, resolutions, indexes)
+    # The same checks as a lock read from disk: a fresh one goes straight to fetch.
+    try:
+        Lock.from_json(lock.to_json())
+    except LockProblem as e:
+        raise MalformedError(f"resolving {spec.path} gave an unusable lock ({e}); an index "
+                             "of its archives holds a malformed value. Nothing was written.") \
+            from None
+    return lock
 
 
 def load_or_lock(spec: Spec, options: Options, update: bool = False,

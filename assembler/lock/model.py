@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from assembler.untrusted import archive_path_problem, is_sha256
+
 LOCK_VERSION = 1
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 _TIMESTAMP = re.compile(r"[0-9]{8}T[0-9]{6}Z")   # a snapshot archive's YYYYmmddTHHMMSSZ
 # The keys every package entry has; what else it has belongs to the package format
 # (apk: repository, checksum, datahash) and is kept in `extra`, in order.
@@ -115,8 +116,12 @@ class LockedPackage:
         size = data["size"]
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise LockProblem(f"'size' of {name} for {arch} is not a byte count")
-        if not isinstance(data["sha256"], str) or not _SHA256.fullmatch(data["sha256"]):
+        if not is_sha256(data["sha256"]):
             raise LockProblem(f"'sha256' of {name} for {arch} is not 64 hex digits")
+        path_problem = archive_path_problem(data["filename"])
+        if path_problem:
+            raise LockProblem(f"'filename' of {name} for {arch} is not a relative archive "
+                              f"path ({path_problem})")
         for k in ("reason", "slices"):
             if k in data and not (isinstance(data[k], list)
                                   and all(isinstance(x, str) for x in data[k])):

@@ -62,6 +62,11 @@ class PackageFormat(Protocol):
         """Fill in what the lock needs but the index does not say."""
         ...
 
+    def reads_package_file(self, cache: Cache, sha256: str) -> bool:
+        """Will install() read this cached package file's bytes? (Then fetching hashes
+        the cached copy first, so a damaged one is fetched again.)"""
+        ...
+
     def install(self, spec: Spec, packages: list[LockedPackage], files: dict[str, Path],
                 distro: Distro, arch: str, cache: Cache, progress: Progress,
                 lock_file: str) -> tuple[Tree, list[str]]:
