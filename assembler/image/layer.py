@@ -284,10 +284,7 @@ def write_layer(
             + "."
         )
     entries = _select(tree, paths)
-    key = None
-    if cache is not None:
-        key = layer_key(entries, compression, _params(compression),
-                        {e.path: clamp_mtime(e.mtime, source_date_epoch) for e in entries})
+    key = _key(entries, compression, source_date_epoch) if cache is not None else None
     if cache is None or key is None:
         dest = Path(dest_path)
         with atomic_writer(dest) as raw:
@@ -304,6 +301,22 @@ def write_layer(
         path = cache.put(key, tmp, Recorded(layer.digest, layer.diff_id, layer.size,
                                             layer.media_type))
     return Layer(layer.digest, layer.diff_id, layer.size, layer.media_type, path)
+
+
+def _key(entries: list[Entry], compression: Compression, source_date_epoch: int) -> str | None:
+    """The layer cache key; None if some file's content hash is unknown.
+
+    Built from the very headers write_tar emits (_tarinfo), so whatever decides a
+    header field (clamping, modes, owners, types) decides the key too.
+    """
+    rows: list[list[object]] = []
+    for e in entries:
+        if e.kind in ("file", "hardlink") and not e.sha256:
+            return None
+        i = _tarinfo(e, source_date_epoch)
+        rows.append([i.name, i.type.decode(), i.mode, i.uid, i.gid, i.size, i.linkname,
+                     i.mtime, e.kind, e.link, e.sha256])
+    return layer_key(rows, compression, _params(compression))
 
 
 def _params(compression: Compression) -> dict[str, object]:

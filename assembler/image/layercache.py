@@ -26,7 +26,6 @@ from typing import IO
 
 from assembler import __version__
 from assembler.cache import Cache, atomic_write, is_sha256
-from assembler.rootfs.tree import Entry
 
 # Bump when anything about the key's serialisation changes.
 FORMAT = 1
@@ -60,19 +59,9 @@ def _writer_digest() -> str:
     return hashlib.sha256(_WRITER.read_bytes()).hexdigest()
 
 
-def layer_key(entries: list[Entry], compression: str, params: dict[str, object],
-              mtime_of: dict[str, int]) -> str | None:
-    """The content key of a layer made of `entries`; None if some file's hash is unknown.
-
-    `mtime_of` maps each path to the mtime the writer will store (already clamped).
-    """
-    rows = []
-    for e in entries:
-        if e.kind in ("file", "hardlink") and not e.sha256:
-            return None
-        rows.append([e.path, e.kind, e.mode & 0o7777, e.uid, e.gid,
-                     e.size if e.kind in ("file", "hardlink") else 0, e.link, e.sha256,
-                     mtime_of[e.path]])
+def layer_key(rows: list[list[object]], compression: str, params: dict[str, object]) -> str:
+    """The content key of a layer whose members are `rows`: per entry, the tar header
+    fields the writer will emit plus the entry's kind, link and content hash."""
     doc = {"format": FORMAT, "assembler": __version__, "writer": _writer_digest(),
            "python": list(sys.version_info[:2]), "zlib": zlib.ZLIB_RUNTIME_VERSION,
            "compression": compression, "params": params, "entries": rows}
