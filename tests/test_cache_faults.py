@@ -86,6 +86,14 @@ def test_full_cache_download_is_not_retried(setup, tmpfs, capsys):
     assert not [p for p in cache.rglob(".tmp-*")]
 
 
+def test_full_cache_index_write(setup, tmpfs, capsys):
+    _, argv, _ = setup
+    cache = tmpfs("cache", "64k")
+    (cache / "filler").write_bytes(b"\0" * (64 << 10))    # nothing left for the index
+    _disk_fault(argv("lock", cache), capsys, "no space left", "index")
+    assert not [p for p in cache.rglob(".tmp-*")]
+
+
 def test_read_only_cache_unpacked_write(setup, tmpfs, capsys):
     repo, argv, _ = setup
     cache = tmpfs("cache", "16m")
