@@ -176,3 +176,18 @@ def test_stale_temp_files_are_swept(setup, capsys):
     assert run(argv("build", cache), capsys)[0] == 0
     assert not any(p.exists() for p in [*stale, stale_work, stale_out])
     assert fresh.exists()             # another run may be writing it
+
+
+def test_read_only_warm_cache_still_builds(setup, tmpfs, capsys):
+    _, argv, tmp = setup
+    cache = tmpfs("cache", "16m")
+    assert run(argv("build", cache), capsys)[0] == 0
+    first = (tmp / "out" / "image.tar").read_bytes()
+    _read_only(cache)
+    code, _, err = run(argv("build", cache), capsys)        # unchanged: only reads the cache
+    assert code == 0, err
+    assert (tmp / "out" / "image.tar").read_bytes() == first
+    # A layer the cache does not hold is written beside the output instead.
+    code, _, err = run(argv("build", cache, "--compression", "zstd"), capsys)
+    assert code == 0, err
+    assert (tmp / "out" / "image.tar").read_bytes() != first

@@ -286,21 +286,29 @@ def write_layer(
     entries = _select(tree, paths)
     key = _key(entries, compression, source_date_epoch) if cache is not None else None
     if cache is None or key is None:
-        dest = Path(dest_path)
-        with atomic_writer(dest) as raw:
-            plain, blob = _stream(tree, entries, raw, compression, source_date_epoch)
-        return _layer(plain, blob, compression, dest)
+        return _write_uncached(tree, entries, Path(dest_path), compression, source_date_epoch)
     found = cache.get(key)
     if found is not None:
         return Layer(found.digest, found.diff_id, found.size, found.media_type,
                      cache.blob_path(found.digest))
-    with cache.writing() as (raw, tmp):
+    with cache.writing() as slot:
+        if slot is None:   # a read-only cache still builds, uncached
+            return _write_uncached(tree, entries, Path(dest_path), compression,
+                                   source_date_epoch)
+        raw, tmp = slot
         plain, blob = _stream(tree, entries, raw, compression, source_date_epoch)
         raw.close()
         layer = _layer(plain, blob, compression, tmp)
         path = cache.put(key, tmp, Recorded(layer.digest, layer.diff_id, layer.size,
                                             layer.media_type))
     return Layer(layer.digest, layer.diff_id, layer.size, layer.media_type, path)
+
+
+def _write_uncached(tree: Tree, entries: list[Entry], dest: Path, compression: Compression,
+                    source_date_epoch: int) -> Layer:
+    with atomic_writer(dest) as raw:
+        plain, blob = _stream(tree, entries, raw, compression, source_date_epoch)
+    return _layer(plain, blob, compression, dest)
 
 
 def _key(entries: list[Entry], compression: Compression, source_date_epoch: int) -> str | None:

@@ -116,11 +116,16 @@ class LayerCache:
         return None
 
     @contextmanager
-    def writing(self) -> Iterator[tuple[IO[bytes], Path]]:
-        """A temporary file inside the cache (so `put` is a rename, not a copy)."""
+    def writing(self) -> Iterator[tuple[IO[bytes], Path] | None]:
+        """A temporary file inside the cache (so `put` is a rename, not a copy); None
+        when the cache takes no new files (read-only): the caller writes uncached."""
         tmp_dir = self.cache.root / "layers"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=tmp_dir, prefix=".tmp-", suffix=".layer")
+        try:
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=tmp_dir, prefix=".tmp-", suffix=".layer")
+        except OSError:
+            yield None
+            return
         try:
             with os.fdopen(fd, "wb") as f:
                 yield f, Path(name)
@@ -135,6 +140,7 @@ class LayerCache:
         blob.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(written, 0o644)
         os.replace(written, blob)
-        atomic_write(self._record_path(key), json.dumps(recorded.__dict__, sort_keys=True)
-                     .encode())
+        with suppress(OSError):   # unrecorded, the blob is still this build's layer
+            atomic_write(self._record_path(key),
+                         json.dumps(recorded.__dict__, sort_keys=True).encode())
         return blob

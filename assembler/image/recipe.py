@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -107,4 +108,5 @@ class Recipes:
         doc = {"layers": [{"digest": x.digest, "diff_id": x.diff_id, "size": x.size,
                            "media_type": x.media_type} for x in made.layers],
                "has_certs": made.has_certs, "warnings": made.warnings}
-        atomic_write(self._path(key), json.dumps(doc, sort_keys=True).encode())
+        with suppress(OSError):   # a cache that takes no new entries: just not remembered
+            atomic_write(self._path(key), json.dumps(doc, sort_keys=True).encode())
