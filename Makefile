@@ -51,6 +51,7 @@ test: lint sysdeps
 bench: venv sysdeps
 	$(PY) bench/index_bench.py
 	$(PY) bench/build_bench.py
+	$(PY) bench/layering_bench.py
 	$(PY) bench/slice_load_bench.py
 
 clean:

@@ -18,12 +18,14 @@ from assembler.distro import snapshot
 from assembler.distro.definition import Distro
 from assembler.distro.mirror import resolve_mirrors
 from assembler.errors import AssemblerError, SpecError
-from assembler.image.layer import Compression, write_layer
+from assembler.image.layer import Compression
 from assembler.image.layercache import LayerCache
+from assembler.image.layering import Member, write_layers
 from assembler.image.oci import (
     DEFAULT_PATH,
     Image,
     ImageConfig,
+    Platform,
     platform_for,
     write_image_tar,
     write_oci_dir,
@@ -37,6 +39,8 @@ from assembler.packages.universes import distro_for
 from assembler.progress import Progress, info
 from assembler.rootfs.accounts import run_as
 from assembler.rootfs.certs import BUNDLE
+from assembler.rootfs.osrelease import identity_for, write_identity
+from assembler.rootfs.tree import Tree
 from assembler.slices.catalog import Catalog
 from assembler.spec.document import Spec
 
@@ -96,8 +100,13 @@ def image_config(spec: Spec, has_certs: bool) -> ImageConfig:
         env["SSL_CERT_FILE"] = "/" + BUNDLE
     env.update(spec.environment)
     return ImageConfig(entrypoint=spec.entrypoint, cmd=spec.cmd, env=env,
-                       working_dir=spec.work_dir or "", user=run_as(spec.accounts),
-                       labels=dict(spec.annotations))
+                       working_dir=spec.work_dir or "",
+                       # apko passes run-as through as written
+                       user=spec.apko.run_as or "" if spec.apko is not None
+                       else run_as(spec.accounts),
+                       labels={**spec.annotations, **spec.labels},
+                       stop_signal=spec.stop_signal, exposed_ports=spec.ports,
+                       volumes=spec.volumes)
 
 
 @dataclass
@@ -117,7 +126,7 @@ def build(spec: Spec, options: Options, request: Request) -> str:
     compression, archs = request.compression, request.archs
     check_output(output, fmt, spec)
     lock, _ = load_or_lock(spec, options, locked=request.locked)
-    distro = distro_for(spec)
+    distro = distro_for(spec, options)
     package_format = format_for(distro)
     mirrors = resolve_mirrors(distro.archives, options.mirrors, spec.mirrors, str(spec.path))
     snapshot_base = snapshot.snapshot_base(options.snapshot_mirror, spec.snapshot_mirror,
@@ -155,18 +164,20 @@ def build(spec: Spec, options: Options, request: Request) -> str:
     with workdir as tmp:
         for arch in wanted_archs:
             key = recipe_key(spec, distro, arch, compression, sde)
-            made = recipes.get(key)
+            made = recipes.get(key) if key else None
             if made is None:
                 made = _make(spec, options, lock, arch, mirrors, fallback_for, distro,
                              package_format, progress, Path(tmp), compression, sde)
-                if all(layer.path.is_relative_to(options.cache.root) for layer in made.layers):
+                if key and all(layer.path.is_relative_to(options.cache.root)
+                               for layer in made.layers):
                     recipes.put(key, made)
             else:
                 for w in made.warnings:
                     info(f"warning: {w}", options.quiet)
-            images.append(Image(platform=platform_for(arch), layers=made.layers,
+            images.append(Image(platform=platform_of(distro, arch), layers=made.layers,
                                 config=image_config(spec, made.has_certs),
-                                created=sde, annotations=dict(spec.annotations)))
+                                created=sde, annotations=dict(spec.annotations),
+                                history=made.history))
         try:
             if fmt == "oci-dir":
                 digest = write_oci_dir(output, images, tags)
@@ -176,6 +187,32 @@ def build(spec: Spec, options: Options, request: Request) -> str:
             raise AssemblerError(f"writing {output} failed ({e.strerror or e}); nothing was "
                                  "written.") from None
     return digest
+
+
+def platform_of(distro: Distro, arch: str) -> Platform:
+    """The OCI platform of `arch` in this distro: its definition's `platforms` label
+    (Alpine's armhf is ARMv6, Debian's ARMv7), else the common table's."""
+    label = (distro.extra.get("platforms") or {}).get(arch)
+    if not label:
+        return platform_for(arch)
+    architecture, _, variant = str(label).partition("/")
+    return Platform("linux", architecture, variant)
+
+
+def _os_identity(tree: Tree, distro: Distro, indexes: list[dict]) -> list[str]:
+    """Give the image its OS identity; what could not be given is a warning."""
+    identity = identity_for(distro, indexes)
+    if identity is None:
+        if tree.get("etc/os-release") is not None or tree.get("usr/lib/os-release") is not None:
+            return []  # a package (wolfi-baselayout, a custom one) names the OS
+        return [f"{distro.path} has no os-release template: the image names no OS, so "
+                "scanners match no vulnerabilities against it."]
+    write_identity(tree, identity)
+    if identity.missing_version:
+        return [f"the lock records no signed {distro.release} version (it predates that), so "
+                f"{distro.extra['os-release'].get('version-file')} is left out; run "
+                "'assemble lock --update' to record it."]
+    return []
 
 
 def _make(spec: Spec, options: Options, lock: Lock, arch: str, mirrors: dict[str, str],
@@ -196,17 +233,17 @@ def _make(spec: Spec, options: Options, lock: Lock, arch: str, mirrors: dict[str
                       lambda sha: package_format.reads_package_file(options.cache, sha))
     tree, warnings = package_format.install(spec, packages, files, distro, arch,
                                             options.cache, progress, str(lock_path(spec.path)))
+    warnings += _os_identity(tree, distro, [i.fields for i in lock.archs[arch].indexes])
     for w in warnings:
         info(f"warning: {w}", options.quiet)
     with tree:
         # Before anything is written: an image that cannot start is not an output.
         require_links(tree, spec.link_check_ignore, what=f"the {arch} image",
                       providers=_providers(distro, package_format, mirrors, options, arch))
-        progress.status(f"writing {arch} layer", force=True)
-        layer = write_layer(tree, tmp / f"layer-{arch}", compression, sde,
-                            cache=LayerCache(options.cache))
-        progress.done()
-        return Made([layer], tree.get(BUNDLE) is not None, list(warnings))
+        members = [Member(p.name, p.source or p.name, tuple(p.reason)) for p in packages]
+        layers, history = write_layers(tree, members, spec.layering, tmp / arch, compression,
+                                       sde, progress, LayerCache(options.cache))
+        return Made(layers, tree.get(BUNDLE) is not None, list(warnings), history)
 
 
 def check_output(output: Path, fmt: str, spec: Spec) -> None:

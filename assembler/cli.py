@@ -67,7 +67,8 @@ def cmd_lock(args: argparse.Namespace) -> int:
     options = _options(args)
     path = lock_path(spec.path)
     before = _previous_lock(path)
-    lock, changed = load_or_lock(spec, options, update=args.update or bool(args.snapshot))
+    lock, changed = load_or_lock(spec, options, update=args.update or bool(args.snapshot),
+                                 apko_lock=args.from_apko_lock)
     n = sum(len(a.packages) for a in lock.archs.values())
     info(f"{path}: {'written' if changed else 'unchanged'} ({n} packages, "
          f"{', '.join(lock.archs)}).", options.quiet)
@@ -158,6 +159,9 @@ def _catalog(args: argparse.Namespace):
                             "--distro debian/bookworm) or --spec SPEC; there is no image.yaml "
                             "here to take it from.")
         spec = load_spec(path)
+        from assembler.distro.apko import resolve
+
+        resolve(spec)  # an apko config's distro comes from its repositories
         distro = load_distro(spec.distro, spec.path.parent)
     if distro.slices_dir is None:
         raise SpecError(f"{distro.path}: this distro has no slice catalog.")
@@ -202,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     lk = sub.add_parser("lock", parents=[common], help="resolve the spec and write its lockfile")
     lk.add_argument("spec", nargs="?", help="spec file (default image.yaml)")
     lk.add_argument("--update", action="store_true", help="re-resolve even if the lock is fresh")
+    lk.add_argument("--from-apko-lock", metavar="FILE", type=Path,
+                    help="start from apko's lock (apko.lock.json): the same packages, "
+                    "verified again (found by itself where our lock goes)")
     lk.add_argument("--snapshot", metavar="TIMESTAMP",
                     help="resolve against the snapshot archive at TIMESTAMP (YYYYmmddTHHMMSSZ)")
     lk.set_defaults(func=cmd_lock)

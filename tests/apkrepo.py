@@ -171,3 +171,53 @@ def write_key(tmp: Path, signer: Signer) -> Path:
     k.parent.mkdir(parents=True, exist_ok=True)
     k.write_bytes(signer.public_pem)
     return k
+
+
+def resign(apk: bytes, signer: Signer) -> bytes:
+    """A real .apk with its signature member replaced by `signer`'s, as a mirror that
+    re-signs does: control and data (so Q1 and datahash) stay byte for byte."""
+    from assembler.alpine.signing import looks_like_signature, member_spans
+
+    spans = member_spans(apk, what="apk")
+    signed = looks_like_signature(apk[spans[0][0]:spans[0][1]], what="apk")
+    start, end = spans[1] if signed else spans[0]
+    return signer.signature_member(apk[start:end]) + apk[start:]
+
+
+def external_stanza(apk: bytes) -> str:
+    """The APKINDEX stanza of a real .apk, from its own .PKGINFO."""
+    from assembler.alpine.package import open_apk
+
+    pkg = open_apk(apk, require_signature=False)
+    v = pkg.pkginfo_values
+    lines = [f"C:{pkg.control_checksum}", f"P:{v('pkgname')[0]}", f"V:{v('pkgver')[0]}",
+             f"A:{v('arch')[0]}", f"S:{len(apk)}", f"I:{v('size')[0]}",
+             f"T:{v('pkgdesc')[0]}", "U:", f"L:{v('license')[0]}", f"o:{v('origin')[0]}",
+             f"t:{v('builddate')[0]}"]
+    if v("depend"):
+        lines.append("D:" + " ".join(v("depend")))
+    if v("provides"):
+        lines.append("p:" + " ".join(v("provides")))
+    return "\n".join(lines) + "\n"
+
+
+def write_flat_repo(root: Path, repo: str, pkgs: list[Apk], signer: Signer,
+                    external: dict[str, bytes] | None = None, arch: str = "x86_64",
+                    ) -> dict[str, bytes]:
+    """Like write_repo, plus real .apk files (`external`: file name -> bytes, already
+    signed as wanted) in the same signed index."""
+    d = root / repo / arch
+    d.mkdir(parents=True, exist_ok=True)
+    files: dict[str, bytes] = {}
+    stanzas = []
+    for pkg in pkgs:
+        data, checksum, isize = build_apk(pkg, signer)
+        files[pkg.filename] = data
+        stanzas.append(stanza(pkg, checksum, len(data), isize))
+    for filename, data in (external or {}).items():
+        files[filename] = data
+        stanzas.append(external_stanza(data))
+    for filename, data in files.items():
+        (d / filename).write_bytes(data)
+    (d / "APKINDEX.tar.gz").write_bytes(make_index("\n".join(stanzas), signer))
+    return files

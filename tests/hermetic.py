@@ -39,3 +39,32 @@ def cache_files(cache: Path) -> list[str]:
     if not cache.exists():
         return []
     return sorted(str(p.relative_to(cache)) for p in cache.rglob("*") if p.is_file())
+
+
+def umoci_unpack(image_tar: Path, dest: Path) -> Path:
+    """Unpack an OCI archive with umoci (a real consumer) and return its rootfs."""
+    import os
+    import subprocess
+    import tarfile
+
+    layout = dest / "layout"
+    layout.mkdir()
+    with tarfile.open(image_tar) as t:
+        t.extractall(layout, filter="data")
+    cmd = ["umoci", "unpack", "--image", f"{layout}:latest", str(dest / "bundle")]
+    if os.geteuid() != 0:
+        cmd.insert(2, "--rootless")
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return dest / "bundle" / "rootfs"
+
+
+def skopeo_inspect(image_tar: Path) -> dict:
+    """What skopeo (a real consumer) reads from an OCI archive."""
+    import json
+    import subprocess
+
+    r = subprocess.run(["skopeo", "inspect", f"oci-archive:{image_tar}"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)

@@ -8,14 +8,13 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 from apkrepo import Apk, F, Sym, build_apk, write_distro, write_key, write_repo
 from aptrepo import Server, serve_start
-from hermetic import run
+from hermetic import run, skopeo_inspect, umoci_unpack
 from test_apk_support import FIXTURES, Signer, file_info
 
 from assembler.alpine.installed import format_installed, parse_installed
@@ -124,11 +123,7 @@ def test_lock_entries(built, signer):
 
 @pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo not installed")
 def test_skopeo_accepts_image(built):
-    _, out, _ = built
-    r = subprocess.run(["skopeo", "inspect", f"oci-archive:{out}"], capture_output=True,
-                       text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    info = json.loads(r.stdout)
+    info = skopeo_inspect(built[1])
     assert (info["Architecture"], info["Os"]) == ("amd64", "linux")
 
 
@@ -136,18 +131,7 @@ def test_skopeo_accepts_image(built):
 def rootfs(built, tmp_path_factory):
     if shutil.which("umoci") is None:
         pytest.skip("umoci not installed")
-    _, out, _ = built
-    dest = tmp_path_factory.mktemp("unpacked")
-    layout = dest / "layout"
-    layout.mkdir()
-    with tarfile.open(out) as t:
-        t.extractall(layout, filter="data")
-    cmd = ["umoci", "unpack", "--image", f"{layout}:latest", str(dest / "bundle")]
-    if os.geteuid() != 0:
-        cmd.insert(2, "--rootless")
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    return dest / "bundle" / "rootfs"
+    return umoci_unpack(built[1], tmp_path_factory.mktemp("unpacked"))
 
 
 def test_installed_db_parses_back(rootfs, built):

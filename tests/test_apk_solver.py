@@ -12,12 +12,14 @@ from assembler.errors import ResolveError, SpecError
 from assembler.packages.universe import Universe
 
 
-def universe(*repos: str) -> Universe:
-    """Each argument is one repository's APKINDEX text (earlier = preferred)."""
+def universe(*repos: str, tags: tuple[str, ...] = ()) -> Universe:
+    """Each argument is one repository's APKINDEX text (earlier = preferred); `tags`
+    gives the repositories' tags in the same order ("" for none)."""
     u = Universe("x86_64", version_key, lambda r: r[0])
     for rank, text in enumerate(repos):
         source = {"archive": "test", "suite": "v3.99", "repository": f"v3.99/r{rank}",
-                  "apk-arch": "x86_64", "rank": rank}
+                  "apk-arch": "x86_64", "rank": rank,
+                  "tag": tags[rank] if rank < len(tags) else ""}
         for stanza in iter_stanzas(text.strip() + "\n"):
             fields = [("C", "Q1" + "A" * 27 + "="), ("A", "x86_64"), *stanza]
             u.add(make_package(record_from_fields(fields), source))
@@ -236,7 +238,7 @@ def test_exclude_drops_the_dependency():
 
 
 @pytest.mark.parametrize("text, words", [
-    ("!foo", "contents.exclude"), ("foo@edge", "repository tag"),
+    ("!foo", "contents.exclude"),
     ("foo=", "not an apk package atom"), ("foo=1.0-r0-bad", "not an apk package atom"),
 ])
 def test_bad_requests(text, words):
@@ -263,3 +265,18 @@ def test_spec_keeps_apk_atoms(tmp_path):
         ("libnetfilter_acct", None, None), ("so:libz.so.1", None, None),
         ("python3", "~", "3.12"), ("py3-foo", "=", "1.0_rc1-r0"),
         ("freeswitch-sounds-ru-RU-elena-8000", None, None)]
+
+
+def test_repository_tags():
+    """apk's pinning: a tagged repository serves only names asked for with its tag and
+    what those need; untagged names never come from it, even at a higher version."""
+    main = "P:app\nV:1-r0\nD:lib\n\nP:lib\nV:1-r0\n\nP:other\nV:1-r0\nD:lib\n"
+    edge = "P:app\nV:2-r0\nD:lib\n\nP:lib\nV:2-r0\n\nP:tool\nV:1-r0\nD:lib\n"
+    u = universe(main, edge, tags=("", "edge"))
+    assert solve(u, "app") == {"app": "1-r0", "lib": "1-r0"}
+    assert solve(u, "app@edge") == {"app": "2-r0", "lib": "2-r0"}  # inherited by lib
+    assert solve(u, "tool@edge", "other")["lib"] == "2-r0"
+    with pytest.raises(ResolveError, match="only in repositories tagged @edge; ask for tool@edge"):
+        solve(u, "tool")
+    with pytest.raises(ResolveError, match="no repository tagged @testing has 'app'"):
+        solve(u, "app@testing")

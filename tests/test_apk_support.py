@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "alpine"
+# Beside the checkout (../shared); a git worktree elsewhere names it with ASSEMBLER_SHARED.
+FIXTURES = Path(os.environ.get("ASSEMBLER_SHARED")
+                or Path(__file__).resolve().parents[2] / "shared") / "fixtures" / "alpine"
 
 
 def gz(data: bytes) -> bytes:

@@ -93,7 +93,7 @@ def test_numeric_run_as_still_allowed(tmp_path):
 
     for who in ("1000", "1000:1000"):
         spec = load_spec(_spec(tmp_path, BASE + f"accounts:\n  run-as: '{who}'\n"))
-        assert spec.accounts["run-as"] == who
+        assert spec.accounts.run_as == who
 
 
 @pytest.mark.parametrize("extra, words", [

@@ -6,7 +6,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from assembler.alpine import install, installed
-from assembler.alpine.repository import AlpineIndexLoader, apk_arch, repository_path, trust_for
+from assembler.alpine.repository import (
+    AlpineIndexLoader,
+    apk_arch,
+    repository_path,
+    repository_url,
+    trust_for,
+)
 from assembler.alpine.solver import ApkResolver, apk_want
 from assembler.cache import Cache
 from assembler.distro.definition import Distro
@@ -88,7 +94,8 @@ def apk_repositories(distro: Distro, spec: Spec) -> list[str]:
     for a in distro.archives:
         base = spec.mirrors.get(a.name) or a.url
         if base:
-            out += [f"{base.rstrip('/')}/{repository_path(s, c)}"
+            tag = f"@{a.tag} " if a.tag else ""
+            out += [tag + repository_url(base, repository_path(s, c))
                     for s in a.suites for c in a.components]
     return out
 

@@ -58,8 +58,14 @@ def apk_arch(arch: str) -> str:
 
 
 def repository_path(suite: str, component: str) -> str:
-    """``v3.21`` + ``main`` -> ``v3.21/main`` (mirror-relative, as in /etc/apk/repositories)."""
+    """``v3.21`` + ``main`` -> ``v3.21/main`` (mirror-relative, as in /etc/apk/repositories).
+    ``.`` stands for no level: Wolfi's ``os`` has no component, a repository given by its
+    full URL (apko's ``repositories``) neither."""
     return "/".join(p for p in (suite.strip("/"), component.strip("/")) if p and p != ".")
+
+
+def repository_url(base: str, repo: str, *rest: str) -> str:
+    return "/".join(p for p in (base.rstrip("/"), repo, *rest) if p)
 
 
 @dataclass
@@ -110,10 +116,12 @@ def make_package(rec: PackageRecord, source: dict) -> Package:
     return Package(
         name=rec.name, version=rec.version, arch=rec.arch, depends=depends,
         provides=provides, conflicts=conflicts, archive=source["archive"],
-        suite=source["suite"], filename=f"{repo}/{source['apk-arch']}/{rec.filename}",
+        suite=source["suite"],
+        filename="/".join(p for p in (repo, source["apk-arch"], rec.filename) if p),
         size=rec.size or 0, source=rec.origin, provider_priority=rec.provider_priority or 0,
         install_if=install_if,
         extra={"checksum": rec.checksum, "repo_rank": source["rank"],
+               "tag": source.get("tag", ""),
                "replaces": list(rec.replaces),
                "lock": {"repository": repo, "checksum": rec.checksum}},
     )
@@ -213,11 +221,12 @@ class AlpineIndexLoader(IndexLoader):
             for suite in archive.suites:
                 for component in archive.components:
                     repo = repository_path(suite, component)
-                    url = f"{self.mirrors[archive.name]}/{repo}/{a}/APKINDEX.tar.gz"
+                    url = repository_url(self.mirrors[archive.name], repo, a,
+                                         "APKINDEX.tar.gz")
                     v = self._index(url, trust)
                     verified.append(v)
                     source = {"archive": archive.name, "suite": suite, "repository": repo,
-                              "apk-arch": a, "rank": len(sources)}
+                              "apk-arch": a, "rank": len(sources), "tag": archive.tag}
                     sources.append(source)
                     universe.add_bulk(v.items, len(sources) - 1, _provided_names)
                     for pkg_name, names in v.triggers:
@@ -265,7 +274,7 @@ class AlpineIndexLoader(IndexLoader):
         done = [0]
 
         def one(p: Package) -> None:
-            url = f"{self.mirrors[p.archive]}/{p.filename}"
+            url = repository_url(self.mirrors[p.archive], p.filename)
             data = fetch(url, p.size or None)
             if p.size and len(data) != p.size:
                 raise IntegrityError(f"{url}: {len(data)} bytes, but the signed index says "

@@ -21,7 +21,11 @@ reproduces of apk-tools' solver (src/solver.c) for a fresh install:
   settled first and names with options later, as apk's queue does, so a pin
   (``python3~3.10``) or a dependency's bound narrows a choice before it is made;
 * install_if: a package whose every install_if atom is met by the selection
-  joins it, repeatedly until nothing changes.
+  joins it, repeatedly until nothing changes;
+* repository tags: a package of a tagged repository (``@edge URL``) is a
+  candidate only for a name requested with that tag (``pkg@edge``) or needed
+  by a package chosen under it (apk's inherited pinning); untagged
+  repositories serve every name.
 
 A conflict or an unmet dependency forbids the most recent choice that led to
 it and resolution restarts (deterministic and bounded), like the Debian one.
@@ -44,6 +48,13 @@ MAX_RESTARTS = 200
 REQUESTED = "requested"
 
 Claim = tuple[Package, str | None]  # a package and the version it provides a name at
+
+
+@dataclass
+class ApkWant(Want):
+    """A request with apk's repository tag (``pkg@edge``; "" for none)."""
+
+    tag: str = ""
 
 
 def provides(atom: Dep, pkg: Package, version: str | None) -> bool:
@@ -114,6 +125,7 @@ class _State:
     excluded: dict[str, list[str]] = field(default_factory=dict)
     queue: deque[str] = field(default_factory=deque)
     deferred: deque[str] = field(default_factory=deque)
+    tags: dict[str, set[str]] = field(default_factory=dict)  # name -> repository tags allowed
 
 
 class ApkResolver:
@@ -155,6 +167,8 @@ class ApkResolver:
             if w.name in self.exclude:
                 raise _Fail(None, f"{self._where(w)}{w.name} is both requested and excluded.")
             st.cons.setdefault(w.name, []).append((Dep(w.name, w.op, w.version), REQUESTED))
+            if isinstance(w, ApkWant) and w.tag:
+                st.tags.setdefault(w.name, set()).add(w.tag)
         for w in self.wants:
             self._check_request(w)
             st.queue.append(w.name)
@@ -183,10 +197,23 @@ class ApkResolver:
             preferred = [c for c in cands if self.prefer.get(c[0].name) == c[0].version]
             pkg, _ = max(preferred or cands, key=_provider_key)
             self._select(pkg, [r for a, r in st.cons[name] if provides(a, pkg, dict(
-                claims_of(pkg)).get(name))], st)
+                claims_of(pkg)).get(name))], st, st.tags.get(name, set()))
 
     def _check_request(self, w: Want) -> None:
-        if self.u.versions(w.name) or self.u.providers(w.name):
+        tag = w.tag if isinstance(w, ApkWant) else ""
+        if tag:
+            provs = [p for p, _ in self._provisions(w.name)]
+            if not any(p.extra.get("tag") == tag for p in provs):
+                raise _Fail(None, f"{self._where(w)}no repository tagged @{tag} has "
+                            f"{w.name!r} for {self.u.arch}"
+                            + (" (only untagged ones do)." if provs else "."))
+            return
+        tags = {p.extra.get("tag", "") for p, _ in self._provisions(w.name)}
+        if tags and "" not in tags:
+            raise _Fail(None, f"{self._where(w)}{w.name!r} is only in repositories tagged "
+                        + ", ".join(f"@{t}" for t in sorted(tags))
+                        + f"; ask for {w.name}@{min(tags)}.")
+        if tags:
             return
         raise _Fail(None, f"{self._where(w)}no package named {w.name!r} in the Alpine "
                     f"repositories for {self.u.arch}." + did_you_mean(w.name, self.u.names()))
@@ -207,6 +234,8 @@ class ApkResolver:
         out = []
         for pkg, ver in provs:
             if pkg.key[:2] in self.forbidden or pkg.name in self.exclude:
+                continue
+            if pkg.extra.get("tag") and pkg.extra["tag"] not in st.tags.get(name, ()):
                 continue
             if ver is None and not self._bare_ok(pkg, len(provs), st):
                 continue
@@ -244,7 +273,8 @@ class ApkResolver:
         return None
 
     # -- selecting --------------------------------------------------------------------
-    def _select(self, pkg: Package, reasons: list[str], st: _State) -> None:
+    def _select(self, pkg: Package, reasons: list[str], st: _State,
+                tags: set[str] | None = None) -> None:
         why = self._clash(pkg, st)
         if why is not None:
             raise _Fail(pkg.key[:2], f"{self._chain(reasons, st)} -> {pkg} cannot be installed: "
@@ -263,6 +293,8 @@ class ApkResolver:
                 st.excluded.setdefault(atom.name, []).append(pkg.name)
                 continue
             st.cons.setdefault(atom.name, []).append((atom, pkg.name))
+            if tags:
+                st.tags.setdefault(atom.name, set()).update(tags)
             st.queue.append(atom.name)
 
     def _check_claimed(self, name: str, st: _State) -> None:
@@ -346,7 +378,7 @@ class ApkResolver:
                 continue
             cands = []
             for pkg in self.u.versions(name):
-                if not pkg.install_if or pkg.key[:2] in self.forbidden:
+                if not pkg.install_if or pkg.key[:2] in self.forbidden or pkg.extra.get("tag"):
                     continue
                 if all(any(provides(a, q, v) for q, v in st.claims.get(a.name, ()))
                        for a in pkg.install_if) and self._clash(pkg, st) is None:
@@ -376,9 +408,6 @@ def apk_want(text: str, where: str) -> Want:
     if d.conflict:
         raise SpecError(f"{where}: {text!r} forbids a package; list it under "
                         "contents.exclude instead.")
-    if d.tag:
-        raise SpecError(f"{where}: {text!r} names a repository tag (@{d.tag}); tags are not "
-                        "supported, add the repository under contents.repositories instead.")
     if d.op == "><":
         raise SpecError(f"{where}: {text!r} pins a checksum; pin a version with '=' instead.")
-    return Want(d.name, d.op or None, d.version or None, where)
+    return ApkWant(d.name, d.op or None, d.version or None, where, tag=d.tag)

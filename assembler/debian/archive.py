@@ -232,6 +232,8 @@ class DebianIndexLoader(IndexLoader):
                "date": rel.date.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                "inrelease-sha256": si.inrelease_sha256,
                "snapshot": self.snapshots.get(archive.name) or snapshot.for_index(rel.date)}
+        if rel.version:  # the signed point release: what /etc/debian_version says
+            out["version"] = rel.version
         if si.expired and rel.valid_until is not None:
             out["valid-until-expired"] = rel.valid_until.astimezone(UTC).strftime(
                 "%Y-%m-%dT%H:%M:%SZ")

@@ -21,6 +21,7 @@ class Release:
     components: list[str]
     all_in_arch: bool                      # binary-all folded into binary-<arch>
     sha256: dict[str, tuple[str, int]] = field(default_factory=dict)
+    version: str = ""                      # the point release, e.g. "12.15" (os-release)
 
 
 def _date(value: str, what: str) -> datetime:
@@ -63,6 +64,7 @@ def parse_release(text: str, what: str) -> Release:
         components=fields.get("components", "").split(),
         all_in_arch=no_all == "Packages",
         sha256=sha256,
+        version=fields.get("version", ""),
     )
 
 

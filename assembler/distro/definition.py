@@ -44,6 +44,12 @@ class Archive:
     host_suite: str = ".*"
     host_path: str = ""
     url: str | None = None          # set for extra repositories given with a URL
+    # apk repository tag (`@edge URL` in /etc/apk/repositories): its packages are only
+    # eligible for requests naming the tag (`pkg@edge`) and their dependencies.
+    tag: str = ""
+    # Keys named by URL (apko's `keyring`, a definition's `key-urls`), fetched once and
+    # kept in the cache (distro/keyring.py); `keys` gets their local copies.
+    key_urls: list[str] = field(default_factory=list)
     archs: list[str] | None = None  # only these architectures (Ubuntu's ports archive)
     priority: int = 0               # chisel.yaml's: higher wins for a package in several
 
@@ -74,6 +80,11 @@ def find_distro(name: str, spec_dir: Path | None = None) -> Path:
     if name.endswith((".yaml", ".yml")):
         candidates.append((spec_dir or Path.cwd()) / name)
     candidates.append(REPOS_DIR / f"{name}.yaml")
+    # A family with one definition is named by the family alone ("wolfi").
+    if "/" not in name and (REPOS_DIR / name).is_dir():
+        only = sorted((REPOS_DIR / name).glob("*.yaml"))
+        if len(only) == 1:
+            candidates.append(only[0])
     for c in candidates:
         if c.is_file():
             return c
@@ -112,7 +123,8 @@ def load_distro(name: str, spec_dir: Path | None = None) -> Distro:
             if not isinstance(a, dict):
                 raise SpecError(f"{path}: each archive must be a mapping (name, suites, keys, "
                                 f"...), not {a!r}.")
-            files = [(base / k).resolve() for k in strings(a["keys"], f"keys of {a['name']!r}")]
+            files = [(base / k).resolve() for k in strings(a.get("keys", []),
+                                                            f"keys of {a['name']!r}")]
             for k in files:
                 if not k.is_file():
                     raise SpecError(f"{path}: archive {a['name']!r} names key {k}, "
@@ -125,7 +137,10 @@ def load_distro(name: str, spec_dir: Path | None = None) -> Distro:
                                              "available-components"),
                 keys=list[Path | bytes](files), host_suite=a.get("host-suite", ".*"),
                 host_path=a.get("host-path", ""), url=a.get("url"),
-                archs=strings(a["archs"], f"archs of {a['name']!r}") if "archs" in a else None))
+                archs=strings(a["archs"], f"archs of {a['name']!r}") if "archs" in a else None,
+                key_urls=strings(a.get("key-urls", []), f"key-urls of {a['name']!r}")))
+            if not files and not archives[-1].key_urls:
+                raise SpecError(f"{path}: archive {a['name']!r} names no keys.")
         slices = data.get("slices")
         if slices is not None and not isinstance(slices, str):
             raise SpecError(f"{path}: slices must be a directory path, not {slices!r}.")

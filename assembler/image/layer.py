@@ -201,7 +201,8 @@ def _select(tree: Tree, paths: Iterable[str] | None) -> list[Entry]:
     return [e for e in entries if e.path in wanted]
 
 
-def _tarinfo(entry: Entry, source_date_epoch: int) -> tarfile.TarInfo:
+def _tarinfo(entry: Entry, source_date_epoch: int, dir_mtime: int | None = None
+             ) -> tarfile.TarInfo:
     info = tarfile.TarInfo(entry.path)
     info.mode = entry.mode & 0o7777
     info.uid = entry.uid
@@ -209,6 +210,8 @@ def _tarinfo(entry: Entry, source_date_epoch: int) -> tarfile.TarInfo:
     info.uname = ""
     info.gname = ""
     info.mtime = clamp_mtime(entry.mtime, source_date_epoch)
+    if entry.kind == "dir" and dir_mtime is not None:
+        info.mtime = dir_mtime
     if entry.kind == "dir":
         info.type = tarfile.DIRTYPE
     elif entry.kind == "symlink":
@@ -225,10 +228,14 @@ def write_tar(
     out: IO[bytes] | _HashingWriter,
     source_date_epoch: int,
     paths: Iterable[str] | None = None,
+    dir_mtime: int | None = None,
     *,
     entries: list[Entry] | None = None,
 ) -> None:
-    """Stream the (selected part of the) tree, or `entries` of it, as a plain tar into `out`."""
+    """Stream the (selected part of the) tree, or `entries` of it, as a plain tar into `out`.
+
+    `dir_mtime` dates every directory alike: a directory's mtime in the tree is the
+    newest any package gave it, which would tie a layer's bytes to its neighbours."""
     # Hardlink groups are keyed by the file they were linked to (and content,
     # in case that file was replaced afterwards). The first member in sort
     # order carries the data and the others link to it: the tree's original
@@ -245,7 +252,7 @@ def write_tar(
     ) as tf:
         tf.copybufsize = _BLOCK
         for entry in entries if entries is not None else _select(tree, paths):
-            info = _tarinfo(entry, source_date_epoch)
+            info = _tarinfo(entry, source_date_epoch, dir_mtime)
             if entry.kind in ("file", "hardlink"):
                 key = (entry.link if entry.kind == "hardlink" else entry.path, entry.sha256)
                 first = first_of_group.get(key)
@@ -269,6 +276,7 @@ def write_layer(
     source_date_epoch: int = 0,
     *,
     paths: Iterable[str] | None = None,
+    dir_mtime: int | None = None,
     cache: LayerCache | None = None,
 ) -> Layer:
     """Write the tree (or only `paths` and their parents) as a layer blob at `dest_path`.
@@ -284,19 +292,19 @@ def write_layer(
             + "."
         )
     entries = _select(tree, paths)
-    key = _key(entries, compression, source_date_epoch) if cache is not None else None
+    times = (source_date_epoch, dir_mtime)
+    key = _key(entries, compression, *times) if cache is not None else None
     if cache is None or key is None:
-        return _write_uncached(tree, entries, Path(dest_path), compression, source_date_epoch)
+        return _write_uncached(tree, entries, Path(dest_path), compression, times)
     found = cache.get(key)
     if found is not None:
         return Layer(found.digest, found.diff_id, found.size, found.media_type,
                      cache.blob_path(found.digest))
     with cache.writing() as slot:
         if slot is None:   # a read-only cache still builds, uncached
-            return _write_uncached(tree, entries, Path(dest_path), compression,
-                                   source_date_epoch)
+            return _write_uncached(tree, entries, Path(dest_path), compression, times)
         raw, tmp = slot
-        plain, blob = _stream(tree, entries, raw, compression, source_date_epoch)
+        plain, blob = _stream(tree, entries, raw, compression, times)
         raw.close()
         layer = _layer(plain, blob, compression, tmp)
         path = cache.put(key, tmp, Recorded(layer.digest, layer.diff_id, layer.size,
@@ -305,13 +313,14 @@ def write_layer(
 
 
 def _write_uncached(tree: Tree, entries: list[Entry], dest: Path, compression: Compression,
-                    source_date_epoch: int) -> Layer:
+                    times: tuple[int, int | None]) -> Layer:
     with atomic_writer(dest) as raw:
-        plain, blob = _stream(tree, entries, raw, compression, source_date_epoch)
+        plain, blob = _stream(tree, entries, raw, compression, times)
     return _layer(plain, blob, compression, dest)
 
 
-def _key(entries: list[Entry], compression: Compression, source_date_epoch: int) -> str | None:
+def _key(entries: list[Entry], compression: Compression, source_date_epoch: int,
+         dir_mtime: int | None = None) -> str | None:
     """The layer cache key; None if some file's content hash is unknown.
 
     Built from the very headers write_tar emits (_tarinfo), so whatever decides a
@@ -321,7 +330,7 @@ def _key(entries: list[Entry], compression: Compression, source_date_epoch: int)
     for e in entries:
         if e.kind in ("file", "hardlink") and not e.sha256:
             return None
-        i = _tarinfo(e, source_date_epoch)
+        i = _tarinfo(e, source_date_epoch, dir_mtime)
         rows.append([i.name, i.type.decode(), i.mode, i.uid, i.gid, i.size, i.linkname,
                      i.mtime, e.kind, e.link, e.sha256])
     return layer_key(rows, compression, _params(compression))
@@ -337,23 +346,24 @@ def _params(compression: Compression) -> dict[str, object]:
 
 
 def _stream(tree: Tree, entries: list[Entry], raw: IO[bytes], compression: Compression,
-            source_date_epoch: int) -> tuple[_HashingWriter, _HashingWriter]:
+            times: tuple[int, int | None]) -> tuple[_HashingWriter, _HashingWriter]:
     """tar -> sha256 (diff_id) -> compressor -> sha256 (digest) -> `raw`."""
+    source_date_epoch, dir_mtime = times
     blob = _HashingWriter(raw)
     if compression == "gzip":
         with ParallelGzipWriter(blob) as gz:
             plain = _HashingWriter(gz)  # type: ignore[arg-type]
-            write_tar(tree, plain, source_date_epoch, entries=entries)
+            write_tar(tree, plain, source_date_epoch, None, dir_mtime, entries=entries)
     elif compression == "zstd":
         cctx = zstandard.ZstdCompressor(
             level=ZSTD_LEVEL, threads=0, write_checksum=True, write_content_size=False
         )
         with cctx.stream_writer(blob, closefd=False) as zw:  # type: ignore[arg-type]
             plain = _HashingWriter(zw)
-            write_tar(tree, plain, source_date_epoch, entries=entries)
+            write_tar(tree, plain, source_date_epoch, None, dir_mtime, entries=entries)
     else:
         plain = _HashingWriter(blob)
-        write_tar(tree, plain, source_date_epoch, entries=entries)
+        write_tar(tree, plain, source_date_epoch, None, dir_mtime, entries=entries)
     return plain, blob
 
 

@@ -118,6 +118,9 @@ class ImageConfig:
     user: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
     stop_signal: str = ""
+    # "8080/tcp"; absolute paths. Empty sets (JSON {}) are what the OCI spec gives as values.
+    exposed_ports: Sequence[str] = ()
+    volumes: Sequence[str] = ()
 
 
 @dataclass
@@ -183,6 +186,8 @@ def config_document(image: Image) -> dict[str, Any]:
     runtime: dict[str, Any] = {}
     if c.user:
         runtime["User"] = c.user
+    if c.exposed_ports:
+        runtime["ExposedPorts"] = {p: {} for p in sorted(c.exposed_ports)}
     env = [f"{k}={v}" for k, v in c.env.items()] if isinstance(c.env, Mapping) else list(c.env)
     if env:
         runtime["Env"] = env
@@ -190,6 +195,8 @@ def config_document(image: Image) -> dict[str, Any]:
         runtime["Entrypoint"] = list(c.entrypoint)
     if c.cmd:
         runtime["Cmd"] = list(c.cmd)
+    if c.volumes:
+        runtime["Volumes"] = {v: {} for v in sorted(c.volumes)}
     if c.working_dir:
         runtime["WorkingDir"] = c.working_dir
     if c.labels:

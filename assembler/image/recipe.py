@@ -7,8 +7,9 @@ slice catalog when the spec cuts slices, the architecture, the compression,
 SOURCE_DATE_EPOCH, and the assembler's own code (its version and a digest of
 its sources, so a changed tool never reuses an old result). A hit names the
 layer blobs (each re-hashed before use) and what the build learned on the way
-(whether a CA bundle exists, its warnings). Anything new that reads host files
-into the image must add them here.
+(whether a CA bundle exists, its warnings, the layers' history). A spec that copies
+local files into the image has no recipe; anything new that reads host files into
+the image must be digested here or do the same.
 """
 
 from __future__ import annotations
@@ -53,7 +54,20 @@ def _tree_digest(root: Path) -> str:
 
 
 def recipe_key(spec: Spec, distro: Distro, arch: str, compression: str,
-               source_date_epoch: int) -> str:
+               source_date_epoch: int) -> str | None:
+    """None when an input cannot be read back, or when the spec copies local files
+    (`paths` with `source:`): those are not digested here, so such an image is always
+    rebuilt, its unchanged layers still coming from the layer cache."""
+    if spec.has_app:
+        return None
+    try:
+        return _recipe_key(spec, distro, arch, compression, source_date_epoch)
+    except OSError:
+        return None
+
+
+def _recipe_key(spec: Spec, distro: Distro, arch: str, compression: str,
+                source_date_epoch: int) -> str:
     slices = distro.slices_dir is not None and distro.slices_dir.is_dir() \
         and any(r.slice for r in spec.packages)
     doc = {
@@ -77,6 +91,7 @@ class Made:
     layers: list[Layer]
     has_certs: bool
     warnings: list[str]
+    history: list[str] | None = None     # the layers' descriptions (layering), if any
 
 
 class Recipes:
@@ -94,7 +109,9 @@ class Recipes:
         try:
             doc = json.loads(self._path(key).read_bytes())
             found = [Recorded.from_json(d) for d in doc["layers"]]
-            made = Made([], bool(doc["has_certs"]), [str(w) for w in doc["warnings"]])
+            history = doc.get("history")
+            made = Made([], bool(doc["has_certs"]), [str(w) for w in doc["warnings"]],
+                        None if history is None else [str(h) for h in history])
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
         for r in found:
@@ -107,6 +124,7 @@ class Recipes:
     def put(self, key: str, made: Made) -> None:
         doc = {"layers": [{"digest": x.digest, "diff_id": x.diff_id, "size": x.size,
                            "media_type": x.media_type} for x in made.layers],
-               "has_certs": made.has_certs, "warnings": made.warnings}
+               "has_certs": made.has_certs, "warnings": made.warnings,
+               "history": made.history}
         with suppress(OSError):   # a cache that takes no new entries: just not remembered
             atomic_write(self._path(key), json.dumps(doc, sort_keys=True).encode())

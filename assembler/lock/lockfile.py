@@ -12,8 +12,16 @@ import json
 from pathlib import Path
 
 from assembler.cache import atomic_write
+from assembler.distro.apko import resolve as resolve_apko
 from assembler.distro.definition import Distro
 from assembler.errors import MalformedError, ResolveError, SpecError
+from assembler.lock.apkolock import (
+    apk_arch,
+    check_same,
+    looks_like_apko_lock,
+    preferences,
+    read_pins,
+)
 from assembler.lock.model import (
     LOCK_VERSION,
     ArchLock,
@@ -219,25 +227,31 @@ def _common_versions(resolutions: dict[str, Resolution],
 ALIGN_ROUNDS = 5
 
 
-def resolve_spec(spec: Spec, universes: Universes) -> Lock:
+def resolve_spec(spec: Spec, universes: Universes,
+                 pins: dict[str, dict[str, str]] | None = None) -> Lock:
     """Resolve every arch of `spec` and return the lock document.
 
     Like apko, architectures get the same package versions where the archive
     allows: when the highest versions differ (one arch built a new upload
-    first), every arch takes the highest version they all offer.
+    first), every arch takes the highest version they all offer. `pins` (arch ->
+    name -> version, an imported lock's) are preferred over that.
     """
     catalog = load_catalog(spec, universes.distro) if any(r.slice for r in spec.packages) \
         else None
     per_arch = {arch: universes.universe(arch) for arch in spec.archs}
     prefer: dict[str, str] = {}
-    resolutions = {arch: _resolve_arch(spec, universes, u, arch, prefer, catalog)
+
+    def preferred(arch: str) -> dict[str, str]:
+        return {**prefer, **(pins or {}).get(arch, {})}
+
+    resolutions = {arch: _resolve_arch(spec, universes, u, arch, preferred(arch), catalog)
                    for arch, u in per_arch.items()}
     for _ in range(ALIGN_ROUNDS if len(per_arch) > 1 else 0):
         common = _common_versions(resolutions, per_arch)
         if all(prefer.get(k) == v for k, v in common.items()):
             break
         prefer.update(common)
-        resolutions = {arch: _resolve_arch(spec, universes, u, arch, prefer, catalog)
+        resolutions = {arch: _resolve_arch(spec, universes, u, arch, preferred(arch), catalog)
                        for arch, u in per_arch.items()}
     for arch, res in resolutions.items():
         universes.complete(arch, res)
@@ -254,9 +268,19 @@ def resolve_spec(spec: Spec, universes: Universes) -> Lock:
 
 
 def load_or_lock(spec: Spec, options: Options, update: bool = False,
-                 locked: bool = False) -> tuple[Lock, bool]:
-    """The lock for `spec`: the file when fresh, else a new resolution (written)."""
+                 locked: bool = False, apko_lock: Path | None = None) -> tuple[Lock, bool]:
+    """The lock for `spec`: the file when fresh, else a new resolution (written). apko's
+    lock (`apko_lock`, or found where ours goes: apko.yaml's is apko.lock.json too)
+    is the starting point instead: its packages, verified again."""
+    resolve_apko(spec)
     path = lock_path(spec.path)
+    if apko_lock is None and not update and path.exists() and looks_like_apko_lock(path):
+        apko_lock = path
+    if apko_lock is not None:
+        if locked:
+            raise SpecError(f"{apko_lock} is apko's lock; run 'assemble lock' (without "
+                            "--locked) to import it.")
+        return import_apko_lock(spec, options, apko_lock), True
     if not update and path.exists():
         lock = read_lock(path)
         reason = staleness(lock, spec)
@@ -271,3 +295,21 @@ def load_or_lock(spec: Spec, options: Options, update: bool = False,
     lock = resolve_spec(spec, Universes(spec, options))
     changed = write_lock(path, lock)
     return lock, changed
+
+
+def import_apko_lock(spec: Spec, options: Options, source: Path) -> Lock:
+    """Resolve with apko's pins, check the result is apko's package set, write our lock."""
+    if not source.is_file():
+        raise SpecError(f"{source}: no such apko lock file.")
+    pins = read_pins(source)
+    archs = {a: apk_arch(a, source) for a in spec.archs}
+    lock = resolve_spec(spec, Universes(spec, options), preferences(pins, archs, source))
+    check_same(lock, pins, archs, source)
+    path = lock_path(spec.path)
+    write_lock(path, lock)
+    n = sum(len(v) for v in pins.values())
+    info(f"imported apko's lock {source}: the same {n} packages, verified again; "
+         f"{path} is now assembler's lock" + (" (apko's is in your version control)."
+                                                if source.resolve() == path.resolve() else "."),
+         options.quiet)
+    return lock

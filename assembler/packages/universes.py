@@ -10,7 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from assembler.distro import snapshot
+from assembler.distro.apko import resolve as resolve_apko
+from assembler.distro.apko import trust as trust_apko_keyring
 from assembler.distro.definition import Archive, Distro, load_distro, with_components
+from assembler.distro.keyring import cached_key
 from assembler.distro.mirror import resolve_mirrors
 from assembler.errors import SpecError
 from assembler.options import Options
@@ -21,7 +24,10 @@ from assembler.progress import Progress, info
 from assembler.spec.document import Spec
 
 
-def distro_for(spec: Spec) -> Distro:
+def distro_for(spec: Spec, options: Options | None = None) -> Distro:
+    """The spec's distro with its own repositories added; keys named by URL are fetched
+    (once: distro/keyring.py) into `options.cache`."""
+    resolve_apko(spec)
     try:
         distro = load_distro(spec.distro, spec.path.parent)
     except SpecError as e:
@@ -35,7 +41,15 @@ def distro_for(spec: Spec) -> Distro:
         distro.archives.append(Archive(
             name=repo.name, suites=repo.suites, components=repo.components,
             available_components=repo.components, keys=[Path(k) for k in repo.keys],
-            url=repo.url, host_suite="(?!)"))
+            url=repo.url, host_suite="(?!)", tag=repo.tag, key_urls=list(repo.key_urls)))
+    trust_apko_keyring(spec, distro)
+    for archive in distro.archives:
+        if archive.key_urls:
+            if options is None:
+                raise SpecError(f"{spec.path}: keys given by URL need the cache; this command "
+                                "cannot fetch them.")
+            archive.keys += [cached_key(u, options.cache, options.offline)
+                             for u in archive.key_urls]
     return distro
 
 
@@ -45,7 +59,7 @@ class Universes:
     def __init__(self, spec: Spec, options: Options) -> None:
         self.spec = spec
         self.options = options
-        self.distro = distro_for(spec)
+        self.distro = distro_for(spec, options)
         self.format = format_for(self.distro)
         self.mirrors = resolve_mirrors(self.distro.archives, options.mirrors, spec.mirrors,
                                        str(spec.path))

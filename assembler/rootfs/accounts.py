@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from assembler.rootfs.tree import Tree
-
-ROOT = {"username": "root", "uid": 0, "gid": 0, "home": "/root", "shell": "/sbin/nologin",
-        "gecos": "root"}
-NOBODY = {"username": "nobody", "uid": 65534, "gid": 65534, "home": "/nonexistent",
-          "shell": "/sbin/nologin", "gecos": "nobody"}
+from assembler.spec.document import NOBODY, NOGROUP, ROOT, ROOT_GROUP, Accounts, Group, User
 
 
-def users_and_groups(accounts: dict[str, Any]) -> tuple[list[dict], list[dict]]:
-    users = [ROOT, NOBODY] + [u for u in accounts.get("users", [])
-                              if u["username"] not in ("root", "nobody")]
-    groups = [{"groupname": "root", "gid": 0, "members": []},
-              {"groupname": "nogroup", "gid": 65534, "members": []}]
-    groups += [g for g in accounts.get("groups", []) if g["groupname"] not in ("root", "nogroup")]
-    known_gids = {g["gid"] for g in groups}
+def users_and_groups(accounts: Accounts) -> tuple[list[User], list[Group]]:
+    users = [ROOT, NOBODY] + [u for u in accounts.users if u.username not in ("root", "nobody")]
+    groups = [ROOT_GROUP, NOGROUP]
+    groups += [g for g in accounts.groups if g.groupname not in ("root", "nogroup")]
+    known_gids = {g.gid for g in groups}
     for u in users:  # a user whose primary group was not declared gets one of its own name
-        if u["gid"] not in known_gids:
-            groups.append({"groupname": u["username"], "gid": u["gid"], "members": []})
-            known_gids.add(u["gid"])
+        if u.gid not in known_gids:
+            groups.append(Group(u.username, u.gid))
+            known_gids.add(u.gid)
     return users, groups
 
 
@@ -35,30 +27,30 @@ def _merge(master: bytes | None, lines: list[str]) -> str:
     return "".join(base + [ln for ln in lines if ln.split(":", 1)[0] not in names])
 
 
-def write_accounts(tree: Tree, accounts: dict[str, Any], passwd_master: bytes | None = None,
+def write_accounts(tree: Tree, accounts: Accounts, passwd_master: bytes | None = None,
                    group_master: bytes | None = None) -> None:
     users, groups = users_and_groups(accounts)
-    passwd = _merge(passwd_master, [f"{u['username']}:x:{u['uid']}:{u['gid']}:{u['gecos']}:"
-                                    f"{u['home']}:{u['shell']}\n" for u in users])
-    group = _merge(group_master, [f"{g['groupname']}:x:{g['gid']}:"
-                                  f"{','.join(g.get('members', []))}\n" for g in groups])
+    passwd = _merge(passwd_master, [f"{u.username}:x:{u.uid}:{u.gid}:{u.gecos}:"
+                                    f"{u.home}:{u.shell}\n" for u in users])
+    group = _merge(group_master, [f"{g.groupname}:x:{g.gid}:{','.join(g.members)}\n"
+                                  for g in groups])
     tree.add_file("etc/passwd", passwd.encode(), 0o644, replace=True)
     tree.add_file("etc/group", group.encode(), 0o644, replace=True)
     tree.add_dir("root", 0o700)
     tree.add_dir("tmp", 0o1777)
     for u in users:
-        if u["uid"] in (0, 65534):
+        if u.uid in (0, 65534):
             continue
-        tree.add_dir(u["home"].lstrip("/"), 0o755, u["uid"], u["gid"])
+        tree.add_dir(u.home.lstrip("/"), 0o755, u.uid, u.gid)
 
 
-def run_as(accounts: dict[str, Any]) -> str:
+def run_as(accounts: Accounts) -> str:
     """The config's User: numeric uid:gid, so no passwd lookup is needed at runtime."""
-    who = accounts.get("run-as")
+    who = accounts.run_as
     if not who:
         return ""
     users, _ = users_and_groups(accounts)
     for u in users:
-        if u["username"] == who:
-            return f"{u['uid']}:{u['gid']}"
+        if u.username == who:
+            return f"{u.uid}:{u.gid}"
     return who

@@ -8,24 +8,31 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import re
+import shlex
+import stat
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from assembler.errors import SpecError
+from assembler.spec.modes import parse_mode
 
 RELATION = re.compile(r"^(?P<name>[a-z0-9][a-z0-9+.\-]*)(?:_(?P<slice>[a-z0-9][a-z0-9\-]*))?"
                       r"(?::(?P<arch>[a-z0-9-]+))?"
                       r"(?:\s*(?P<op>>=|<=|<<|>>|=|<|>)\s*(?P<version>[A-Za-z0-9.+~:\-]+))?$")
 # What Debian's grammar above refuses but an apk atom may be: upper case and
 # several '_' in names (libnetfilter_acct), so:/cmd:/pc: names, '~' pins and
-# '_rc1' versions. The distro's own parser decides later (archives.wants).
-APK_LIKE = re.compile(r"^(?P<name>[A-Za-z0-9/][A-Za-z0-9+._\-:/]*?)"
+# '_rc1' versions, '@tag' repository tags. The distro's own parser decides later
+# (the format's wants).
+APK_LIKE = re.compile(r"^(?P<name>[A-Za-z0-9/][A-Za-z0-9+._\-:/]*?)(?:@[A-Za-z0-9._\-]+)?"
                       r"(?:\s*(?P<op>[<>=~]+)\s*(?P<version>[A-Za-z0-9.+~_\-=]+))?$")
+
+STRIP_KINDS = ("docs", "man", "info", "locales", "lintian")
 
 
 def did_you_mean(word: str, choices: Collection[str]) -> str:
@@ -72,38 +79,142 @@ class Repository:
     components: list[str]
     keys: list[Path]
     line: int
+    key_urls: list[str] = field(default_factory=list)  # fetched once, cached (distro/keyring.py)
+    tag: str = ""  # apk repository tag: serves only `pkg@tag` requests (docs/alpine.md)
 
 
-@dataclass
-class Spec:
+@dataclass(frozen=True)
+class User:
+    username: str
+    uid: int
+    gid: int
+    home: str
+    shell: str = "/sbin/nologin"
+    gecos: str = ""
+
+
+@dataclass(frozen=True)
+class Group:
+    groupname: str
+    gid: int
+    members: tuple[str, ...] = ()
+
+
+# In every image whatever the spec says (accounts.py writes them).
+ROOT = User("root", 0, 0, "/root", "/sbin/nologin", "root")
+NOBODY = User("nobody", 65534, 65534, "/nonexistent", "/sbin/nologin", "nobody")
+ROOT_GROUP = Group("root", 0)
+NOGROUP = Group("nogroup", 65534)
+
+
+@dataclass(frozen=True)
+class Accounts:
+    """accounts: the users and groups the spec adds, and who the image runs as."""
+
+    users: tuple[User, ...] = ()
+    groups: tuple[Group, ...] = ()
+    run_as: str | None = None
+
+    def uids(self) -> dict[str, int]:
+        """User name -> uid, for every user the image will have."""
+        return {u.username: u.uid for u in (ROOT, NOBODY, *self.users)}
+
+    def gids(self) -> dict[str, int]:
+        """Group name -> gid: declared groups, then users' own primary groups."""
+        out = {g.groupname: g.gid for g in (ROOT_GROUP, NOGROUP, *self.groups)}
+        known = set(out.values())
+        for u in self.users:
+            if u.gid not in known:
+                out.setdefault(u.username, u.gid)
+                known.add(u.gid)
+        return out
+
+
+@dataclass(frozen=True)
+class PathEntry:
+    """One item of `paths`. uid/gid are resolved to numbers; None means "not given"."""
+
+    path: str
+    type: str
+    line: int
+    mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+    target: str | None = None
+    content: str | None = None
+    # A local file or directory (relative to the spec, already checked readable).
+    source: Path | None = None
+    recursive: bool = False
+
+
+@dataclass(frozen=True)
+class Layering:
+    """`single`: one package layer (the default); `origin`: grouped by source package."""
+
+    strategy: str = "single"
+    budget: int = 0
+
+
+@dataclass(kw_only=True)
+class Contents:
+    """contents: what the archive puts in the image."""
+
+    packages: list[Request]
+    exclude: list[Located] = field(default_factory=list)
+    include_essential: bool = False
+    components: list[str] | None = None
+    strip: list[str] = field(default_factory=lambda: list(STRIP_KINDS))
+    allow_setuid: bool = False
+    repositories: list[Repository] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class RuntimeConfig:
+    """What a container starts with: the image config's runtime part."""
+
+    entrypoint: list[str] | None = None
+    cmd: list[str] | None = None
+    work_dir: str | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+    # "8080/tcp"; absolute paths; "SIGTERM" or a number.
+    ports: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
+    stop_signal: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class Spec(Contents, RuntimeConfig):
+    """The whole spec: its sections' fields, flat (spec.packages, spec.cmd, ...)."""
+
     path: Path
     digest: str
     distro: str
     distro_line: int
     archs: list[str]
-    packages: list[Request]
-    exclude: list[Located]
-    include_essential: bool
-    components: list[str] | None
-    strip: list[str]
-    allow_setuid: bool
-    repositories: list[Repository]
-    mirrors: dict[str, str]
-    accounts: dict[str, Any]
-    entrypoint: list[str] | None
-    cmd: list[str] | None
-    work_dir: str | None
-    environment: dict[str, str]
-    paths: list[dict[str, Any]]
-    annotations: dict[str, str]
-    layering: dict[str, Any]
+    mirrors: dict[str, str] = field(default_factory=dict)
+    accounts: Accounts = field(default_factory=Accounts)
+    paths: list[PathEntry] = field(default_factory=list)
+    annotations: dict[str, str] = field(default_factory=dict)
+    layering: Layering = field(default_factory=Layering)
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
     # Globs over absolute paths of ELF files the link check skips (linkcheck.py).
     link_check_ignore: list[str] = field(default_factory=list)
+    # An apko config's meanings our schema has no key for (spec/apko.ApkoExtras), else None.
+    apko: Any = None
     snapshot_mirror: str | None = None   # base URL of a snapshot archive (distro/snapshot.py)
 
     def where(self, line: int) -> str:
         return f"{self.path}:{line}"
+
+    @property
+    def has_app(self) -> bool:
+        """Local content (paths with `source:`), which goes in a layer of its own."""
+        return any(p.source is not None for p in self.paths)
+
+
+BINARY_TAG = "tag:yaml.org,2002:binary"
+T = TypeVar("T")
 
 
 def _node_line(node: yaml.Node) -> int:
@@ -138,6 +249,10 @@ class NodeReader:
     def scalar(self, node: yaml.Node, what: str) -> str:
         if not isinstance(node, yaml.ScalarNode) or node.tag.endswith(":null"):
             raise self.err(node, f"{what} must be a single value.")
+        if node.tag == BINARY_TAG:
+            # Taking the base64 text as the value would write it, silently, into the image.
+            raise self.err(node, f"{what} is tagged !!binary, which this spec does not decode; "
+                           "put the bytes in a file and name it with 'source:'.")
         return str(node.value)
 
     def string(self, node: yaml.Node, what: str) -> str:
@@ -183,6 +298,10 @@ TOP_KEYS = {
     "cmd": "cmd",
     "work-dir": "working directory",
     "environment": "environment",
+    "ports": "exposed ports",
+    "volumes": "volumes",
+    "stop-signal": "stop signal",
+    "labels": "config labels",
     "paths": "paths",
     "annotations": "annotations",
     "layering": "layering",
@@ -190,15 +309,29 @@ TOP_KEYS = {
 }
 CONTENTS_KEYS = {"packages": "", "exclude": "", "repositories": "", "include-essential": "",
                  "components": "", "strip": "", "allow-setuid": ""}
-STRIP_KINDS = ("docs", "man", "info", "locales", "lintian")
-REPO_KEYS = {"name": "", "url": "", "suites": "", "components": "", "keys": ""}
+REPO_KEYS = {"name": "", "url": "", "suites": "", "components": "", "keys": "", "tag": ""}
 ACCOUNT_KEYS = {"groups": "", "users": "", "run-as": ""}
 GROUP_KEYS = {"groupname": "", "gid": "", "members": ""}
 USER_KEYS = {"username": "", "uid": "", "gid": "", "home": "", "shell": "", "gecos": ""}
 PATH_KEYS = {"path": "", "type": "", "uid": "", "gid": "", "mode": "", "source": "",
              "target": "", "content": "", "recursive": ""}
 PATH_TYPES = ("directory", "file", "empty-file", "symlink", "hardlink", "permissions")
+# What each type does something with; anything else is refused, not ignored.
+_COMMON = {"path", "type"}
+PATH_TYPE_KEYS = {
+    "directory": _COMMON | {"uid", "gid", "mode", "source"},
+    "file": _COMMON | {"uid", "gid", "mode", "content", "source"},
+    "empty-file": _COMMON | {"uid", "gid", "mode"},
+    "symlink": _COMMON | {"uid", "gid", "target"},
+    "hardlink": _COMMON | {"target"},
+    "permissions": _COMMON | {"uid", "gid", "mode", "recursive"},
+}
+PATH_REQUIRED = {"symlink": ("target",), "hardlink": ("target",)}
 LAYERING_KEYS = {"strategy": "", "budget": ""}
+LAYERING_STRATEGIES = ("single", "origin")
+DEFAULT_BUDGET = 10
+# Runtimes and registries cope with 127 layers; the package part stays well below.
+MAX_BUDGET = 100
 LINK_CHECK_KEYS = {"ignore": ""}
 KNOWN_ARCHS = {"amd64", "arm64", "armhf", "armel", "i386", "ppc64el", "s390x", "riscv64",
                "mips64el", "x86_64", "aarch64", "x86", "armv7", "ppc64le", "loongarch64"}
@@ -214,6 +347,12 @@ def parse_request(text: str, line: int, where: str) -> Request:
         raise SpecError(f"{where}:{line}: {text!r} is not a package name (optionally with "
                         "':arch' and a version relation such as '=1.2-3' or '>= 1.2').")
     return Request(m["name"], None, m["op"], m["version"], line, None, text.strip())
+
+
+def is_apko(root: yaml.Node) -> bool:
+    """apko's configs have no `distro:` (spec/apko.py reads them); ours always do."""
+    return isinstance(root, yaml.MappingNode) and not any(
+        isinstance(k, yaml.ScalarNode) and k.value == "distro" for k, _ in root.value)
 
 
 def host_arch() -> str:
@@ -253,64 +392,167 @@ def load_spec(path: Path | str) -> Spec:
     if root is None:
         raise SpecError(f"{path}: the spec is empty; it needs at least 'distro' and "
                         "'contents: {packages: [...]}'.")
+    apko = None
+    if is_apko(root):
+        from assembler.spec.apko import translate
+
+        root, apko = translate(path, r)
     top = r.mapping(root, "the spec", TOP_KEYS)
     if "distro" not in top:
         raise r.err(root, "the spec has no 'distro' (for example 'distro: debian/bookworm').")
-    distro = r.string(top["distro"], "distro")
-
-    archs = [host_arch()]
-    if "archs" in top:
-        archs = r.strings(top["archs"], "archs")
-        for n, a in zip(r.seq(top["archs"], "archs"), archs, strict=True):
-            if a not in KNOWN_ARCHS:
-                raise r.err(n, f"unknown architecture {a!r}." + did_you_mean(a, KNOWN_ARCHS))
-        if not archs:
-            raise r.err(top["archs"], "archs is empty.")
-        if len(set(archs)) != len(archs):
-            raise r.err(top["archs"], "archs lists an architecture twice.")
-
-    packages: list[Request] = []
-    exclude: list[Located] = []
-    repositories: list[Repository] = []
-    include_essential = False
     if "contents" not in top:
         raise r.err(root, "the spec has no 'contents' (the packages to install).")
-    contents = r.mapping(top["contents"], "contents", CONTENTS_KEYS)
-    for n in r.seq(contents.get("packages", yaml.SequenceNode("", [])), "contents.packages"):
-        packages.append(parse_request(r.string(n, "a package"), _node_line(n), str(path)))
+    contents = _read_contents(r, top["contents"])
+    accounts = _read_accounts(r, top["accounts"]) if "accounts" in top else Accounts()
+    config = _read_config(r, top)
+    # An apko config's inputs are what it was translated to (includes merged in).
+    raw = _construct(r, root, yaml.serialize(root).encode() if apko else text)
+    if apko:
+        raw["contents"]["apko"] = apko.inputs()
+    return Spec(
+        **vars(contents), **vars(config),
+        path=path,
+        digest="sha256:" + hashlib.sha256(text).hexdigest(),
+        distro=r.string(top["distro"], "distro"),
+        distro_line=_node_line(top["distro"]),
+        archs=_read_archs(r, top["archs"]) if "archs" in top else [host_arch()],
+        mirrors=r.string_map(top["mirrors"], "mirrors") if "mirrors" in top else {},
+        accounts=accounts,
+        paths=_read_paths(r, top["paths"], accounts) if "paths" in top else [],
+        annotations=r.string_map(top["annotations"], "annotations")
+        if "annotations" in top else {},
+        layering=_read_layering(r, top["layering"]) if "layering" in top else Layering(),
+        raw=raw,
+        link_check_ignore=_read_link_check(r, top["link-check"]) if "link-check" in top
+        else [],
+        apko=apko,
+        snapshot_mirror=r.string(top["snapshot-mirror"], "snapshot-mirror")
+        if "snapshot-mirror" in top else None)
+
+
+def _read_config(r: NodeReader, top: dict[str, yaml.Node]) -> RuntimeConfig:
+    """The image config's runtime part: what a container starts with."""
+    labels = r.string_map(top["labels"], "labels") if "labels" in top else {}
+    if "annotations" in top and "labels" in top:
+        annotations = r.string_map(top["annotations"], "annotations")
+        for k, kn in zip(labels, (k for k, _ in top["labels"].value), strict=True):
+            if k in annotations and annotations[k] != labels[k]:
+                raise r.err(kn, f"label {k!r} differs from the annotation of that name, which "
+                            "also becomes a config label; give it once.")
+    return RuntimeConfig(
+        entrypoint=_argv(r, top["entrypoint"], "entrypoint") if "entrypoint" in top else None,
+        cmd=_argv(r, top["cmd"], "cmd") if "cmd" in top else None,
+        work_dir=_work_dir(r, top["work-dir"]) if "work-dir" in top else None,
+        environment=_environment(r, top["environment"]) if "environment" in top else {},
+        ports=_ports(r, top["ports"]) if "ports" in top else [],
+        volumes=_volumes(r, top["volumes"]) if "volumes" in top else [],
+        stop_signal=_stop_signal(r, top["stop-signal"]) if "stop-signal" in top else "",
+        labels=labels)
+
+
+def _argv(r: NodeReader, node: yaml.Node, what: str) -> list[str]:
+    """A list is the argv as is; a string is split as a POSIX shell would (no expansion),
+    so `cmd: /bin/sh -l` is two arguments, as apko and Dockerfiles' users expect."""
+    if not isinstance(node, yaml.ScalarNode):
+        return r.strings(node, what)
+    text = r.string(node, what)
+    try:
+        argv = shlex.split(text)
+    except ValueError as e:
+        raise r.err(node, f"{what} {text!r} cannot be split into arguments ({e}); write it as "
+                    "a list, such as [/bin/sh, -c, 'echo hi'].") from None
+    if not argv:
+        raise r.err(node, f"{what} is empty; leave it out or give the program to run.")
+    return argv
+
+
+PORT = re.compile(r"^(?P<port>\d{1,5})(?:/(?P<proto>tcp|udp|sctp))?$")
+
+
+def _ports(r: NodeReader, node: yaml.Node) -> list[str]:
+    out: list[str] = []
+    for n in r.seq(node, "ports"):
+        text = r.scalar(n, "a port")
+        m = PORT.match(text)
+        if not m or not 1 <= int(m["port"]) <= 65535:
+            raise r.err(n, f"port {text!r} is not a port number (1 to 65535) with an optional "
+                        "/tcp, /udp or /sctp, such as 8080 or 53/udp.")
+        port = f"{int(m['port'])}/{m['proto'] or 'tcp'}"
+        if port in out:
+            raise r.err(n, f"port {port} is listed twice.")
+        out.append(port)
+    return out
+
+
+def _volumes(r: NodeReader, node: yaml.Node) -> list[str]:
+    out: list[str] = []
+    for n in r.seq(node, "volumes"):
+        v = r.string(n, "a volume")
+        if not v.startswith("/") or "\0" in v:
+            raise r.err(n, f"volume {v!r} must be an absolute path in the container, such as "
+                        "/data.")
+        if v in out:
+            raise r.err(n, f"volume {v} is listed twice.")
+        out.append(v)
+    return out
+
+
+# Linux's signals, as runtimes (runc, crun) name them.
+SIGNALS = frozenset({
+    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2",
+    "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG",
+    "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS", "RTMIN", "RTMAX"})
+_RT = re.compile(r"^RTMIN\+([1-9]|1[0-5])$|^RTMAX-([1-9]|1[0-4])$")
+
+
+def _stop_signal(r: NodeReader, node: yaml.Node) -> str:
+    """`SIGTERM`, `TERM` (written SIGTERM) or a number 1 to 64."""
+    text = r.scalar(node, "stop-signal")
+    if text.isdigit():
+        if 1 <= int(text) <= 64:
+            return str(int(text))
+    else:
+        name = text.upper().removeprefix("SIG")
+        if name in SIGNALS or _RT.match(name):
+            return "SIG" + name
+    raise r.err(node, f"stop-signal {text!r} is not a signal: give a name such as SIGTERM or "
+                "SIGQUIT, or a number from 1 to 64." + did_you_mean(
+                    text.upper(), {"SIG" + s for s in SIGNALS}))
+
+
+def _read_archs(r: NodeReader, node: yaml.Node) -> list[str]:
+    archs = r.strings(node, "archs")
+    for n, a in zip(r.seq(node, "archs"), archs, strict=True):
+        if a not in KNOWN_ARCHS:
+            raise r.err(n, f"unknown architecture {a!r}." + did_you_mean(a, KNOWN_ARCHS))
+    if not archs:
+        raise r.err(node, "archs is empty.")
+    if len(set(archs)) != len(archs):
+        raise r.err(node, "archs lists an architecture twice.")
+    return archs
+
+
+_EMPTY = yaml.SequenceNode("", [])
+
+
+def _read_contents(r: NodeReader, node: yaml.Node) -> Contents:
+    contents = r.mapping(node, "contents", CONTENTS_KEYS)
+    packages = [parse_request(r.string(n, "a package"), _node_line(n), str(r.path))
+                for n in r.seq(contents.get("packages", _EMPTY), "contents.packages")]
     if not packages:
-        raise r.err(top["contents"], "contents.packages is empty: name at least one package.")
+        raise r.err(node, "contents.packages is empty: name at least one package.")
     seen: dict[str, Request] = {}
     for req in packages:
         if req.name in seen and seen[req.name].version != req.version:
-            raise SpecError(f"{path}:{req.line}: {req.name!r} is requested twice with different "
-                            f"versions (also on line {seen[req.name].line}).")
+            raise r.err(req.line, f"{req.name!r} is requested twice with different "
+                        f"versions (also on line {seen[req.name].line}).")
         seen[req.name] = req
-    for n in r.seq(contents.get("exclude", yaml.SequenceNode("", [])), "contents.exclude"):
+    exclude: list[Located] = []
+    for n in r.seq(contents.get("exclude", _EMPTY), "contents.exclude"):
         name = r.string(n, "an excluded package")
         exclude.append(Located(name, _node_line(n)))
         if name in seen:
             raise r.err(n, f"{name!r} is both requested (line {seen[name].line}) and excluded.")
-    if "include-essential" in contents:
-        include_essential = r.boolean(contents["include-essential"], "include-essential")
-    for n in r.seq(contents.get("repositories", yaml.SequenceNode("", [])),
-                   "contents.repositories"):
-        m = r.mapping(n, "a repository", REPO_KEYS)
-        for req_key in ("name", "suites", "keys"):
-            if req_key not in m:
-                raise r.err(n, f"a repository needs {req_key!r}.")
-        keys = [(path.parent / k).resolve() for k in r.strings(m["keys"], "keys")]
-        for k, kn in zip(keys, r.seq(m["keys"], "keys"), strict=True):
-            if not k.is_file():
-                raise r.err(kn, f"key file {k} does not exist.")
-        repositories.append(Repository(
-            name=r.string(m["name"], "name"),
-            url=r.string(m["url"], "url") if "url" in m else None,
-            suites=r.strings(m["suites"], "suites"),
-            components=r.strings(m["components"], "components") if "components" in m
-            else ["main"],
-            keys=keys, line=_node_line(n)))
-
     strip = list(STRIP_KINDS)
     if "strip" in contents:
         strip = r.strings(contents["strip"], "contents.strip")
@@ -318,145 +560,222 @@ def load_spec(path: Path | str) -> Spec:
             if v not in STRIP_KINDS:
                 raise r.err(n, f"unknown strip kind {v!r}." + did_you_mean(v, STRIP_KINDS)
                             + " Kinds: " + ", ".join(STRIP_KINDS) + ".")
-    mirrors = r.string_map(top["mirrors"], "mirrors") if "mirrors" in top else {}
-    accounts: dict[str, Any] = {"groups": [], "users": [], "run-as": None}
-    if "accounts" in top:
-        acc = r.mapping(top["accounts"], "accounts", ACCOUNT_KEYS)
-        seen_ids: dict[tuple[str, object], int] = {}
-
-        def once(node: yaml.Node, kind: str, value: object) -> None:
-            """A user or group name, uid or gid may be given once: /etc/passwd and
-            /etc/group would otherwise hold two entries for it."""
-            if (kind, value) in seen_ids:
-                shown = repr(value) if isinstance(value, str) else value
-                raise r.err(node, f"{kind} {shown} appears twice in accounts (also on line "
-                            f"{seen_ids[(kind, value)]}).")
-            seen_ids[(kind, value)] = _node_line(node)
-
-        for g in r.seq(acc.get("groups", yaml.SequenceNode("", [])), "accounts.groups"):
-            gm = r.mapping(g, "a group", GROUP_KEYS)
-            if "groupname" not in gm or "gid" not in gm:
-                raise r.err(g, "a group needs 'groupname' and 'gid'.")
-            group = {
-                "groupname": _field(r, gm["groupname"], "groupname", name=True),
-                "gid": _id(r, gm["gid"], "gid"),
-                "members": [_field(r, n, "a member", name=True)
-                            for n in r.seq(gm["members"], "members")] if "members" in gm
-                else [],
-            }
-            once(g, "groupname", group["groupname"])
-            once(g, "gid", group["gid"])
-            accounts["groups"].append(group)
-        for u in r.seq(acc.get("users", yaml.SequenceNode("", [])), "accounts.users"):
-            um = r.mapping(u, "a user", USER_KEYS)
-            if "username" not in um or "uid" not in um:
-                raise r.err(u, "a user needs 'username' and 'uid'.")
-            uid = _id(r, um["uid"], "uid")
-            name = _field(r, um["username"], "username", name=True)
-            user = {
-                "username": name, "uid": uid,
-                "gid": _id(r, um["gid"], "gid") if "gid" in um else uid,
-                "home": _field(r, um["home"], "home") if "home" in um else f"/home/{name}",
-                "shell": _field(r, um["shell"], "shell") if "shell" in um else "/sbin/nologin",
-                "gecos": _field(r, um["gecos"], "gecos") if "gecos" in um else name,
-            }
-            if not str(user["home"]).startswith("/"):
-                raise r.err(um["home"], f"home {user['home']!r} must be an absolute path.")
-            once(u, "username", name)
-            once(u, "uid", uid)
-            accounts["users"].append(user)
-        if "run-as" in acc:
-            run_as = r.string(acc["run-as"], "run-as")
-            names = {u["username"] for u in accounts["users"]} | {"root", "nobody"}
-            if run_as not in names and not re.fullmatch(r"\d+(:\d+)?", run_as):
-                raise r.err(acc["run-as"], f"run-as {run_as!r} is neither a user accounts.users "
-                            "defines nor a numeric uid or uid:gid."
-                            + did_you_mean(run_as, names))
-            accounts["run-as"] = run_as
-
-    def opt_list(key: str) -> list[str] | None:
-        if key not in top:
-            return None
-        if isinstance(top[key], yaml.ScalarNode):
-            return [r.string(top[key], key)]
-        return r.strings(top[key], key)
-
-    paths: list[dict[str, Any]] = []
-    for n in r.seq(top.get("paths", yaml.SequenceNode("", [])), "paths"):
-        pm = r.mapping(n, "a path", PATH_KEYS)
-        if "path" not in pm or "type" not in pm:
-            raise r.err(n, "a path entry needs 'path' and 'type'.")
-        entry: dict[str, Any] = {"line": _node_line(n)}
-        for key, value in pm.items():
-            entry[key] = _id(r, value, key) if key in ("uid", "gid") else r.string(value, key)
-        if entry["type"] not in PATH_TYPES:
-            raise r.err(pm["type"], f"unknown path type {entry['type']!r}."
-                        + did_you_mean(entry["type"], PATH_TYPES)
-                        + " Types: " + ", ".join(PATH_TYPES) + ".")
-        if "mode" in entry:
-            try:
-                entry["mode"] = int(str(entry["mode"]), 8)
-            except ValueError:
-                entry["mode"] = -1
-            if not 0 <= entry["mode"] <= 0o7777:
-                raise r.err(pm["mode"], f"mode {r.string(pm['mode'], 'mode')!r} is not an octal "
-                            "mode such as \"0755\" (at most 07777).")
-        paths.append(entry)
-
-    layering: dict[str, Any] = {}
-    if "layering" in top:
-        lm = r.mapping(top["layering"], "layering", LAYERING_KEYS)
-        layering = {k: r.string(v, k) for k, v in lm.items()}
-
-    link_check_ignore: list[str] = []
-    if "link-check" in top:
-        lc = r.mapping(top["link-check"], "link-check", LINK_CHECK_KEYS)
-        if "ignore" in lc:
-            link_check_ignore = r.strings(lc["ignore"], "link-check.ignore")
-            for node, glob in zip(r.seq(lc["ignore"], "link-check.ignore"),
-                                  link_check_ignore, strict=True):
-                if not glob.startswith("/"):
-                    raise r.err(node, f"link-check.ignore entry {glob!r} must be an absolute path "
-                                "or glob, such as /usr/lib/app/plugins/*.so.")
-
-    try:
-        raw = yaml.safe_load(text)
-    except CONSTRUCT_ERRORS:
-        # The tree above reads every value as text; only a tag (!foo, !!binary) that
-        # YAML itself cannot construct gets here.
-        bad = _unconstructible(root)
-        raise r.err(bad, f"YAML cannot read the value tagged {bad.tag!r}. Remove the tag "
-                    "(values are plain strings, lists and mappings).") from None
-    return Spec(
-        path=path,
-        digest="sha256:" + hashlib.sha256(text).hexdigest(),
-        distro=distro,
-        distro_line=_node_line(top["distro"]),
-        archs=archs,
-        packages=packages,
-        exclude=exclude,
-        include_essential=include_essential,
+    return Contents(
+        packages=packages, exclude=exclude,
+        include_essential=r.boolean(contents["include-essential"], "include-essential")
+        if "include-essential" in contents else False,
         components=r.strings(contents["components"], "contents.components")
         if "components" in contents else None,
         strip=strip,
         allow_setuid=r.boolean(contents["allow-setuid"], "allow-setuid")
         if "allow-setuid" in contents else False,
-        repositories=repositories,
-        mirrors=mirrors,
-        accounts=accounts,
-        entrypoint=opt_list("entrypoint"),
-        cmd=opt_list("cmd"),
-        work_dir=_work_dir(r, top["work-dir"]) if "work-dir" in top else None,
-        environment=_environment(r, top["environment"]) if "environment" in top else {},
-        paths=paths,
-        annotations=r.string_map(top["annotations"], "annotations")
-        if "annotations" in top else {},
-        layering=layering,
-        raw=raw,
-        link_check_ignore=link_check_ignore,
-        snapshot_mirror=r.string(top["snapshot-mirror"], "snapshot-mirror")
-        if "snapshot-mirror" in top else None,
-    )
+        repositories=[_read_repository(r, n) for n in
+                      r.seq(contents.get("repositories", _EMPTY), "contents.repositories")])
+
+
+def _read_repository(r: NodeReader, node: yaml.Node) -> Repository:
+    m = r.mapping(node, "a repository", REPO_KEYS)
+    for req_key in ("name", "suites", "keys"):
+        if req_key not in m:
+            raise r.err(node, f"a repository needs {req_key!r}.")
+    key_texts = r.strings(m["keys"], "keys")
+    key_urls = [k for k in key_texts if k.startswith(("http://", "https://", "file://"))]
+    keys = [(r.path.parent / k).resolve() for k in key_texts if k not in key_urls]
+    for k, kn in zip(key_texts, r.seq(m["keys"], "keys"), strict=True):
+        if k not in key_urls and not (r.path.parent / k).is_file():
+            raise r.err(kn, f"key file {(r.path.parent / k).resolve()} does not exist.")
+    return Repository(
+        name=r.string(m["name"], "name"),
+        url=r.string(m["url"], "url") if "url" in m else None,
+        suites=r.strings(m["suites"], "suites"),
+        components=r.strings(m["components"], "components") if "components" in m
+        else ["main"],
+        keys=keys, line=_node_line(node), key_urls=key_urls,
+        tag=r.string(m["tag"], "tag").lstrip("@") if "tag" in m else "")
+
+
+class _Once:
+    """A user or group name, uid or gid may be given once: /etc/passwd and
+    /etc/group would otherwise hold two entries for it."""
+
+    def __init__(self, r: NodeReader) -> None:
+        self.r = r
+        self.seen: dict[tuple[str, object], int] = {}
+
+    def keep(self, node: yaml.Node, item: T, *kinds: str) -> T:
+        """`item` (a User or Group), once its fields named `kinds` are checked unique."""
+        for kind in kinds:
+            value = getattr(item, kind)
+            if (kind, value) in self.seen:
+                shown = repr(value) if isinstance(value, str) else value
+                raise self.r.err(node, f"{kind} {shown} appears twice in accounts (also on "
+                                 f"line {self.seen[(kind, value)]}).")
+            self.seen[(kind, value)] = _node_line(node)
+        return item
+
+
+def _read_accounts(r: NodeReader, node: yaml.Node) -> Accounts:
+    acc = r.mapping(node, "accounts", ACCOUNT_KEYS)
+    once = _Once(r)
+    groups = [once.keep(g, _read_group(r, g), "groupname", "gid")
+              for g in r.seq(acc.get("groups", _EMPTY), "accounts.groups")]
+    users = [once.keep(u, _read_user(r, u), "username", "uid")
+             for u in r.seq(acc.get("users", _EMPTY), "accounts.users")]
+    run_as = None
+    if "run-as" in acc:
+        run_as = r.string(acc["run-as"], "run-as")
+        names = {u.username for u in users} | {"root", "nobody"}
+        if run_as not in names and not re.fullmatch(r"\d+(:\d+)?", run_as):
+            raise r.err(acc["run-as"], f"run-as {run_as!r} is neither a user accounts.users "
+                        "defines nor a numeric uid or uid:gid." + did_you_mean(run_as, names))
+    return Accounts(users=tuple(users), groups=tuple(groups), run_as=run_as)
+
+
+def _read_group(r: NodeReader, node: yaml.Node) -> Group:
+    gm = r.mapping(node, "a group", GROUP_KEYS)
+    if "groupname" not in gm or "gid" not in gm:
+        raise r.err(node, "a group needs 'groupname' and 'gid'.")
+    return Group(
+        groupname=_field(r, gm["groupname"], "groupname", name=True),
+        gid=_id(r, gm["gid"], "gid"),
+        members=tuple(_field(r, n, "a member", name=True)
+                      for n in r.seq(gm["members"], "members")) if "members" in gm else ())
+
+
+def _read_user(r: NodeReader, node: yaml.Node) -> User:
+    um = r.mapping(node, "a user", USER_KEYS)
+    if "username" not in um or "uid" not in um:
+        raise r.err(node, "a user needs 'username' and 'uid'.")
+    uid = _id(r, um["uid"], "uid")
+    name = _field(r, um["username"], "username", name=True)
+    user = User(
+        username=name, uid=uid,
+        gid=_id(r, um["gid"], "gid") if "gid" in um else uid,
+        home=_field(r, um["home"], "home") if "home" in um else f"/home/{name}",
+        shell=_field(r, um["shell"], "shell") if "shell" in um else "/sbin/nologin",
+        gecos=_field(r, um["gecos"], "gecos") if "gecos" in um else name)
+    if not user.home.startswith("/"):
+        raise r.err(um["home"], f"home {user.home!r} must be an absolute path.")
+    return user
+
+
+def _read_paths(r: NodeReader, node: yaml.Node, accounts: Accounts) -> list[PathEntry]:
+    return [_read_path(r, n, accounts) for n in r.seq(node, "paths")]
+
+
+def _read_path(r: NodeReader, node: yaml.Node, accounts: Accounts) -> PathEntry:
+    pm = r.mapping(node, "a path", PATH_KEYS)
+    if "path" not in pm or "type" not in pm:
+        raise r.err(node, "a path entry needs 'path' and 'type'.")
+    kind = r.string(pm["type"], "type")
+    if kind not in PATH_TYPES:
+        raise r.err(pm["type"], f"unknown path type {kind!r}." + did_you_mean(kind, PATH_TYPES)
+                    + " Types: " + ", ".join(PATH_TYPES) + ".")
+    for key in pm:
+        if key not in PATH_TYPE_KEYS[kind]:
+            raise r.err(pm[key], f"a {kind} path does not take {key!r} (it takes "
+                        + ", ".join(sorted(PATH_TYPE_KEYS[kind])) + ").")
+    for key in PATH_REQUIRED.get(kind, ()):
+        if key not in pm:
+            raise r.err(node, f"a {kind} path needs {key!r}.")
+    mode = None
+    if "mode" in pm:
+        mode = parse_mode(r.string(pm["mode"], "mode"), "octal")
+        if mode is None:
+            raise r.err(pm["mode"], f"mode {r.string(pm['mode'], 'mode')!r} is not an octal "
+                        "mode such as \"0755\" (at most 07777).")
+    source = None
+    if "source" in pm:
+        source = _source(r, pm["source"], kind)
+        if "content" in pm:
+            raise r.err(pm["content"], "a file path takes 'content' or 'source', not both.")
+        if kind == "directory" and "mode" in pm:
+            raise r.err(pm["mode"], "a directory copied from 'source' keeps each entry's mode; "
+                        "change modes with a 'permissions' path (recursive: true for a tree).")
+    if kind == "permissions" and not {"uid", "gid", "mode"} & set(pm):
+        raise r.err(node, "a permissions path needs 'mode', 'uid' or 'gid' (what to change).")
+    return PathEntry(
+        path=r.string(pm["path"], "path"), type=kind, line=_node_line(node), mode=mode,
+        uid=_owner(r, pm["uid"], "uid", accounts) if "uid" in pm else None,
+        gid=_owner(r, pm["gid"], "gid", accounts) if "gid" in pm else None,
+        target=r.string(pm["target"], "target") if "target" in pm else None,
+        content=r.string(pm["content"], "content") if "content" in pm else None,
+        source=source,
+        recursive=r.boolean(pm["recursive"], "recursive") if "recursive" in pm else False)
+
+
+def _source(r: NodeReader, node: yaml.Node, kind: str) -> Path:
+    """A local file (type file) or directory (type directory), relative to the spec."""
+    text = r.string(node, "source")
+    source = r.path.parent / text
+    try:
+        st = source.stat()
+    except OSError as e:
+        raise r.err(node, f"source {text!r} ({source.absolute()}) cannot be read: "
+                    f"{e.strerror}.") from None
+    want_dir = kind == "directory"
+    if stat.S_ISDIR(st.st_mode) != want_dir or not (want_dir or stat.S_ISREG(st.st_mode)):
+        raise r.err(node, f"source {text!r} is not a "
+                    + ("directory" if want_dir else "regular file")
+                    + f"; a {kind} path copies " + ("a directory." if want_dir else "a file."))
+    if not os.access(source, os.R_OK | (os.X_OK if want_dir else 0)):
+        raise r.err(node, f"source {text!r} ({source.absolute()}) is not readable.")
+    return source
+
+
+def _owner(r: NodeReader, node: yaml.Node, what: str, accounts: Accounts) -> int:
+    """A uid or gid: a number, or the name of an account the spec (or every image) has."""
+    text = r.scalar(node, what)
+    if text.isdigit():
+        return _id(r, node, what)
+    ids = accounts.uids() if what == "uid" else accounts.gids()
+    if text not in ids:
+        kind = "user" if what == "uid" else "group"
+        raise r.err(node, f"{what} {text!r} is neither a number nor a {kind} accounts defines "
+                    "(or root, " + ("nobody" if what == "uid" else "nogroup") + ")."
+                    + did_you_mean(text, set(ids)))
+    return ids[text]
+
+
+def _read_layering(r: NodeReader, node: yaml.Node) -> Layering:
+    lm = r.mapping(node, "layering", LAYERING_KEYS)
+    strategy = r.string(lm["strategy"], "strategy") if "strategy" in lm else "origin"
+    if strategy not in LAYERING_STRATEGIES:
+        raise r.err(lm["strategy"], f"unknown layering strategy {strategy!r}."
+                    + did_you_mean(strategy, LAYERING_STRATEGIES)
+                    + " Strategies: " + ", ".join(LAYERING_STRATEGIES) + ".")
+    budget = DEFAULT_BUDGET
+    if "budget" in lm:
+        if strategy != "origin":
+            raise r.err(lm["budget"], "budget applies to the origin strategy only.")
+        budget = _int(r, lm["budget"], "budget")
+        if not 1 <= budget <= MAX_BUDGET:
+            raise r.err(lm["budget"], f"budget {budget} is out of range (1 to {MAX_BUDGET} "
+                        "package layers).")
+    return Layering(strategy, budget)
+
+
+def _read_link_check(r: NodeReader, node: yaml.Node) -> list[str]:
+    lc = r.mapping(node, "link-check", LINK_CHECK_KEYS)
+    if "ignore" not in lc:
+        return []
+    ignore = r.strings(lc["ignore"], "link-check.ignore")
+    for n, g in zip(r.seq(lc["ignore"], "link-check.ignore"), ignore, strict=True):
+        if not g.startswith("/"):
+            raise r.err(n, f"link-check.ignore entry {g!r} must be an absolute path "
+                        "or glob, such as /usr/lib/app/plugins/*.so.")
+    return ignore
+
+
+def _construct(r: NodeReader, root: yaml.Node, text: bytes) -> dict[str, Any]:
+    try:
+        return yaml.safe_load(text)
+    except CONSTRUCT_ERRORS:
+        # The readers above take every value as text; only a tag (!foo, !!binary) that
+        # YAML itself cannot construct gets here.
+        bad = _unconstructible(root)
+        raise r.err(bad, f"YAML cannot read the value tagged {bad.tag!r}. Remove the tag "
+                    "(values are plain strings, lists and mappings).") from None
 
 
 CONSTRUCT_ERRORS = (yaml.YAMLError, ValueError, TypeError, OverflowError)

@@ -1,0 +1,100 @@
+"""The image's OS identity: /usr/lib/os-release, the /etc/os-release link and the
+distro's version file (/etc/debian_version, /etc/alpine-release).
+
+Scanners decide which vulnerability feed applies from these files alone; an image
+without them is reported as OS "none" and matched against nothing. The base package
+(base-files, alpine-release) ships them when it is in the image; otherwise they are
+generated from the distro definition's `os-release` template, filled with what the
+archive's signed index says (Debian: the Release's Version; Alpine: the APKINDEX
+DESCRIPTION), so that the bytes are the ones the base package would have shipped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from assembler.distro.definition import Distro
+from assembler.errors import IntegrityError, SpecError
+from assembler.rootfs.tree import Tree
+
+OS_RELEASE = "usr/lib/os-release"
+OS_RELEASE_LINK = "etc/os-release"
+ORIGIN = "os-release"
+_ALPINE_DESCRIPTION = re.compile(r"v(\d+(?:\.\d+)+)\b")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The files that name the OS, as they go into the image."""
+
+    os_release: bytes
+    version_file: str            # image path, e.g. "etc/debian_version"; "" for none
+    version_text: bytes
+    version: str                 # the full release version, e.g. "12.15" or "3.21.3"
+    id: str                      # os-release ID: "debian", "alpine"
+    # Set when the lock records no signed version (it predates that): the version
+    # file is then left out rather than guessed.
+    missing_version: bool = False
+
+
+def signed_version(distro: Distro, indexes: list[dict]) -> str:
+    """The full release version the lock's signed indexes give for the distro's main
+    suite ("" when the lock predates recording it)."""
+    if not distro.archives:
+        return ""
+    main = distro.archives[0]
+    for i in indexes:
+        if i.get("archive") != main.name or i.get("suite") != main.suites[0]:
+            continue
+        if "description" in i:  # an APKINDEX: its DESCRIPTION names the release
+            m = _ALPINE_DESCRIPTION.match(str(i.get("description", "")))
+            return m.group(1) if m else ""
+        return str(i.get("version", ""))
+    return ""
+
+
+def identity_for(distro: Distro, indexes: list[dict]) -> Identity | None:
+    """The identity a definition's `os-release:` template gives, or None without one."""
+    template = distro.extra.get("os-release")
+    if template is None:
+        return None
+    if not isinstance(template, dict) or not isinstance(template.get("text"), str):
+        raise SpecError(f"{distro.path}: os-release must be a mapping with a 'text' template "
+                        "(and optionally 'version-file').")
+    series = str(distro.extra.get("version", ""))
+    signed = signed_version(distro, indexes)
+    version = signed or series
+    if series and version != series and not version.startswith(series + "."):
+        raise IntegrityError(
+            f"{distro.path} is for release {series}, but the signed index of "
+            f"{distro.archives[0].name} {distro.archives[0].suites[0]} says {version}; the "
+            "mirror serves another release. Check the mirror or the distro definition.")
+    values = {"version": version, "series": series, "codename": distro.release}
+    try:
+        text = template["text"].format(**values)
+    except (KeyError, IndexError, ValueError) as e:
+        raise SpecError(f"{distro.path}: os-release text uses an unknown placeholder ({e}); "
+                        "known: " + ", ".join("{" + k + "}" for k in values) + ".") from None
+    fields = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    version_file = str(template.get("version-file", "")).lstrip("/") if signed else ""
+    return Identity(os_release=text.encode(), version_file=version_file,
+                    version_text=f"{version}\n".encode() if version_file else b"",
+                    version=version, id=fields.get("ID", distro.family).strip('"'),
+                    missing_version=bool(template.get("version-file")) and not signed)
+
+
+def write_identity(tree: Tree, identity: Identity) -> list[str]:
+    """Add whichever of the identity files the packages did not ship; return the paths
+    written. A path a package shipped is kept as is: that is what the package says."""
+    written = []
+    if tree.get(OS_RELEASE) is None:
+        tree.add_file(OS_RELEASE, identity.os_release, 0o644, origin=ORIGIN)
+        written.append(OS_RELEASE)
+    if tree.get(OS_RELEASE_LINK) is None:
+        tree.add_symlink(OS_RELEASE_LINK, "../" + OS_RELEASE, origin=ORIGIN)
+        written.append(OS_RELEASE_LINK)
+    if identity.version_file and tree.get(identity.version_file) is None:
+        tree.add_file(identity.version_file, identity.version_text, 0o644, origin=ORIGIN)
+        written.append(identity.version_file)
+    return written
