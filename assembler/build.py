@@ -18,6 +18,7 @@ from assembler.distro import snapshot
 from assembler.distro.definition import Distro
 from assembler.distro.mirror import resolve_mirrors
 from assembler.errors import AssemblerError, SpecError
+from assembler.image.configcheck import check_config
 from assembler.image.layer import Compression
 from assembler.image.layercache import LayerCache
 from assembler.image.layering import Member, write_layers
@@ -238,6 +239,7 @@ def _make(spec: Spec, options: Options, lock: Lock, arch: str, mirrors: dict[str
         info(f"warning: {w}", options.quiet)
     with tree:
         # Before anything is written: an image that cannot start is not an output.
+        check_config(tree, spec, spec.environment.get("PATH", DEFAULT_PATH))
         require_links(tree, spec.link_check_ignore, what=f"the {arch} image",
                       providers=_providers(distro, package_format, mirrors, options, arch))
         members = [Member(p.name, p.source or p.name, tuple(p.reason)) for p in packages]

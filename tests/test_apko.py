@@ -52,8 +52,11 @@ def site(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("apko")
     wolfi, local = Signer.new(KEY), Signer.new("local.rsa.pub")
     srv = tmp / "srv"
+    # busybox: the /bin/sh the configs' entrypoints and cmds name (the build refuses one
+    # the image lacks).
     write_wolfi(srv, wolfi, [app_data(), Apk("s6", "2.13-r0", files={
-        "bin/s6-svscan": F(b"#!/bin/execlineb\n", 0o755)})])
+        "bin/s6-svscan": F(b"#!/bin/execlineb\n", 0o755)}),
+        Apk("busybox", "1.37.0-r0", files={"bin/sh": F(b"#!/bin/busybox\n", 0o755)})])
     for repo, pkgs in (("alpine/v3.22/main", [Apk("hello-alpine", "1.0-r0")]),
                        ("alpine/v3.22/community", [Apk("other-alpine", "1.0-r0")]),
                        ("alpine/edge/testing", [Apk("new-tool", "1.0-r0", depends=["lib"]),
