@@ -49,7 +49,7 @@ def _options(args: argparse.Namespace) -> Options:
                    mirrors=parse_mirror_args(args.mirror or []),
                    offline=getattr(args, "offline", False), quiet=args.quiet,
                    snapshot_mirror=getattr(args, "snapshot_mirror", None),
-                   snapshot=parse_timestamp(stamp) if stamp else None)
+                   snapshot=parse_timestamp(stamp) if stamp is not None else None)
 
 
 def _spec_path(args: argparse.Namespace) -> Path:

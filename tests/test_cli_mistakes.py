@@ -183,6 +183,14 @@ def test_malformed_mirror_in_spec(tmp_path, capsys):
            "image.yaml", "'notaurl'")
 
 
+@pytest.mark.parametrize("stamp", ["", " "])
+def test_empty_snapshot_is_refused_not_ignored(tmp_path, capsys, stamp):
+    p = _spec(tmp_path, BASE)
+    _fails(["lock", str(p), "--snapshot", stamp, "--cache-dir", str(tmp_path / "c")], capsys,
+           2, "--snapshot", "YYYYmmddTHHMMSSZ")
+    assert not (tmp_path / "image.lock.json").exists()
+
+
 def test_cache_dir_that_is_a_file(tmp_path, capsys):
     p = _spec(tmp_path, BASE)
     _fails(["lock", str(p), "--cache-dir", str(p)], capsys, 2, "--cache-dir")
