@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import sys
 from pathlib import Path
 
@@ -474,6 +475,16 @@ def _add_build_command(sub, common) -> None:
     b.set_defaults(func=cmd_build)
 
 
+def _stdout_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (poll reports an error)."""
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & select.POLLERR for _, ev in poll.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RUST_BACKTRACE", "0")
     parser = build_parser()
@@ -483,6 +494,13 @@ def main(argv: list[str] | None = None) -> int:
     except AssemblerError as e:
         print(f"assemble: error: {e}", file=sys.stderr)
         return e.exit_code
+    except BrokenPipeError:
+        # The reader of our output went away (`assemble diff A B | head`): stop quietly,
+        # as tools killed by SIGPIPE do. A broken socket elsewhere is not this case.
+        if not _stdout_gone():
+            raise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # a silent exit flush
+        return 141
     except OSError as e:
         # A write the code does not wrap itself failing for the machine's reasons.
         if e.errno not in DISK_ERRNOS:

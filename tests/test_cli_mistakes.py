@@ -8,6 +8,8 @@ and, for builds, that no output file and no `.assemble-*` temp directory is left
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -189,6 +191,19 @@ def test_empty_snapshot_is_refused_not_ignored(tmp_path, capsys, stamp):
     _fails(["lock", str(p), "--snapshot", stamp, "--cache-dir", str(tmp_path / "c")], capsys,
            2, "--snapshot", "YYYYmmddTHHMMSSZ")
     assert not (tmp_path / "image.lock.json").exists()
+
+
+def test_closed_stdout_is_not_a_traceback():
+    """`assemble diff A B | head` must not end in a BrokenPipeError traceback."""
+    specs = Path(__file__).parent.parent / "specs"
+    proc = subprocess.Popen([sys.executable, "-m", "assembler.cli", "diff", "--json",
+                             str(specs / "static.lock.json"), str(specs / "python3.lock.json")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()   # the reader went away before anything was written
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 141, err
+    assert err == ""
 
 
 def test_cache_dir_that_is_a_file(tmp_path, capsys):
