@@ -277,6 +277,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     a, b = Path(args.a), Path(args.b)
     if is_lock_or_spec(a) != is_lock_or_spec(b):
+        with open_image(b if is_lock_or_spec(a) else a):   # a file that is no image says so
+            pass
         raise SpecError(f"diff compares two locks (or specs) or two images; {a} and {b} are "
                         "one of each.")
     if is_lock_or_spec(a):

@@ -206,6 +206,15 @@ def test_closed_stdout_is_not_a_traceback():
     assert err == ""
 
 
+@pytest.mark.parametrize("order", [0, 1])
+def test_diff_of_a_spec_and_a_file_that_is_no_image_names_that_file(tmp_path, capsys, order):
+    junk = tmp_path / "notes.txt"
+    junk.write_text("hello\n")
+    pair = [str(_spec(tmp_path, BASE)), str(junk)]
+    err = _fails(["diff", *(pair if order == 0 else pair[::-1])], capsys, 2, "notes.txt")
+    assert "is not an image" in err and "one of each" not in err
+
+
 def test_cache_dir_that_is_a_file(tmp_path, capsys):
     p = _spec(tmp_path, BASE)
     _fails(["lock", str(p), "--cache-dir", str(p)], capsys, 2, "--cache-dir")
