@@ -20,7 +20,7 @@ from assembler.image.inspect import format_text, inspect_image, to_json
 from assembler.image.oci import parse_tag
 from assembler.image.reader import open_image
 from assembler.linkcheck.check import explain, scan_tree
-from assembler.lock.diff import diff_locks, format_lock_diff, is_lock_or_spec, load_lock
+from assembler.lock.diff import diff_locks, format_lock_diff, is_lock_or_spec, load_lock, only_arch
 from assembler.lock.lockfile import load_or_lock, lock_path, read_lock, why
 from assembler.lock.model import Lock
 from assembler.options import Options
@@ -235,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "changed.")
     df.add_argument("a", metavar="A")
     df.add_argument("b", metavar="B")
-    df.add_argument("--arch", help="images: only this platform")
+    df.add_argument("--arch", help="only this architecture or platform (amd64, linux/arm64)")
     df.add_argument("--json", action="store_true", help="the diff as JSON (docs/inspect.md)")
     df.set_defaults(func=cmd_diff)
 
@@ -282,7 +282,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
         raise SpecError(f"diff compares two locks (or specs) or two images; {a} and {b} are "
                         "one of each.")
     if is_lock_or_spec(a):
-        doc = diff_locks(load_lock(a), load_lock(b))
+        locks = load_lock(a), load_lock(b)
+        if args.arch:
+            locks = only_arch(*locks, args.arch, (a, b))
+        doc = diff_locks(*locks)
         text = format_lock_diff(doc)
     else:
         doc = diff_images(inspect_image(a, args.arch), inspect_image(b, args.arch))

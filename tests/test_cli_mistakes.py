@@ -215,6 +215,15 @@ def test_diff_of_a_spec_and_a_file_that_is_no_image_names_that_file(tmp_path, ca
     assert "is not an image" in err and "one of each" not in err
 
 
+def test_diff_of_locks_honours_arch(capsys):
+    """--arch is not silently ignored for two locks: it narrows them, or names what is there."""
+    specs = Path(__file__).parent.parent / "specs"
+    a, b = str(specs / "static.lock.json"), str(specs / "python3.lock.json")
+    code, out, _ = run(["diff", a, b, "--arch", "amd64"], capsys)
+    assert code == 0 and out.startswith("amd64: ")
+    _fails(["diff", a, b, "--arch", "arm64"], capsys, 2, "arm64", "static.lock.json", "amd64")
+
+
 def test_cache_dir_that_is_a_file(tmp_path, capsys):
     p = _spec(tmp_path, BASE)
     _fails(["lock", str(p), "--cache-dir", str(p)], capsys, 2, "--cache-dir")
