@@ -163,6 +163,15 @@ def test_bad_slice_definitions(tmp_path, capsys, files, words):
     _fails(["find", "x", "--distro", str(d)], capsys, 2, *words)
 
 
+def test_distro_directory_without_chisel_yaml_says_so(tmp_path, capsys):
+    """A chisel-releases clone on its default branch (main) has no chisel.yaml."""
+    (tmp_path / "chisel-releases").mkdir()
+    (tmp_path / "chisel-releases" / "README.md").write_text("x\n")
+    err = _fails(["find", "libc6", "--distro", str(tmp_path / "chisel-releases")], capsys, 2,
+                 "chisel-releases", "no chisel.yaml", "ubuntu-24.04")
+    assert "Known:" not in err
+
+
 def test_info_without_spec_or_distro_says_how(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _fails(["info", "libc6"], capsys, 2, "--distro")
