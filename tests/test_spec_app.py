@@ -34,6 +34,7 @@ def test_modes_keep_each_formats_meaning():
     # Slice definitions: chisel's mode is a YAML integer, so bare digits are decimal.
     assert parse_mode("420", "decimal") == 420 and parse_mode("0644", "decimal") == 0o644
     assert parse_mode("0o644", "decimal") == parse_mode("0o644", "octal") == 0o644
+    assert parse_mode("0x1a4", "decimal") == 0o644 and parse_mode("0x1a4", "octal") is None
     for bad in ("0789", "17777", "rwx", "", "-1", "٧٥٥"):
         assert parse_mode(bad, "octal") is None
 

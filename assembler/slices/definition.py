@@ -19,6 +19,7 @@ import yaml
 from assembler.errors import SpecError
 from assembler.slices.model import EXTRA_GENERATORS, PathSpec, Slice, is_glob
 from assembler.spec.document import compose_yaml
+from assembler.spec.modes import parse_mode
 
 FORMATS = ("v1", "v2", "v3")
 CHISEL_ARCHS = ("amd64", "arm64", "armhf", "i386", "ppc64el", "riscv64", "s390x")
@@ -223,13 +224,8 @@ def _path_spec(r: _Reader, key: yaml.Node, node: yaml.Node, owner: str, package:
     mode = None
     arch = None
     if "mode" in opts:
-        raw = r.string(opts["mode"], f"mode of {path}")
-        try:
-            # YAML 1.1 already read 0644 as octal; a quoted "0644" is read here.
-            mode = int(raw, 8) if raw.startswith("0") and raw.isdigit() else int(raw, 0)
-        except ValueError:
-            mode = -1
-        if not 0 <= mode <= 0o7777:
+        mode = parse_mode(r.string(opts["mode"], f"mode of {path}"), "decimal")
+        if mode is None:
             raise r.err(opts["mode"], f"{owner}: mode of {path} must be a number "
                                       "such as 0644 (at most 07777).")
     mutable = r.boolean(opts["mutable"], f"mutable of {path}") if "mutable" in opts else False
