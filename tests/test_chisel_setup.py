@@ -691,3 +691,11 @@ def test_release_sections_of_the_wrong_shape_are_refused(tmp_path, apt_key, text
                                                          error) -> None:
     with pytest.raises(SpecError, match=error):
         load(tmp_path, apt_key, {"chisel.yaml": text})
+
+
+def test_a_misnamed_definition_names_its_file_once(tmp_path, apt_key) -> None:
+    with pytest.raises(SpecError) as e:
+        load(tmp_path, apt_key, {"slices/mypkg.yaml": "package: other\n"})
+    assert e.value.message.count("mypkg.yaml") == 1, e.value.message
+    assert e.value.message.startswith(f"{tmp_path / 'slices' / 'mypkg.yaml'}:1: "), \
+        e.value.message
