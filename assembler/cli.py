@@ -196,19 +196,21 @@ def build_parser() -> argparse.ArgumentParser:
     lk.set_defaults(func=cmd_lock)
 
     sp = sub.add_parser("show-packages", parents=[common], help="list the locked packages")
-    sp.add_argument("spec", nargs="?")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("spec", nargs="?", help="spec file (default image.yaml)")
+    sp.add_argument("--json", action="store_true", help="the package sets as JSON")
     sp.set_defaults(func=cmd_show_packages)
 
     wy = sub.add_parser("why", parents=[common], help="why a package is in the image")
-    wy.add_argument("package")
-    wy.add_argument("--spec", dest="spec")
-    wy.add_argument("--arch")
+    wy.add_argument("package", help="a package name, as in show-packages")
+    wy.add_argument("--spec", dest="spec", help="spec file (default image.yaml)")
+    wy.add_argument("--arch", help="this architecture's lock (default: the spec's first arch)")
     wy.set_defaults(func=cmd_why)
     for name, func, what in (("info", cmd_info, "show slice definitions (PKG or PKG_SLICE)"),
                              ("find", cmd_find, "search the slice catalog")):
         c = sub.add_parser(name, help=what)
-        c.add_argument("names" if name == "info" else "query", nargs="+")
+        c.add_argument("names" if name == "info" else "query", nargs="+",
+                       help="packages or slices (libc6, libc6_libs)" if name == "info"
+                       else "words every slice name found must contain")
         c.add_argument("--distro", help="e.g. debian/bookworm (default: the spec's)")
         c.add_argument("--spec", help="spec whose distro to use (default image.yaml)")
         c.set_defaults(func=func)
@@ -221,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "inside the image. IMAGE is an image tar (assemble build, docker save, "
                         "OCI archive) or an OCI layout directory. Exit 0: all found; 1: "
                         "something is missing; 2: IMAGE is not a readable image.")
-    ck.add_argument("image", metavar="IMAGE")
+    ck.add_argument("image", metavar="IMAGE", help="image tar or OCI layout directory")
     ck.add_argument("--arch", help="check only this platform's image (e.g. arm64)")
     ck.add_argument("--ignore", action="append", default=[], metavar="GLOB",
                     help="do not check ELF files whose absolute path matches GLOB (repeatable)")
@@ -233,8 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "architectures) between two lockfiles, or two specs' committed locks; "
                         "for two images also their layers and the files added, removed and "
                         "changed.")
-    df.add_argument("a", metavar="A")
-    df.add_argument("b", metavar="B")
+    df.add_argument("a", metavar="A", help="the old lockfile, spec or image")
+    df.add_argument("b", metavar="B", help="the new one, of the same kind")
     df.add_argument("--arch", help="only this architecture or platform (amd64, linux/arm64)")
     df.add_argument("--json", action="store_true", help="the diff as JSON (docs/inspect.md)")
     df.set_defaults(func=cmd_diff)
@@ -244,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "slice owns each file, setuid/setgid and world-writable files and the "
                          "config of IMAGE: an image tar (assemble build, docker save, OCI "
                          "archive) or an OCI layout directory.")
-    ins.add_argument("image", metavar="IMAGE")
+    ins.add_argument("image", metavar="IMAGE", help="image tar or OCI layout directory")
     ins.add_argument("--arch", help="only this platform's image (e.g. arm64)")
     ins.add_argument("--json", action="store_true", help="the report as JSON (docs/inspect.md)")
     ins.add_argument("--files", action="store_true", help="list every path with its owners")
@@ -468,9 +470,11 @@ def _add_build_command(sub, common) -> None:
     b = sub.add_parser("build", parents=[common], help="build the image from the spec and lock")
     b.add_argument("spec", nargs="?", help="spec file (default image.yaml)")
     b.add_argument("-o", "--output", help="output path (default image.tar beside the spec)")
-    b.add_argument("--format", choices=["tar", "oci-dir"], default="tar")
+    b.add_argument("--format", choices=["tar", "oci-dir"], default="tar",
+                   help="an OCI archive (default) or an OCI layout directory")
     b.add_argument("--tag", action="append", help="docker RepoTags entry (repeatable)")
-    b.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip")
+    b.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip",
+                   help="of the layers (default gzip)")
     b.add_argument("--locked", action="store_true",
                    help="fail if the lockfile is missing or stale (like cargo --locked)")
     b.add_argument("--arch", action="append", help="build only this arch (repeatable)")

@@ -436,3 +436,15 @@ def test_bad_tag_or_digest_file_refused_before_building(env, capsys, tmp_path, m
     monkeypatch.setattr("assembler.cli.build", no_build)
     _fails(["build", str(spec), "-o", str(tmp_path / "x.tar"), flag, value, *common], capsys, 2,
            word)
+
+
+def test_every_argument_has_help():
+    """`assemble CMD --help` explains each argument (a bare 'package' or '--spec SPEC' does not)."""
+    import argparse
+
+    from assembler.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    bare = [f"{name} {a.dest}" for name, p in sub.choices.items() for a in p._actions
+            if not a.help and not isinstance(a, argparse._HelpAction)]
+    assert bare == []
