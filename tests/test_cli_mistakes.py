@@ -233,6 +233,13 @@ def test_diff_of_locks_honours_arch(capsys):
     _fails(["diff", a, b, "--arch", "arm64"], capsys, 2, "arm64", "static.lock.json", "amd64")
 
 
+def test_unknown_slice_is_named_before_any_index_is_fetched(tmp_path, capsys):
+    """A typo in a slice name needs no mirror to be found (here: offline, empty cache)."""
+    p = _spec(tmp_path, "distro: debian/bookworm\ncontents:\n  packages: [libc6_libz]\n")
+    _fails(["lock", str(p), "--offline", "--cache-dir", str(tmp_path / "c")], capsys, 2,
+           "image.yaml:3", "libc6_libz")
+
+
 def test_cache_dir_that_is_a_file(tmp_path, capsys):
     p = _spec(tmp_path, BASE)
     _fails(["lock", str(p), "--cache-dir", str(p)], capsys, 2, "--cache-dir")
