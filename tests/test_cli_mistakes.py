@@ -106,6 +106,7 @@ def test_numeric_run_as_still_allowed(tmp_path):
     ("environment: {'': x}\n", ["image.yaml:4:", "environment"]),
     ("environment:\n  A: x\n  A: y\n", ["image.yaml:6:", "'A'", "twice"]),
     ("work-dir: relative/dir\n", ["image.yaml:4:", "absolute"]),
+    ("snapshot-mirror: ''\n", ["image.yaml:4:", "snapshot-mirror"]),
 ])
 def test_bad_values(tmp_path, capsys, extra, words):
     _show(tmp_path, BASE + extra, capsys, *words)
