@@ -12,7 +12,7 @@ from pathlib import Path
 from assembler import __version__
 from assembler.build import Request, build
 from assembler.cache import DISK_ERRNOS, Cache, disk_error
-from assembler.distro.mirror import parse_mirror_args
+from assembler.distro.mirror import check_url, parse_mirror_args
 from assembler.distro.snapshot import parse_timestamp
 from assembler.errors import AssemblerError, SpecError
 from assembler.image.diff import diff_images, format_image_diff
@@ -46,10 +46,13 @@ def _cache(args: argparse.Namespace) -> Cache:
 
 def _options(args: argparse.Namespace) -> Options:
     stamp = getattr(args, "snapshot", None)
+    snapshot_mirror = getattr(args, "snapshot_mirror", None)
+    if snapshot_mirror is not None:
+        check_url(snapshot_mirror, "--snapshot-mirror")   # '' too: never silently unset
     return Options(cache=_cache(args),
                    mirrors=parse_mirror_args(args.mirror or []),
                    offline=getattr(args, "offline", False), quiet=args.quiet,
-                   snapshot_mirror=getattr(args, "snapshot_mirror", None),
+                   snapshot_mirror=snapshot_mirror,
                    snapshot=parse_timestamp(stamp) if stamp is not None else None)
 
 

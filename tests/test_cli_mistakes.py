@@ -203,6 +203,12 @@ def test_empty_snapshot_is_refused_not_ignored(tmp_path, capsys, stamp):
     assert not (tmp_path / "image.lock.json").exists()
 
 
+def test_empty_snapshot_mirror_flag_is_refused(tmp_path, capsys):
+    p = _spec(tmp_path, BASE)
+    _fails(["lock", str(p), "--snapshot-mirror", "", "--cache-dir", str(tmp_path / "c")],
+           capsys, 2, "--snapshot-mirror")
+
+
 def test_closed_stdout_is_not_a_traceback():
     """`assemble diff A B | head` must not end in a BrokenPipeError traceback."""
     specs = Path(__file__).parent.parent / "specs"
