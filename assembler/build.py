@@ -19,6 +19,7 @@ from assembler.distro.definition import Distro
 from assembler.distro.mirror import resolve_mirrors
 from assembler.errors import AssemblerError, SpecError
 from assembler.fetch.packagefiles import Wanted, fetch_all
+from assembler.image.configcheck import check_config
 from assembler.image.layer import Compression
 from assembler.image.layering import Member, write_layers
 from assembler.image.oci import (
@@ -173,6 +174,7 @@ def build(spec: Spec, options: Options, request: Request) -> str:
                 info(f"warning: {w}", options.quiet)
             with tree:
                 # Before anything is written: an image that cannot start is not an output.
+                check_config(tree, spec, spec.environment.get("PATH", DEFAULT_PATH))
                 require_links(tree, spec.link_check_ignore, what=f"the {arch} image",
                               providers=_providers(distro, package_format, mirrors, options,
                                                    arch))

@@ -69,10 +69,11 @@ def setup_build(tmp_path: Path, signer: Signer, pkgs: list[Apk],
     url = server.url.rstrip("/")
     distro = write_distro(tmp_path, write_key(tmp_path, signer), signatures=signatures)
     spec = tmp_path / "image.yaml"
+    # The build refuses an entrypoint the image lacks: only images with hello name it.
+    entrypoint = "entrypoint: [/usr/bin/hello]\n" if request.startswith("hello") else ""
     spec.write_text(f"distro: {distro}\narchs: [x86_64]\n"
                     f"contents:\n  packages: [{request}]\n"
-                    f"mirrors: {{test: {url}}}\n"
-                    "entrypoint: [/usr/bin/hello]\n")
+                    f"mirrors: {{test: {url}}}\n" + entrypoint)
     out = tmp_path / "out" / "image.tar"
     argv = ["build", str(spec), "-o", str(out), "--cache-dir", str(tmp_path / "cache"), "-q"]
     return argv, out, server

@@ -52,8 +52,11 @@ def site(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("apko")
     wolfi, local = Signer.new(KEY), Signer.new("local.rsa.pub")
     srv = tmp / "srv"
+    # busybox: the /bin/sh the configs' entrypoints and cmds name (the build refuses one
+    # the image lacks).
     write_wolfi(srv, wolfi, [app_data(), Apk("s6", "2.13-r0", files={
-        "bin/s6-svscan": F(b"#!/bin/execlineb\n", 0o755)})])
+        "bin/s6-svscan": F(b"#!/bin/execlineb\n", 0o755)}),
+        Apk("busybox", "1.37.0-r0", files={"bin/sh": F(b"#!/bin/busybox\n", 0o755)})])
     for repo, pkgs in (("alpine/v3.22/main", [Apk("hello-alpine", "1.0-r0")]),
                        ("alpine/v3.22/community", [Apk("other-alpine", "1.0-r0")]),
                        ("alpine/edge/testing", [Apk("new-tool", "1.0-r0", depends=["lib"]),
@@ -329,16 +332,12 @@ def test_local_paths_from_the_working_directory(tmp_path, monkeypatch):
     assert spec.apko.key_paths == [str(tmp_path / "testdata" / "k.rsa.pub")]
 
 
-def test_certificates_map_onto_ours_or_are_refused(tmp_path):
-    """apko's certificates.additional is our key of that name (issue 13); a build without
-    it refuses the field with that reason rather than dropping it."""
-    from assembler.spec.document import TOP_KEYS
-
+def test_certificates_map_onto_ours(tmp_path):
+    """apko's certificates.additional is our key of that name (issue 13): the
+    certificate reaches the spec, and so the bundle, hash links and truststore."""
     p = write(tmp_path, {"contents": {"repositories": [f"{origin_of('wolfi')}/os"],
                                       "packages": ["x"]},
                          "certificates": {"additional": [{"name": "corp", "content": "PEM"}]}})
-    if "certificates" not in TOP_KEYS:
-        with pytest.raises(SpecError, match=r"apko.yaml:7: certificates: .* not supported"):
-            loaded(p)
-    else:
-        assert loaded(p).raw["certificates"]["additional"][0]["name"] == "corp"
+    spec = loaded(p)
+    assert [c["name"] for c in spec.certificates] == ["corp"]
+    assert spec.certificates[0]["content"] == "PEM"

@@ -261,3 +261,53 @@ def test_gcc_built_program_with_origin_runpath(tmp_path):
     assert report.missing == [] and report.checked >= 2
     tree.remove("opt/app/lib/libfoo.so.1.0")
     assert names(check_tree(tree)) == [("/opt/app/bin/app", "library", "libfoo.so.1")]
+
+
+def jvm_like_tree() -> Tree:
+    """A JRE's shape: bin/java finds lib/libjli.so by RUNPATH; libjli dlopens
+    lib/server/libjvm.so, and the JVM dlopens lib/libjava.so, which needs libjvm.so."""
+    tree = base_tree()
+    home = "usr/lib/jvm/jre"
+    tree.add_file(f"{LIBDIR}/libz.so.1", library("libz.so.1", "libc.so.6"))
+    tree.add_file(f"{home}/bin/java", program("libz.so.1", "libjli.so", "libc.so.6",
+                                              runpath="$ORIGIN:$ORIGIN/../lib"), 0o755)
+    tree.add_file(f"{home}/lib/libjli.so", library("libjli.so", "libz.so.1", "libc.so.6",
+                                                   runpath="$ORIGIN"))
+    tree.add_file(f"{home}/lib/server/libjvm.so", library("libjvm.so", "libc.so.6"))
+    tree.add_file(f"{home}/lib/libjava.so", library("libjava.so", "libjvm.so", "libc.so.6",
+                                                    runpath="$ORIGIN"))
+    tree.add_file(f"{home}/lib/libzip.so", library("libzip.so", "libjava.so", "libjvm.so",
+                                                   "libz.so.1", runpath="$ORIGIN"))
+    return tree
+
+
+def test_plugins_load_with_what_their_host_application_loaded():
+    with jvm_like_tree() as tree:
+        assert check_tree(tree) == []
+
+
+def test_a_plugin_host_needs_a_program_that_loads_from_its_directory():
+    with jvm_like_tree() as tree:
+        tree.remove("usr/lib/jvm/jre/bin/java")
+        assert ("/usr/lib/jvm/jre/lib/libjava.so", "library", "libjvm.so") in \
+            names(check_tree(tree))
+
+
+def test_a_plugin_s_genuinely_missing_library_still_fails():
+    with jvm_like_tree() as tree:
+        tree.remove(f"{LIBDIR}/libz.so.1")
+        missing = names(check_tree(tree))
+        assert ("/usr/lib/jvm/jre/lib/libzip.so", "library", "libz.so.1") in missing
+        assert ("/usr/lib/jvm/jre/bin/java", "library", "libz.so.1") in missing
+    with jvm_like_tree() as tree:
+        tree.remove("usr/lib/jvm/jre/lib/server/libjvm.so")
+        assert {m[0] for m in names(check_tree(tree))} == {
+            "/usr/lib/jvm/jre/lib/libjava.so", "/usr/lib/jvm/jre/lib/libzip.so"}
+
+
+def test_a_provider_outside_the_plugin_s_directory_does_not_count():
+    with jvm_like_tree() as tree:
+        tree.add_file("opt/other/libhelper.so", library("libhelper.so", "libc.so.6"))
+        tree.add_file("usr/lib/jvm/jre/lib/libuses.so", library("libuses.so", "libhelper.so"))
+        assert names(check_tree(tree)) == [("/usr/lib/jvm/jre/lib/libuses.so", "library",
+                                            "libhelper.so")]

@@ -80,7 +80,7 @@ def images(tmp_path_factory, apt_key) -> dict[str, Path | str]:
         for name, archs, pkg, extra in [
             ("one", "[amd64]", "hello", ""),
             ("multi", "[amd64, arm64]", "hello", ""),
-            ("sibling", "[amd64]", "hello", "cmd: [--other]\n"),
+            ("sibling", "[amd64]", "hello", "cmd: [/usr/bin/hello, --other]\n"),
             ("big", "[amd64]", "bulk", ""),
         ]:
             spec = write_spec(tmp, f"distro: {distro}\narchs: {archs}\n"

@@ -75,6 +75,9 @@ class ApkFormat:
         warnings = install.install_packages(
             tree, packages, files, setup, lambda n: bool(patterns) and stripped(n, patterns),
             progress)
+        if spec.alternatives:
+            raise SpecError(f"{spec.path}: alternatives: update-alternatives is Debian's; "
+                            "apk images get their links from packages or the spec's paths.")
         finish_tree(tree, spec, packages, progress)
         return tree, warnings
 

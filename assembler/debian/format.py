@@ -68,7 +68,7 @@ class DebFormat:
         from assembler.debian.install import build_tree
 
         return build_tree(spec, packages, files, distro.merged_usr, cache, progress, arch,
-                          distro.slices_dir, lock_file)
+                          distro.slices_dir, lock_file, distro)
 
     def is_database(self, path: str) -> bool:
         return dpkgdb.is_database(path)

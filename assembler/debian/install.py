@@ -13,7 +13,9 @@ from pathlib import Path
 
 from assembler.cache import Cache
 from assembler.debian import deb
+from assembler.debian.scripts import run_scripts
 from assembler.debian.statusd import write_status
+from assembler.distro.definition import Distro
 from assembler.fetch.unpacked import Unpacked, unpacked
 from assembler.lock.model import LockedPackage
 from assembler.progress import Progress
@@ -21,6 +23,7 @@ from assembler.rootfs.certs import write_ca_bundle
 from assembler.rootfs.finish import finish_tree
 from assembler.rootfs.strip import strip_patterns, stripped
 from assembler.rootfs.tree import Tree
+from assembler.slices.applets import write_applet_links
 from assembler.slices.catalog import PathSpec, Slice
 from assembler.slices.cut import cut, member_path
 from assembler.slices.make import catalog_slices, make_paths, masters
@@ -38,7 +41,8 @@ def _unpack(cache: Cache, package: LockedPackage, path: Path) -> Unpacked:
 def build_tree(spec: Spec, packages: list[LockedPackage], files: dict[str, Path], merged_usr: bool,
                cache: Cache, progress: Progress, arch: str = "",
                catalog_dir: Path | None = None,
-               lock_file: str = "the lockfile") -> tuple[Tree, list[str]]:
+               lock_file: str = "the lockfile",
+               distro: Distro | None = None) -> tuple[Tree, list[str]]:
     patterns = strip_patterns(spec.strip)
     tree = Tree(merged_usr=merged_usr, allow_setuid=spec.allow_setuid)
     warnings: list[str] = []
@@ -82,6 +86,8 @@ def build_tree(spec: Spec, packages: list[LockedPackage], files: dict[str, Path]
     generated = make_paths(tree, made, owners)
     for path, slice_ in generated.get("ca-bundle", []):
         write_ca_bundle(tree, path, slice_.package)
+    for path, slice_ in generated.get("applets", []):
+        write_applet_links(tree, path, slice_.package, slice_.where())
     master_files = masters(tree, generated)   # read before until: mutate paths leave
     for path in sorted(transient):
         entry = tree.get(path)
@@ -89,7 +95,10 @@ def build_tree(spec: Spec, packages: list[LockedPackage], files: dict[str, Path]
         if entry is not None and entry.kind != "dir":
             tree.remove(path, missing_ok=True)
     write_status(tree, controls)
-    finish_tree(tree, spec, packages, progress, master_files)
+    before = len(tree.warnings)
+    finish_tree(tree, spec, packages, progress, master_files,
+                lambda t: run_scripts(t, spec, distro))
+    warnings += tree.warnings[before:]
     # Owners are in package spelling; the manifest speaks the image's (merged /usr).
     image_owners: dict[str, set[str]] = {}
     for path, names in owners.items():

@@ -248,7 +248,12 @@ class _Checker:
                     if all(m.kind == "library" for m in found)
                     and not self._elf_by_path(p).interpreter}
         if suspects:
-            for path in self._loaded_fine([(p, i) for p, i in users if i.interpreter], suspects):
+            reached: set[str] = set()
+            fine = self._loaded_fine([(p, i) for p, i in users if i.interpreter], suspects,
+                                     reached)
+            for path in fine:
+                del misses[path]
+            for path in self._hosted(suspects - fine, misses, reached):
                 del misses[path]
         report.missing = sorted((m for found in misses.values() for m in found),
                                 key=lambda m: (m.path, m.kind, m.name))
@@ -261,8 +266,54 @@ class _Checker:
         assert info is not None  # only called for files scan() parsed
         return info
 
-    def _loaded_fine(self, programs: list[tuple[str, ElfInfo]], suspects: set[str]) -> set[str]:
-        """The suspects whose needs all resolve inside some program's load, as ld.so does it."""
+    def _hosted(self, plugins: set[str], misses: dict[str, list[Missing]],
+                reached: set[str]) -> set[str]:
+        """The plugins a host application in the image loads with what they need.
+
+        A library no program's load graph reaches is dlopen()ed (a JRE's lib/libnet.so,
+        a Python extension). It runs inside the process that opened it, whose loaded
+        objects count: a name it needs is satisfied by a library of that soname
+        under the plugin's own directory (lib/server/libjvm.so for lib/libjava.so)
+        when some program's load graph has code in that directory too (java's
+        RUNPATH brings lib/libjli.so, which opens libjvm.so and the JVM opens the rest)
+        and that library itself loads. Anything else still fails: a library the
+        image does not have at all, or one no program in the image could have loaded.
+        """
+        hosts = {posixpath.dirname(p) for p in reached}
+        ok: set[str] = set()
+        candidates: dict[str, list[tuple[Missing, list[str]]]] = {}
+        for path in sorted(plugins):
+            root = posixpath.dirname(path)
+            if root not in hosts:
+                continue
+            info = self._elf_by_path(path)
+            needs = []
+            for m in misses[path]:
+                libs = [p for p in self._named(m.name) if p.startswith(root + "/")
+                        and (lib := self._lib(p)) is not None and lib.abi == info.abi]
+                if not libs:
+                    break
+                needs.append((m, libs))
+            else:
+                candidates[path] = needs
+        changed = True
+        while changed:  # a provider must load too, possibly through this same rule
+            changed = False
+            for path, needs in candidates.items():
+                if path not in ok and all(any(lib not in misses or lib in ok for lib in libs)
+                                          for _, libs in needs):
+                    ok.add(path)
+                    changed = True
+        return ok
+
+    def _lib(self, path: str) -> ElfInfo | None:
+        entry = self.tree.get(path)
+        return self.elf(entry) if entry is not None else None
+
+    def _loaded_fine(self, programs: list[tuple[str, ElfInfo]], suspects: set[str],
+                     reached: set[str]) -> set[str]:
+        """The suspects whose needs all resolve inside some program's load, as ld.so does it;
+        `reached` collects every object those loads bring in (complete unless all are fine)."""
         fine: set[str] = set()
         for program, info in programs:
             loaded: set[str] = set()
@@ -275,6 +326,7 @@ class _Checker:
             # Breadth first, like ld.so; each object carries its loaders' RPATHs.
             queue: deque[tuple[str, ElfInfo, tuple[str, ...]]] = deque([(program, info, ())])
             seen = {program}
+            reached.add(program)
             while queue:
                 path, obj, inherited = queue.popleft()
                 # Own RPATH first, then the loaders' (none of it when RUNPATH is set).
@@ -295,6 +347,7 @@ class _Checker:
                         loaded.add(lib.soname)
                     if target not in seen:
                         seen.add(target)
+                        reached.add(target)
                         queue.append((target, lib, chain))
                 if resolved and path in suspects:
                     fine.add(path)

@@ -284,6 +284,9 @@ def _path_spec(r: _Reader, key: yaml.Node, node: yaml.Node, owner: str, package:
             source = None
     if generate in EXTRA_GENERATORS:
         kinds.append("generate")
+        if generate == "applets" and not path.endswith("/"):
+            raise r.err(key, f"slice {owner}: generate: applets needs a directory path such "
+                             "as /busybox/ (the links go there).")
     if prefer == package:
         raise r.err(opts["prefer"], f"slice {owner} cannot 'prefer' its own package for path "
                                     f"{path}.")

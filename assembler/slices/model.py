@@ -12,8 +12,9 @@ from functools import lru_cache
 from pathlib import Path
 
 # chisel's only generator is `manifest`; these are ours, declarative stand-ins for the
-# mutate scripts that write /etc/passwd, /etc/group and the CA bundle.
-EXTRA_GENERATORS = ("ca-bundle", "passwd", "group")
+# mutate scripts that write /etc/passwd, /etc/group and the CA bundle, and for
+# `busybox --install` (applet links, slices/applets.py).
+EXTRA_GENERATORS = ("ca-bundle", "passwd", "group", "applets")
 GENERATORS = ("manifest", *EXTRA_GENERATORS)
 _WILD = re.compile(r"[*?]")
 

@@ -203,6 +203,10 @@ class Spec(Contents, RuntimeConfig):
     # An apko config's meanings our schema has no key for (spec/apko.ApkoExtras), else None.
     apko: Any = None
     snapshot_mirror: str | None = None   # base URL of a snapshot archive (distro/snapshot.py)
+    # name -> {"path", "line", and "link" for an alternative the table lacks} (alternatives.py)
+    alternatives: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # [{"name", "content", "line"}]: PEM certificates the image trusts too (certs.py)
+    certificates: list[dict[str, Any]] = field(default_factory=list)
 
     def where(self, line: int) -> str:
         return f"{self.path}:{line}"
@@ -306,7 +310,12 @@ TOP_KEYS = {
     "annotations": "annotations",
     "layering": "layering",
     "link-check": "link check",
+    "alternatives": "update-alternatives choices",
+    "certificates": "additional CA certificates",
 }
+ALTERNATIVE_KEYS = {"link": "", "path": ""}
+CERTIFICATES_KEYS = {"additional": ""}
+CERTIFICATE_KEYS = {"name": "", "content": "", "path": ""}
 CONTENTS_KEYS = {"packages": "", "exclude": "", "repositories": "", "include-essential": "",
                  "components": "", "strip": "", "allow-setuid": ""}
 REPO_KEYS = {"name": "", "url": "", "suites": "", "components": "", "keys": "", "tag": ""}
@@ -427,7 +436,9 @@ def load_spec(path: Path | str) -> Spec:
         else [],
         apko=apko,
         snapshot_mirror=_read_snapshot_mirror(r, top["snapshot-mirror"])
-        if "snapshot-mirror" in top else None)
+        if "snapshot-mirror" in top else None,
+        alternatives=_alternatives(r, top["alternatives"]) if "alternatives" in top else {},
+        certificates=_certificates(r, top["certificates"]) if "certificates" in top else [])
 
 
 def _read_config(r: NodeReader, top: dict[str, yaml.Node]) -> RuntimeConfig:
@@ -849,3 +860,67 @@ def _environment(r: NodeReader, node: yaml.Node) -> dict[str, str]:
             raise r.err(kn, f"environment variable name {k!r} is not usable (it must be "
                         "non-empty, without '=').")
     return env
+
+
+def _absolute(r: NodeReader, node: yaml.Node, what: str) -> str:
+    v = r.string(node, what)
+    if not v.startswith("/"):
+        raise r.err(node, f"{what} {v!r} must be an absolute path.")
+    return v
+
+
+def _alternatives(r: NodeReader, node: yaml.Node) -> dict[str, dict[str, Any]]:
+    """`name: /path` chooses among the release's table; `name: {link, path}` adds one."""
+    if not isinstance(node, yaml.MappingNode):
+        raise r.err(node, "alternatives must be a mapping of names to paths, such as "
+                    "'java: /usr/lib/jvm/java-17-openjdk-amd64/bin/java'.")
+    out: dict[str, dict[str, Any]] = {}
+    for k, v in node.value:
+        name = r.string(k, "an alternative's name")
+        if name in out:
+            raise r.err(k, f"alternative {name!r} appears twice.")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+\-]*", name):
+            raise r.err(k, f"alternative name {name!r} is not usable (letters, digits, '.', "
+                        "'_', '+', '-').")
+        entry: dict[str, Any] = {"line": _node_line(k)}
+        if isinstance(v, yaml.MappingNode):
+            m = r.mapping(v, f"alternative {name!r}", ALTERNATIVE_KEYS)
+            if "path" not in m:
+                raise r.err(v, f"alternative {name!r} needs 'path' (what the link points to).")
+            for key, value in m.items():
+                entry[key] = _absolute(r, value, f"alternative {name!r} {key}")
+        else:
+            entry["path"] = _absolute(r, v, f"alternative {name!r}")
+        out[name] = entry
+    return out
+
+
+def _certificates(r: NodeReader, node: yaml.Node) -> list[dict[str, Any]]:
+    """apko's shape: additional: [{name, content: PEM}], or path: a PEM file beside the spec."""
+    m = r.mapping(node, "certificates", CERTIFICATES_KEYS)
+    out: list[dict[str, Any]] = []
+    names: dict[str, int] = {}
+    for n in r.seq(m.get("additional", yaml.SequenceNode("", [])), "certificates.additional"):
+        cm = r.mapping(n, "a certificate", CERTIFICATE_KEYS)
+        if "name" not in cm or ("content" in cm) == ("path" in cm):
+            raise r.err(n, "a certificate needs 'name' and one of 'content' (PEM text) or "
+                        "'path' (a PEM file, relative to the spec).")
+        name = r.string(cm["name"], "certificate name")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", name):
+            raise r.err(cm["name"], f"certificate name {name!r} is not usable as a file name "
+                        "(letters, digits, '.', '_', '-').")
+        if name in names:
+            raise r.err(cm["name"], f"certificate {name!r} appears twice (also on line "
+                        f"{names[name]}).")
+        names[name] = _node_line(n)
+        if "content" in cm:
+            content = r.string(cm["content"], "certificate content")
+        else:
+            file = r.path.parent / r.string(cm["path"], "certificate path")
+            try:
+                content = file.read_text("utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                raise r.err(cm["path"], f"cannot read certificate file {file} "
+                            f"({getattr(e, 'strerror', None) or e}).") from None
+        out.append({"name": name, "content": content, "line": _node_line(n)})
+    return out
