@@ -27,6 +27,7 @@ from assembler.image.oci import (
     Image,
     ImageConfig,
     Platform,
+    manifest_digest,
     platform_for,
     write_image_tar,
     write_oci_dir,
@@ -42,6 +43,7 @@ from assembler.rootfs.accounts import run_as
 from assembler.rootfs.certs import BUNDLE
 from assembler.rootfs.osrelease import identity_for, write_identity
 from assembler.rootfs.tree import Tree
+from assembler.sbom.files import render, write_all
 from assembler.slices.catalog import Catalog
 from assembler.spec.document import Spec
 
@@ -120,6 +122,8 @@ class Request:
     compression: Compression = "gzip"
     locked: bool = False                  # refuse to re-resolve a stale or missing lock
     archs: list[str] | None = None        # a subset of the spec's archs
+    # SBOM formats written beside the image, one document per platform each ([]: none)
+    sboms: Sequence[str] = ("spdx", "cyclonedx")
 
 
 def build(spec: Spec, options: Options, request: Request) -> str:
@@ -156,6 +160,7 @@ def build(spec: Spec, options: Options, request: Request) -> str:
     except OSError as e:
         raise SpecError(f"-o {output}: cannot write there ({e.strerror or e}).") from None
     images = []
+    documents: dict[str, dict[str, bytes]] = {}
     with workdir as tmp:
         for arch in wanted_archs:
             packages = lock.archs[arch].packages
@@ -169,7 +174,8 @@ def build(spec: Spec, options: Options, request: Request) -> str:
             tree, warnings = package_format.install(spec, packages, files, distro, arch,
                                                     options.cache, progress,
                                                     str(lock_path(spec.path)))
-            warnings += _os_identity(tree, distro, [i.fields for i in lock.archs[arch].indexes])
+            signed = package_format.release_version(distro, lock.archs[arch].indexes)
+            warnings += _os_identity(tree, distro, signed)
             for w in warnings:
                 info(f"warning: {w}", options.quiet)
             with tree:
@@ -186,11 +192,15 @@ def build(spec: Spec, options: Options, request: Request) -> str:
                                     config=image_config(spec, tree.get(BUNDLE) is not None),
                                     created=sde, annotations=dict(spec.annotations),
                                     history=history))
+                documents[images[-1].platform.tag_suffix] = render(
+                    list(request.sboms), spec.path.stem, manifest_digest(images[-1]), arch,
+                    package_format, packages, tree, sde)
         try:
             if fmt == "oci-dir":
                 digest = write_oci_dir(output, images, tags)
             else:
                 digest = write_image_tar(output, images, tags)
+            write_all(output, {a: d for a, d in documents.items() if d})
         except OSError as e:
             raise AssemblerError(f"writing {output} failed ({e.strerror or e}); nothing was "
                                  "written.") from None
@@ -207,9 +217,9 @@ def platform_of(distro: Distro, arch: str) -> Platform:
     return Platform("linux", architecture, variant)
 
 
-def _os_identity(tree: Tree, distro: Distro, indexes: list[dict]) -> list[str]:
+def _os_identity(tree: Tree, distro: Distro, signed_version: str) -> list[str]:
     """Give the image its OS identity; what could not be given is a warning."""
-    identity = identity_for(distro, indexes)
+    identity = identity_for(distro, signed_version)
     if identity is None:
         if tree.get("etc/os-release") is not None or tree.get("usr/lib/os-release") is not None:
             return []  # a package (wolfi-baselayout, a custom one) names the OS

@@ -219,6 +219,18 @@ def build_parser() -> argparse.ArgumentParser:
         c.set_defaults(func=func)
     _add_build_command(sub, common)
     _add_push_command(sub, common)
+    sb = sub.add_parser("sbom", help="write SPDX and CycloneDX SBOMs for a built image",
+                        description="Write the SBOMs of an image 'assemble build' made, "
+                        "beside it (image.spdx.json, image.cdx.json; one pair per platform "
+                        "for multi-arch). TARGET is the image (the spec is image.yaml beside "
+                        "it, or --spec) or the spec (the image is image.tar beside it, or "
+                        "--image). The image must have been built from the spec's lock.")
+    sb.add_argument("target", nargs="?", metavar="IMAGE|SPEC")
+    sb.add_argument("--spec", help="the spec the image was built from")
+    sb.add_argument("--image", help="the image built from SPEC")
+    sb.add_argument("--format", action="append", choices=["spdx", "cyclonedx"],
+                    help="only this format (repeatable; default both)")
+    sb.set_defaults(func=cmd_sbom)
 
     ck = sub.add_parser("check", help="check that an image's ELF files find their interpreter "
                         "and libraries", description="Link-check an image: every dynamically "
@@ -328,7 +340,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             parse_reference(ref)
         _check_push_files(args)
     digest = build(spec, options, Request(output, args.format, tags, args.compression,
-                                          args.locked, args.arch))
+                                          args.locked, args.arch, _sbom_formats(args.sbom)))
     info(f"{output}: {digest}", options.quiet)
     if args.push:
         pushed = _push(output, args.push, args, options.cache)
@@ -337,6 +349,44 @@ def cmd_build(args: argparse.Namespace) -> int:
     elif args.digest_file:
         _write_digest_file(args.digest_file, digest)
     print(digest)
+    return 0
+
+
+def _sbom_formats(chosen: list[str] | None) -> list[str]:
+    if not chosen:
+        return ["spdx", "cyclonedx"]
+    if "none" in chosen:
+        if len(set(chosen)) > 1:
+            raise SpecError("--sbom none cannot be combined with a format.")
+        return []
+    return sorted(set(chosen), key=["spdx", "cyclonedx"].index)
+
+
+def cmd_sbom(args: argparse.Namespace) -> int:
+    """SBOMs for an image already built: IMAGE (with the spec beside it, or --spec) or
+    SPEC (with the image.tar beside it)."""
+    from assembler.build import source_date_epoch
+    from assembler.distro.definition import load_distro
+    from assembler.lock.lockfile import read_lock
+    from assembler.packages.format import format_for
+    from assembler.sbom.files import for_image
+
+    target = Path(args.target or "image.yaml")
+    if target.suffix in (".yaml", ".yml"):
+        spec_path, image = target, Path(args.image or target.parent / "image.tar")
+    else:
+        image = target
+        spec_path = Path(args.spec) if args.spec else target.parent / "image.yaml"
+    if not image.exists():
+        raise SpecError(f"{image} does not exist; build it first ('assemble build "
+                        f"{spec_path}'), or name it with --image.")
+    spec = load_spec(spec_path)
+    lock = read_lock(lock_path(spec.path))
+    distro = load_distro(spec.distro, spec.path.parent)
+    formats = _sbom_formats(args.format) or ["spdx", "cyclonedx"]
+    for path in for_image(image, lock, format_for(distro), spec.path.stem, formats,
+                          source_date_epoch(lock)):
+        print(path)
     return 0
 
 
@@ -405,8 +455,12 @@ def _push(image: Path, refs: list[str], args: argparse.Namespace, cache: Cache) 
         progress.done()
         info(text, args.quiet)
 
+    from assembler.sbom.files import attachments
+
+    sboms = attachments(image)
     try:
-        result = push(image, refs, options, log=log, progress=progress.status)
+        result = push(image, refs, options, log=log, progress=progress.status,
+                      attachments=sboms)
     finally:
         progress.done()
     s = result.stats
@@ -482,7 +536,10 @@ def _add_build_command(sub, common) -> None:
                    help="fail if the lockfile is missing or stale (like cargo --locked)")
     b.add_argument("--arch", action="append", help="build only this arch (repeatable)")
     b.add_argument("--push", action="append", metavar="REF",
-                   help="push the built image to REF (repeatable)")
+                   help="push the built image to REF (repeatable), its SBOMs attached")
+    b.add_argument("--sbom", action="append", choices=["spdx", "cyclonedx", "none"],
+                   help="SBOM formats to write beside the image (repeatable; default spdx "
+                   "and cyclonedx; none for no SBOM)")
     _add_push_options(b)
     b.set_defaults(func=cmd_build)
 

@@ -6,13 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
 import pytest
 from aptrepo import Entry, File, Pkg
-from hermetic import run, write_distro, write_spec
+from hermetic import layer_members, run, write_distro, write_spec
 
 pytestmark = pytest.mark.integration
 
@@ -28,14 +27,7 @@ def _env(tmp_path, apt_repo, apt_key, pkgs, request):
     return repo, spec, out, argv
 
 
-def _members(tar_path: Path) -> dict[str, tarfile.TarInfo]:
-    with tarfile.open(tar_path) as outer:
-        import json
-
-        manifest = json.load(outer.extractfile("manifest.json"))
-        layer = outer.extractfile(manifest[0]["Layers"][0])
-        with tarfile.open(fileobj=layer, mode="r:*") as inner:
-            return {m.name: m for m in inner.getmembers()}
+_members = layer_members
 
 
 def _outside_untouched(tmp_path: Path) -> None:
