@@ -225,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "for multi-arch). TARGET is the image (the spec is image.yaml beside "
                         "it, or --spec) or the spec (the image is image.tar beside it, or "
                         "--image). The image must have been built from the spec's lock.")
-    sb.add_argument("target", nargs="?", metavar="IMAGE|SPEC")
+    sb.add_argument("target", nargs="?", metavar="IMAGE|SPEC",
+                    help="the built image, or its spec (default image.yaml)")
     sb.add_argument("--spec", help="the spec the image was built from")
     sb.add_argument("--image", help="the image built from SPEC")
     sb.add_argument("--format", action="append", choices=["spdx", "cyclonedx"],
