@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import select
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,16 +43,19 @@ def _cache(args: argparse.Namespace) -> Cache:
 
 
 def _options(args: argparse.Namespace) -> Options:
-    from assembler.distro.mirror import parse_mirror_args
+    from assembler.distro.mirror import check_url, parse_mirror_args
     from assembler.distro.snapshot import parse_timestamp
     from assembler.options import Options
 
     stamp = getattr(args, "snapshot", None)
+    snapshot_mirror = getattr(args, "snapshot_mirror", None)
+    if snapshot_mirror is not None:
+        check_url(snapshot_mirror, "--snapshot-mirror")   # '' too: never silently unset
     return Options(cache=_cache(args),
                    mirrors=parse_mirror_args(args.mirror or []),
                    offline=getattr(args, "offline", False), quiet=args.quiet,
-                   snapshot_mirror=getattr(args, "snapshot_mirror", None),
-                   snapshot=parse_timestamp(stamp) if stamp else None)
+                   snapshot_mirror=snapshot_mirror,
+                   snapshot=parse_timestamp(stamp) if stamp is not None else None)
 
 
 def _spec_path(args: argparse.Namespace) -> Path:
@@ -214,19 +218,21 @@ def build_parser() -> argparse.ArgumentParser:
     lk.set_defaults(func=cmd_lock)
 
     sp = sub.add_parser("show-packages", parents=[common], help="list the locked packages")
-    sp.add_argument("spec", nargs="?")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("spec", nargs="?", help="spec file (default image.yaml)")
+    sp.add_argument("--json", action="store_true", help="the package sets as JSON")
     sp.set_defaults(func=cmd_show_packages)
 
     wy = sub.add_parser("why", parents=[common], help="why a package is in the image")
-    wy.add_argument("package")
-    wy.add_argument("--spec", dest="spec")
-    wy.add_argument("--arch")
+    wy.add_argument("package", help="a package name, as in show-packages")
+    wy.add_argument("--spec", dest="spec", help="spec file (default image.yaml)")
+    wy.add_argument("--arch", help="this architecture's lock (default: the spec's first arch)")
     wy.set_defaults(func=cmd_why)
     for name, func, what in (("info", cmd_info, "show slice definitions (PKG or PKG_SLICE)"),
                              ("find", cmd_find, "search the slice catalog")):
         c = sub.add_parser(name, help=what)
-        c.add_argument("names" if name == "info" else "query", nargs="+")
+        c.add_argument("names" if name == "info" else "query", nargs="+",
+                       help="packages or slices (libc6, libc6_libs)" if name == "info"
+                       else "words every slice name found must contain")
         c.add_argument("--distro", help="e.g. debian/bookworm (default: the spec's)")
         c.add_argument("--spec", help="spec whose distro to use (default image.yaml)")
         c.set_defaults(func=func)
@@ -238,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "for multi-arch). TARGET is the image (the spec is image.yaml beside "
                         "it, or --spec) or the spec (the image is image.tar beside it, or "
                         "--image). The image must have been built from the spec's lock.")
-    sb.add_argument("target", nargs="?", metavar="IMAGE|SPEC")
+    sb.add_argument("target", nargs="?", metavar="IMAGE|SPEC",
+                    help="the built image, or its spec (default image.yaml)")
     sb.add_argument("--spec", help="the spec the image was built from")
     sb.add_argument("--image", help="the image built from SPEC")
     sb.add_argument("--format", action="append", choices=["spdx", "cyclonedx"],
@@ -251,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "inside the image. IMAGE is an image tar (assemble build, docker save, "
                         "OCI archive) or an OCI layout directory. Exit 0: all found; 1: "
                         "something is missing; 2: IMAGE is not a readable image.")
-    ck.add_argument("image", metavar="IMAGE")
+    ck.add_argument("image", metavar="IMAGE", help="image tar or OCI layout directory")
     ck.add_argument("--arch", help="check only this platform's image (e.g. arm64)")
     ck.add_argument("--ignore", action="append", default=[], metavar="GLOB",
                     help="do not check ELF files whose absolute path matches GLOB (repeatable)")
@@ -263,9 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "architectures) between two lockfiles, or two specs' committed locks; "
                         "for two images also their layers and the files added, removed and "
                         "changed.")
-    df.add_argument("a", metavar="A")
-    df.add_argument("b", metavar="B")
-    df.add_argument("--arch", help="images: only this platform")
+    df.add_argument("a", metavar="A", help="the old lockfile, spec or image")
+    df.add_argument("b", metavar="B", help="the new one, of the same kind")
+    df.add_argument("--arch", help="only this architecture or platform (amd64, linux/arm64)")
     df.add_argument("--json", action="store_true", help="the diff as JSON (docs/inspect.md)")
     df.set_defaults(func=cmd_diff)
 
@@ -274,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "slice owns each file, setuid/setgid and world-writable files and the "
                          "config of IMAGE: an image tar (assemble build, docker save, OCI "
                          "archive) or an OCI layout directory.")
-    ins.add_argument("image", metavar="IMAGE")
+    ins.add_argument("image", metavar="IMAGE", help="image tar or OCI layout directory")
     ins.add_argument("--arch", help="only this platform's image (e.g. arm64)")
     ins.add_argument("--json", action="store_true", help="the report as JSON (docs/inspect.md)")
     ins.add_argument("--files", action="store_true", help="list every path with its owners")
@@ -312,14 +319,26 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
     from assembler.image.diff import diff_images, format_image_diff
     from assembler.image.inspect import inspect_image
-    from assembler.lock.diff import diff_locks, format_lock_diff, is_lock_or_spec, load_lock
+    from assembler.image.reader import open_image
+    from assembler.lock.diff import (
+        diff_locks,
+        format_lock_diff,
+        is_lock_or_spec,
+        load_lock,
+        only_arch,
+    )
 
     a, b = Path(args.a), Path(args.b)
     if is_lock_or_spec(a) != is_lock_or_spec(b):
+        with open_image(b if is_lock_or_spec(a) else a):   # a file that is no image says so
+            pass
         raise SpecError(f"diff compares two locks (or specs) or two images; {a} and {b} are "
                         "one of each.")
     if is_lock_or_spec(a):
-        doc = diff_locks(load_lock(a), load_lock(b))
+        locks = load_lock(a), load_lock(b)
+        if args.arch:
+            locks = only_arch(*locks, args.arch, (a, b))
+        doc = diff_locks(*locks)
         text = format_lock_diff(doc)
     else:
         doc = diff_images(inspect_image(a, args.arch), inspect_image(b, args.arch))
@@ -612,9 +631,11 @@ def _add_build_command(sub, common) -> None:
                    "build one image each (SPEC-NAME.tar) in one process")
     b.add_argument("-o", "--output", help="output path (default image.tar beside the spec; "
                    "with several specs a directory, default beside each spec)")
-    b.add_argument("--format", choices=["tar", "oci-dir"], default="tar")
+    b.add_argument("--format", choices=["tar", "oci-dir"], default="tar",
+                   help="an OCI archive (default) or an OCI layout directory")
     b.add_argument("--tag", action="append", help="docker RepoTags entry (repeatable)")
-    b.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip")
+    b.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip",
+                   help="of the layers (default gzip)")
     b.add_argument("--locked", action="store_true",
                    help="fail if the lockfile is missing or stale (like cargo --locked)")
     b.add_argument("--arch", action="append", help="build only this arch (repeatable)")
@@ -627,6 +648,16 @@ def _add_build_command(sub, common) -> None:
     b.set_defaults(func=cmd_build)
 
 
+def _stdout_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (poll reports an error)."""
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & select.POLLERR for _, ev in poll.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RUST_BACKTRACE", "0")
     parser = build_parser()
@@ -636,6 +667,13 @@ def main(argv: list[str] | None = None) -> int:
     except AssemblerError as e:
         print(f"assemble: error: {e}", file=sys.stderr)
         return e.exit_code
+    except BrokenPipeError:
+        # The reader of our output went away (`assemble diff A B | head`): stop quietly,
+        # as tools killed by SIGPIPE do. A broken socket elsewhere is not this case.
+        if not _stdout_gone():
+            raise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # a silent exit flush
+        return 141
     except OSError as e:
         from assembler.cache import DISK_ERRNOS, disk_error
 

@@ -309,6 +309,14 @@ def test_unknown_repository_needs_a_keyring(tmp_path):
         loaded(p)
 
 
+@pytest.mark.parametrize("repo", ["@local", "@local  "])
+def test_a_tag_without_its_repository_is_refused(tmp_path, repo):
+    """'@tag URL' with the URL forgotten is a mistake, not a local directory named '@local'."""
+    p = write(tmp_path, {"contents": {"repositories": [repo], "packages": ["x"]}})
+    with pytest.raises(SpecError, match="repository '@local' is neither 'URL' nor '@tag URL'"):
+        loaded(p)
+
+
 def test_local_paths_from_the_working_directory(tmp_path, monkeypatch):
     """apko reads relative keyring and repository paths from where it runs; beside the
     config is tried first."""

@@ -663,3 +663,39 @@ def test_pro_archives_are_skipped_with_a_note(tmp_path, apt_key) -> None:
     assert release.archives[0].components == ["main", "universe"]
     assert release.archives[0].priority == 10
     assert any("ubuntu-esm-apps" in n and "Pro" in n for n in release.notes)
+
+
+@pytest.mark.parametrize("field, value", [("components", "main"), ("suites", "jammy"),
+                                          ("public-keys", "test-key")])
+def test_archive_lists_written_as_one_string_are_refused(tmp_path, apt_key, field,
+                                                         value) -> None:
+    """`components: main` is not the components m, a, i, n (chisel's YAML refuses it too)."""
+    text = "format: v1\n" + re.sub(rf"{field}: \[.*\]", f"{field}: {value}", ARCHIVE) + "{KEYS}"
+    with pytest.raises(SpecError, match=rf"archive 'ubuntu' {field} must be a list"):
+        load(tmp_path, apt_key, {"chisel.yaml": text})
+
+
+def test_an_archive_that_is_not_a_mapping_is_refused(tmp_path, apt_key) -> None:
+    text = "format: v1\narchives:\n  ubuntu: [jammy]\n{KEYS}"
+    with pytest.raises(SpecError, match=r"archive 'ubuntu' must be a mapping"):
+        load(tmp_path, apt_key, {"chisel.yaml": text})
+
+
+@pytest.mark.parametrize("text, error", [
+    ("format: v1\narchives: [ubuntu]\n{KEYS}", r"archives must be a mapping"),
+    ("format: v1\n" + ARCHIVE + "public-keys: [test-key]\n", r"public-keys must be a mapping"),
+    ("format: v1\n" + ARCHIVE + "public-keys:\n  test-key: abc\n",
+     r"public key 'test-key' must be a mapping"),
+])
+def test_release_sections_of_the_wrong_shape_are_refused(tmp_path, apt_key, text,
+                                                         error) -> None:
+    with pytest.raises(SpecError, match=error):
+        load(tmp_path, apt_key, {"chisel.yaml": text})
+
+
+def test_a_misnamed_definition_names_its_file_once(tmp_path, apt_key) -> None:
+    with pytest.raises(SpecError) as e:
+        load(tmp_path, apt_key, {"slices/mypkg.yaml": "package: other\n"})
+    assert e.value.message.count("mypkg.yaml") == 1, e.value.message
+    assert e.value.message.startswith(f"{tmp_path / 'slices' / 'mypkg.yaml'}:1: "), \
+        e.value.message

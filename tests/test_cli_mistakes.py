@@ -8,6 +8,8 @@ and, for builds, that no output file and no `.assemble-*` temp directory is left
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,6 +106,7 @@ def test_numeric_run_as_still_allowed(tmp_path):
     ("environment: {'': x}\n", ["image.yaml:4:", "environment"]),
     ("environment:\n  A: x\n  A: y\n", ["image.yaml:6:", "'A'", "twice"]),
     ("work-dir: relative/dir\n", ["image.yaml:4:", "absolute"]),
+    ("snapshot-mirror: ''\n", ["image.yaml:4:", "snapshot-mirror"]),
 ])
 def test_bad_values(tmp_path, capsys, extra, words):
     _show(tmp_path, BASE + extra, capsys, *words)
@@ -161,6 +164,15 @@ def test_bad_slice_definitions(tmp_path, capsys, files, words):
     _fails(["find", "x", "--distro", str(d)], capsys, 2, *words)
 
 
+def test_distro_directory_without_chisel_yaml_says_so(tmp_path, capsys):
+    """A chisel-releases clone on its default branch (main) has no chisel.yaml."""
+    (tmp_path / "chisel-releases").mkdir()
+    (tmp_path / "chisel-releases" / "README.md").write_text("x\n")
+    err = _fails(["find", "libc6", "--distro", str(tmp_path / "chisel-releases")], capsys, 2,
+                 "chisel-releases", "no chisel.yaml", "ubuntu-24.04")
+    assert "Known:" not in err
+
+
 def test_info_without_spec_or_distro_says_how(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _fails(["info", "libc6"], capsys, 2, "--distro")
@@ -181,6 +193,58 @@ def test_malformed_mirror_in_spec(tmp_path, capsys):
     p = _spec(tmp_path, BASE + "mirrors: {debian: notaurl}\n")
     _fails(["lock", str(p), "--cache-dir", str(tmp_path / "c")], capsys, 2,
            "image.yaml", "'notaurl'")
+
+
+@pytest.mark.parametrize("stamp", ["", " "])
+def test_empty_snapshot_is_refused_not_ignored(tmp_path, capsys, stamp):
+    p = _spec(tmp_path, BASE)
+    _fails(["lock", str(p), "--snapshot", stamp, "--cache-dir", str(tmp_path / "c")], capsys,
+           2, "--snapshot", "YYYYmmddTHHMMSSZ")
+    assert not (tmp_path / "image.lock.json").exists()
+
+
+def test_empty_snapshot_mirror_flag_is_refused(tmp_path, capsys):
+    p = _spec(tmp_path, BASE)
+    _fails(["lock", str(p), "--snapshot-mirror", "", "--cache-dir", str(tmp_path / "c")],
+           capsys, 2, "--snapshot-mirror")
+
+
+def test_closed_stdout_is_not_a_traceback():
+    """`assemble diff A B | head` must not end in a BrokenPipeError traceback."""
+    specs = Path(__file__).parent.parent / "specs"
+    proc = subprocess.Popen([sys.executable, "-m", "assembler.cli", "diff", "--json",
+                             str(specs / "static.lock.json"), str(specs / "python3.lock.json")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()   # the reader went away before anything was written
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 141, err
+    assert err == ""
+
+
+@pytest.mark.parametrize("order", [0, 1])
+def test_diff_of_a_spec_and_a_file_that_is_no_image_names_that_file(tmp_path, capsys, order):
+    junk = tmp_path / "notes.txt"
+    junk.write_text("hello\n")
+    pair = [str(_spec(tmp_path, BASE)), str(junk)]
+    err = _fails(["diff", *(pair if order == 0 else pair[::-1])], capsys, 2, "notes.txt")
+    assert "is not an image" in err and "one of each" not in err
+
+
+def test_diff_of_locks_honours_arch(capsys):
+    """--arch is not silently ignored for two locks: it narrows them, or names what is there."""
+    specs = Path(__file__).parent.parent / "specs"
+    a, b = str(specs / "static.lock.json"), str(specs / "python3.lock.json")
+    code, out, _ = run(["diff", a, b, "--arch", "amd64"], capsys)
+    assert code == 0 and out.startswith("amd64: ")
+    _fails(["diff", a, b, "--arch", "arm64"], capsys, 2, "arm64", "static.lock.json", "amd64")
+
+
+def test_unknown_slice_is_named_before_any_index_is_fetched(tmp_path, capsys):
+    """A typo in a slice name needs no mirror to be found (here: offline, empty cache)."""
+    p = _spec(tmp_path, "distro: debian/bookworm\ncontents:\n  packages: [libc6_libz]\n")
+    _fails(["lock", str(p), "--offline", "--cache-dir", str(tmp_path / "c")], capsys, 2,
+           "image.yaml:3", "libc6_libz")
 
 
 def test_cache_dir_that_is_a_file(tmp_path, capsys):
@@ -387,3 +451,15 @@ def test_bad_tag_or_digest_file_refused_before_building(env, capsys, tmp_path, m
     monkeypatch.setattr("assembler.build.build", no_build)
     _fails(["build", str(spec), "-o", str(tmp_path / "x.tar"), flag, value, *common], capsys, 2,
            word)
+
+
+def test_every_argument_has_help():
+    """`assemble CMD --help` explains each argument (a bare 'package' or '--spec SPEC' does not)."""
+    import argparse
+
+    from assembler.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    bare = [f"{name} {a.dest}" for name, p in sub.choices.items() for a in p._actions
+            if not a.help and not isinstance(a, argparse._HelpAction)]
+    assert bare == []

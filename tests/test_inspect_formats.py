@@ -80,7 +80,9 @@ def test_foreign_docker_save(tmp_path, capsys):
     _docker_save(image, [lower, upper])
     (i,) = inspect_image(image)
     assert i.platform == "linux/amd64" and i.config["config"]["User"] == "1000"
-    assert [x.digest for x in i.layers] == ["l0/layer.tar", "l1/layer.tar"]
+    # docs/inspect.md: a layer's digest is its blob's sha256, here too (not the member name).
+    assert [x.digest for x in i.layers] == [
+        "sha256:" + hashlib.sha256(b).hexdigest() for b in (lower, upper)]
     assert i.layers[0].compressed == len(lower)
     assert "usr/bin/old" not in i.files and "opt/cache/a" not in i.files
     assert i.files["opt/cache/b"].layer == 1
@@ -108,3 +110,22 @@ def test_not_an_image(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "not an image" in err and "Traceback" not in err
     assert main(["diff", str(junk), str(junk)]) == 2
+
+
+def test_a_docker_save_directory_cannot_name_files_outside_itself(tmp_path, capsys):
+    """An unpacked docker save names its layers in manifest.json: '../x', '/x' or a symlink
+    out of the directory would make inspect, check or push read a host file as a layer."""
+    outside = tmp_path / "host.tar"
+    outside.write_bytes(_layer([("usr/bin/planted", b"host", 0o755)]))
+    image = tmp_path / "saved"
+    _docker_save(tmp_path / "s.tar", [_layer([("a", b"a", 0o644)])])
+    with tarfile.open(tmp_path / "s.tar") as t:
+        t.extractall(image, filter="data")
+    (image / "link.tar").symlink_to(outside)
+    manifest = json.loads((image / "manifest.json").read_text())
+    for name in ("../host.tar", str(outside), "link.tar"):
+        manifest[0]["Layers"] = [name]
+        (image / "manifest.json").write_text(json.dumps(manifest))
+        assert main(["inspect", str(image), "--files"]) == 2, name
+        out, err = capsys.readouterr()
+        assert "planted" not in out and "outside" in err and name in err, err

@@ -76,6 +76,9 @@ def read_release(path: Path) -> ChiselRelease:
     fmt = data.get("format")
     if fmt not in FORMATS:
         raise _fail(path, f"unknown format {fmt!r} (known: {', '.join(FORMATS)}).")
+    for section in ("archives", "v2-archives", "public-keys"):
+        if not isinstance(data.get(section) or {}, dict):
+            raise _fail(path, f"{section} must be a mapping of names to definitions.")
     archives = dict(data.get("archives") or {})
     v2 = data.get("v2-archives") or {}
     if v2 and fmt != "v1":
@@ -88,6 +91,8 @@ def read_release(path: Path) -> ChiselRelease:
         raise _fail(path, "no archives defined.")
     keys: dict[str, bytes] = {}
     for name, k in (data.get("public-keys") or {}).items():
+        if not isinstance(k or {}, dict):
+            raise _fail(path, f"public key {name!r} must be a mapping (id, armor).")
         armor = (k or {}).get("armor", "")
         try:
             got = _key_id(armor)
@@ -107,12 +112,19 @@ def read_release(path: Path) -> ChiselRelease:
     has_priority = False
     for name in sorted(archives):
         a = archives[name] or {}
+        if not isinstance(a, dict):
+            raise _fail(path, f"archive {name!r} must be a mapping (version, suites, "
+                              "components, public-keys, priority).")
         if fmt != "v1" and a.get("default"):
             raise _fail(path, f"archive {name!r} has 'default' field which is obsolete since "
                               "format v2.")
         for key in ("version", "suites", "components"):
             if not a.get(key):
                 raise _fail(path, f"archive {name!r} missing {key} field.")
+        for key in ("suites", "components", "public-keys"):
+            if key in a and not isinstance(a[key], list):   # a string is not its letters
+                raise _fail(path, f"archive {name!r} {key} must be a list, such as "
+                                  f"[{a[key]}], not {a[key]!r}.")
         pro = a.get("pro") or ""
         if pro and pro not in PRO:
             release.notes.append(f"archive {name!r} ignored: invalid pro value {pro!r}.")

@@ -88,6 +88,12 @@ def find_distro(name: str, spec_dir: Path | None = None) -> Path:
     for c in candidates:
         if c.is_file():
             return c
+    here = Path(name) if Path(name).is_absolute() else (spec_dir or Path.cwd()) / name
+    if "/" in name and here.is_dir():   # find_chisel_yaml took those with a chisel.yaml
+        raise SpecError(f"distro {name!r} is a directory with no chisel.yaml, so not a "
+                        "chisel-releases checkout of a release: check out a release branch "
+                        "(e.g. git checkout ubuntu-24.04; the main branch has none) or name "
+                        "a distro such as debian/bookworm.")
     raise SpecError(f"unknown distro {name!r}." + did_you_mean(name, available_distros())
                     + " Known: " + ", ".join(available_distros()) + ".")
 

@@ -113,7 +113,7 @@ def _inspect(image_file: ImageFile, image: PlatformImage) -> Inspection:
             for p in [p for p in files if p.startswith(directory + "/") and files[p].layer < i]:
                 del files[p]
                 contents.pop(p, None)
-        layers.append(Layer(digest or name, stats.compressed, size, entries))
+        layers.append(Layer(digest or stats.digest, stats.compressed, size, entries))
     files.pop("", None)
     return Inspection(image.platform, layers, files, read_databases(contents),
                       image_file.config(image))

@@ -212,6 +212,7 @@ class ImageFile(TarOrDir):
                                  ) from None
             if stats is not None:
                 stats.compressed = hashing.count
+                stats.digest = f"sha256:{hashing.hexdigest()}"
             if digest is not None and hashing.hexdigest() != digest.partition(":")[2]:
                 raise ImageError(f"{self.path}: layer {digest} does not match its "
                                  "digest; the image is damaged.")
@@ -220,6 +221,7 @@ class ImageFile(TarOrDir):
 @dataclass
 class LayerStats:
     compressed: int = 0   # bytes of the blob as stored
+    digest: str = ""      # sha256 of the blob as stored
 
 
 def _blob(digest: str) -> str:

@@ -53,15 +53,27 @@ class TarOrDir:
             self._tar.close()
             self._tar = None
 
+    def _in_dir(self, name: str) -> Path:
+        """`name` inside the directory; a name from a document (docker save's manifest.json
+        lists its layers) must not reach a host file through '..', '/' or a symlink."""
+        p = self.path / name
+        if os.path.isabs(name) or ".." in Path(name).parts or \
+                not p.resolve().is_relative_to(self.path.resolve()):
+            raise self.error(f"{self.path}: {name!r} names a file outside the image "
+                             "directory; refusing to read it.")
+        return p
+
     def has(self, name: str) -> bool:
         if self._tar is None:
             return (self.path / name).is_file()
         return os.path.normpath(name) in self._members
 
     def open(self, name: str) -> IO[bytes]:
+        if self._tar is None:
+            path = self._in_dir(name)
         try:
             if self._tar is None:
-                return open(self.path / name, "rb")
+                return open(path, "rb")
             member = self._members.get(os.path.normpath(name))
             f = self._tar.extractfile(member) if member is not None else None
         except (OSError, tarfile.TarError, KeyError):

@@ -9,6 +9,7 @@ The JSON form is documented in docs/inspect.md.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,17 @@ def load_lock(path: Path) -> Lock:
             raise SpecError(f"{path}: no such spec.")
         return read_lock(lock_path(path))
     return read_lock(path)
+
+
+def only_arch(a: Lock, b: Lock, arch: str, names: tuple[Path, Path]) -> tuple[Lock, Lock]:
+    """Both locks narrowed to `arch` (amd64, or a platform such as linux/amd64)."""
+    arch = arch.rpartition("/")[2] if arch.startswith("linux/") else arch
+    if arch not in a.archs and arch not in b.archs:
+        have = sorted(set(a.archs) | set(b.archs))
+        raise SpecError(f"neither {names[0]} nor {names[1]} locks {arch}; they lock "
+                        f"{', '.join(have)}.")
+    return (replace(a, archs={k: v for k, v in a.archs.items() if k == arch}),
+            replace(b, archs={k: v for k, v in b.archs.items() if k == arch}))
 
 
 def lock_packages(lock: Lock) -> PackageSets:

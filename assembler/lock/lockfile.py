@@ -238,6 +238,12 @@ def resolve_spec(spec: Spec, universes: Universes,
     """
     catalog = load_catalog(spec, universes.distro) if any(r.slice for r in spec.packages) \
         else None
+    if catalog is not None:   # a slice typo needs no index: say so before fetching any
+        requests = [r for r in spec.packages if r.slice]
+        for r in requests:
+            catalog.get(f"{r.name}_{r.slice}", spec.where(r.line))
+        for arch in spec.archs:
+            catalog.closure(sorted({f"{r.name}_{r.slice}" for r in requests}), arch)
     per_arch = {arch: universes.universe(arch) for arch in spec.archs}
     prefer: dict[str, str] = {}
 

@@ -107,7 +107,8 @@ def load_file(path: Path, format: str | None, warnings: list[str],
         raise r.err(root, "a slice definition needs 'package'.")
     package = r.string(top["package"], "package")
     if package != m.group(1):
-        raise r.err(top["package"], f"{shown}: filename and 'package' field ({package!r}) "
+        named = "" if shown == str(path) else f"{shown}: "   # r.err names the path already
+        raise r.err(top["package"], f"{named}filename and 'package' field ({package!r}) "
                                     "disagree.")
     archive = r.string(top["archive"], "archive") if "archive" in top else None
     _essential_style(r, top, f"package {package!r}", format)

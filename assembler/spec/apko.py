@@ -219,7 +219,7 @@ def _repo(r: _Reader, node: yaml.Node, spec_dir: Path) -> RepoRef:
     tag = ""
     if len(parts) == 2 and parts[0].startswith("@") and len(parts[0]) > 1:
         tag, text = parts[0][1:], parts[1]
-    elif len(parts) != 1:
+    elif len(parts) != 1 or text.startswith("@"):   # '@tag' alone: the URL was forgotten
         raise r.err(node, f"repository {text!r} is neither 'URL' nor '@tag URL'.")
     url = text.rstrip("/")
     if not url.startswith(("http://", "https://", "file://")):

@@ -435,7 +435,7 @@ def load_spec(path: Path | str) -> Spec:
         link_check_ignore=_read_link_check(r, top["link-check"]) if "link-check" in top
         else [],
         apko=apko,
-        snapshot_mirror=r.string(top["snapshot-mirror"], "snapshot-mirror")
+        snapshot_mirror=_read_snapshot_mirror(r, top["snapshot-mirror"])
         if "snapshot-mirror" in top else None,
         alternatives=_alternatives(r, top["alternatives"]) if "alternatives" in top else {},
         certificates=_certificates(r, top["certificates"]) if "certificates" in top else [])
@@ -746,6 +746,14 @@ def _owner(r: NodeReader, node: yaml.Node, what: str, accounts: Accounts) -> int
                     "(or root, " + ("nobody" if what == "uid" else "nogroup") + ")."
                     + did_you_mean(text, set(ids)))
     return ids[text]
+
+
+def _read_snapshot_mirror(r: NodeReader, node: yaml.Node) -> str:
+    url = r.string(node, "snapshot-mirror")
+    if not url.strip():   # not "no snapshot archive": a key left half-written
+        raise r.err(node, "snapshot-mirror is empty; give the snapshot archive's base URL "
+                          "or drop the key.")
+    return url
 
 
 def _read_layering(r: NodeReader, node: yaml.Node) -> Layering:
