@@ -58,10 +58,22 @@ def test_anything_else_is_no_assertion(text):
     ("BSD-3-clause", "BSD-3-Clause"), ("Apache-2.0", "Apache-2.0"),
     # No exact SPDX identifier: kept under its own name, not guessed.
     ("GPL", "LicenseRef-GPL"), ("public-domain", "LicenseRef-public-domain"),
-    ("Apache-2", "LicenseRef-Apache-2"),
+    ("Apache-2", "LicenseRef-Apache-2"), ("SSLeay", "LicenseRef-SSLeay"),
 ])
 def test_short_names(debian, spdx):
     assert spdx_id(debian) == spdx
+
+
+def test_every_identifier_we_emit_is_on_the_spdx_list():
+    """What the SPDX validator (spdx-tools, through license-expression) knows; a name
+    missing there (Debian's SSLeay) fails validation of every SBOM that carries it."""
+    from license_expression import get_spdx_licensing
+
+    from assembler.sbom.licenses import _EXACT
+
+    licensing = get_spdx_licensing()
+    unknown = [v for v in sorted(set(_EXACT.values())) if licensing.validate(v).errors]
+    assert unknown == []
 
 
 def test_exception_clause_stays_one_reference():

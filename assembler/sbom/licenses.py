@@ -10,7 +10,10 @@ import re
 
 NOASSERTION = "NOASSERTION"
 
-# Debian short names (DEP-5 section "License short name") -> SPDX identifiers.
+# Debian short names (DEP-5 section "License short name") -> SPDX identifiers. Only
+# names on the SPDX licence list the validators know: Debian's "SSLeay" has no
+# identifier of its own there (SPDX has only "SSLeay-standalone", a different text),
+# so it stays a LicenseRef.
 _EXACT = {
     "apache-2.0": "Apache-2.0", "apache-1.1": "Apache-1.1", "apache-1.0": "Apache-1.0",
     "artistic-1.0": "Artistic-1.0", "artistic-2.0": "Artistic-2.0",
@@ -19,7 +22,7 @@ _EXACT = {
     "bsd-4-clause": "BSD-4-Clause", "isc": "ISC", "expat": "MIT", "mit": "MIT",
     "zlib": "Zlib", "cc0-1.0": "CC0-1.0", "mpl-1.1": "MPL-1.1", "mpl-2.0": "MPL-2.0",
     "epl-1.0": "EPL-1.0", "epl-2.0": "EPL-2.0", "python-2.0": "Python-2.0",
-    "psf-2.0": "PSF-2.0", "openssl": "OpenSSL", "ssleay": "SSLeay", "x11": "X11",
+    "psf-2.0": "PSF-2.0", "openssl": "OpenSSL", "x11": "X11",
     "curl": "curl", "ftl": "FTL", "unicode-dfs-2016": "Unicode-DFS-2016",
     "zpl-2.1": "ZPL-2.1", "bsl-1.0": "BSL-1.0", "wtfpl": "WTFPL", "0bsd": "0BSD",
     "ofl-1.1": "OFL-1.1", "cc-by-4.0": "CC-BY-4.0", "cc-by-sa-4.0": "CC-BY-SA-4.0",
