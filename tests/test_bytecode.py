@@ -60,6 +60,10 @@ def image(with_python: bool = True) -> Tree:
         for host in sorted((HOST_LIB / pkg).glob("*.py")):
             tree.add_file(f"{LIB}/{pkg}/{host.name}", host.read_bytes(), origin="libpython")
     tree.add_file(f"{LIB}/lib2to3/tests/data/py2.py", b"print 'python 2'\n", origin="libpython")
+    # As Debian's: the module is a link to a conffile.
+    tree.add_file(f"etc/python{VERSION}/sitecustomize.py", b"SITE = 1\n", origin="libpython")
+    tree.add_symlink(f"{LIB}/sitecustomize.py", f"/etc/python{VERSION}/sitecustomize.py",
+                     origin="libpython")
     tree.add_file(f"{LIB}/frozen.py", b"X = frozenset({'a', 'b', 'c', 'd', 'e'})\n",
                   origin="libpython")
     return tree
@@ -77,6 +81,8 @@ def test_unchecked_hash_pycs_from_the_images_interpreter_reproducibly() -> None:
                    if e.path.startswith(LIB) and e.path.endswith(".py")]
         assert len(first) == len(sources) - 1  # all but the Python 2 one
         assert f"{LIB}/lib2to3/tests/data/__pycache__/py2.{TAG}.pyc" not in first
+        site = marshal.loads(first[f"{LIB}/__pycache__/sitecustomize.{TAG}.pyc"][16:])
+        assert site.co_filename == f"/{LIB}/sitecustomize.py" and "SITE" in site.co_names
         data = first[f"{LIB}/json/__pycache__/__init__.{TAG}.pyc"]
         assert data[:4] == importlib.util.MAGIC_NUMBER
         assert int.from_bytes(data[4:8], "little") == 0b01  # hash-based, not checked
@@ -137,7 +143,7 @@ def test_the_sandbox_sees_only_the_tree_no_network_and_writes_only_out() -> None
     assert set(out) == {"result"}  # the link to a host file is not read back
     seen = ast.literal_eval(out["result"].decode())
     assert seen["net"] is False and seen["ro"] is True and seen["host_etc"] is False
-    assert seen["root"] == ["bin", "dev", "lib", "lib64", "out", "sbin", "tmp", "usr"]
+    assert seen["root"] == ["bin", "dev", "etc", "lib", "lib64", "out", "sbin", "tmp", "usr"]
     assert seen["env"] == ["PATH", "PWD"]  # PWD: bubblewrap's --chdir
 
 

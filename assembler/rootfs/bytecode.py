@@ -51,20 +51,26 @@ def compile_stdlib(tree: Tree) -> list[str]:
 
 
 def _compile_dir(tree: Tree, libdir: str, python: Entry, tag: str) -> int:
-    targets = []
+    targets, linked = [], {python.path}
     for e in tree.entries():
-        if e.path.startswith(libdir + "/") and e.path.endswith(".py") \
-                and e.kind in ("file", "hardlink") and e.size <= MAX_SOURCE \
-                and "/__pycache__/" not in e.path and "\n" not in e.path:
-            d, name = posixpath.split(e.path)
-            pyc = f"{d}/__pycache__/{name[:-3]}.{tag}.pyc"
-            if tree.get(pyc) is None:
-                targets.append((e, pyc))
+        if not (e.path.startswith(libdir + "/") and e.path.endswith(".py")) \
+                or "/__pycache__/" in e.path or "\n" in e.path:
+            continue
+        # A link (sitecustomize.py -> /etc/python3.X/) is compiled as its target's source.
+        source = tree.resolve(e.path) if e.kind == "symlink" else e
+        if source is None or source.kind not in ("file", "hardlink") \
+                or source.size > MAX_SOURCE:
+            continue
+        linked.add(source.path)
+        d, name = posixpath.split(e.path)
+        pyc = f"{d}/__pycache__/{name[:-3]}.{tag}.pyc"
+        if tree.get(pyc) is None:
+            targets.append((e, pyc))
     if not targets:
         return 0
 
     def wanted(e: Entry) -> bool:
-        return e.path == python.path or e.path.startswith(libdir + "/") \
+        return e.path in linked or e.path.startswith(libdir + "/") \
             or e.path.startswith("etc/ld.so.") or bool(_LIBRARY.fullmatch(e.path))
 
     what = f"compiling /{libdir} (python{libdir.rsplit('python', 1)[1]}'s bytecode)"
