@@ -153,3 +153,31 @@ def test_a_failing_program_is_one_clear_error() -> None:
         box.run([f"/usr/bin/python{VERSION}", "-S", "-c", "raise SystemExit('boom')"],
                 {}, b"", 60, "probe")
     assert "exit code 1" in str(e.value) and "boom" in str(e.value)
+
+
+def _spec(tmp_path: Path, extra: str) -> Path:
+    path = tmp_path / "image.yaml"
+    path.write_text("distro: debian/bookworm\ncontents:\n  packages: [python3]\n" + extra)
+    return path
+
+
+def test_python_bytecode_false_builds_without_running_anything(tmp_path: Path,
+                                                               monkeypatch) -> None:
+    from assembler.debian.scripts import run_scripts
+    from assembler.spec.document import load_spec
+
+    spec = load_spec(_spec(tmp_path, "python-bytecode: false\n"))
+    assert spec.python_bytecode is False
+    assert load_spec(_spec(tmp_path, "")).python_bytecode is True
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)  # would fail if used
+    with image() as tree:
+        assert run_scripts(tree, spec, None) == []
+        assert pycs(tree) == {}
+
+
+def test_python_bytecode_must_be_a_boolean(tmp_path: Path) -> None:
+    from assembler.errors import SpecError
+    from assembler.spec.document import load_spec
+
+    with pytest.raises(SpecError, match=r"image.yaml:4.*python-bytecode must be true or false"):
+        load_spec(_spec(tmp_path, "python-bytecode: sometimes\n"))
