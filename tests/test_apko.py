@@ -324,16 +324,12 @@ def test_local_paths_from_the_working_directory(tmp_path, monkeypatch):
     assert spec.apko.key_paths == [str(tmp_path / "testdata" / "k.rsa.pub")]
 
 
-def test_certificates_map_onto_ours_or_are_refused(tmp_path):
-    """apko's certificates.additional is our key of that name (issue 13); a build without
-    it refuses the field with that reason rather than dropping it."""
-    from assembler.spec.document import TOP_KEYS
-
+def test_certificates_map_onto_ours(tmp_path):
+    """apko's certificates.additional is our key of that name (issue 13): the
+    certificate reaches the spec, and so the bundle, hash links and truststore."""
     p = write(tmp_path, {"contents": {"repositories": [f"{origin_of('wolfi')}/os"],
                                       "packages": ["x"]},
                          "certificates": {"additional": [{"name": "corp", "content": "PEM"}]}})
-    if "certificates" not in TOP_KEYS:
-        with pytest.raises(SpecError, match=r"apko.yaml:7: certificates: .* not supported"):
-            loaded(p)
-    else:
-        assert loaded(p).raw["certificates"]["additional"][0]["name"] == "corp"
+    spec = loaded(p)
+    assert [c["name"] for c in spec.certificates] == ["corp"]
+    assert spec.certificates[0]["content"] == "PEM"

@@ -29,7 +29,7 @@ from pathlib import Path
 import yaml
 
 from assembler.errors import SpecError
-from assembler.spec.document import TOP_KEYS, NodeReader, compose_yaml, did_you_mean, host_arch
+from assembler.spec.document import NodeReader, compose_yaml, did_you_mean, host_arch
 
 TOP = ("contents", "entrypoint", "cmd", "stop-signal", "work-dir", "accounts", "archs",
        "environment", "paths", "vcs-url", "annotations", "include", "volumes", "layering",
@@ -286,9 +286,6 @@ def translate(path: Path, r: NodeReader) -> tuple[yaml.Node, ApkoExtras]:
         out.append(("entrypoint", entry))
     if cmd is not None:
         out.append(("cmd", cmd))
-    if "certificates" in doc.top and "certificates" not in TOP_KEYS:
-        raise rr.err(doc.top["certificates"], "certificates: extra CA certificates are not "
-                     "supported by this version.")
     for k in ("work-dir", "stop-signal", "layering", "certificates"):
         if k in doc.top:
             out.append((k, doc.top[k]))
