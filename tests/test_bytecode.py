@@ -46,11 +46,13 @@ def _libraries(exe: Path) -> dict[str, Path]:
     return libs
 
 
-def image(with_python: bool = True) -> Tree:
+def image(with_python: bool = True, machine: bytes = b"") -> Tree:
     tree = Tree(merged_usr=True)
     if with_python:
-        tree.add_file(f"usr/bin/python{VERSION}", HOST_PYTHON.read_bytes(), 0o755,
-                      origin="python3-minimal")
+        binary = HOST_PYTHON.read_bytes()
+        if machine:  # e_machine: another architecture's interpreter
+            binary = binary[:18] + machine + binary[20:]
+        tree.add_file(f"usr/bin/python{VERSION}", binary, 0o755, origin="python3-minimal")
         tree.add_symlink("usr/bin/python3", f"python{VERSION}", origin="python3-minimal")
         for path, host in _libraries(HOST_PYTHON).items():
             tree.add_file(path, host.read_bytes(), 0o755, origin="libc6")
@@ -110,6 +112,17 @@ def test_without_bubblewrap_the_build_fails_saying_how_to_opt_out(
     assert "bwrap" in str(e.value) and "apt-get install bubblewrap" in str(e.value)
     assert "python-bytecode: false" in str(e.value)
     assert pycs(tree) == {}
+
+
+def test_a_foreign_interpreter_says_what_to_do() -> None:
+    """An arm64 image built on this machine: its python3.X cannot run here."""
+    host = HOST_PYTHON.read_bytes()[18:20]
+    other = (0xB7 if host != (0xB7).to_bytes(2, "little") else 0x3E).to_bytes(2, "little")
+    with image(machine=other) as tree, \
+            pytest.raises(SandboxError) as e:
+        compile_stdlib(tree)
+    assert "built for another architecture" in str(e.value)
+    assert "python-bytecode: false" in str(e.value) and pycs(tree) == {}
 
 
 PROBE = r"""

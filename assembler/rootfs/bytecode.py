@@ -14,6 +14,7 @@ from __future__ import annotations
 import posixpath
 import re
 
+from assembler.errors import SandboxError
 from assembler.rootfs.sandbox import OUT, materialised
 from assembler.rootfs.tree import Entry, Tree
 
@@ -50,6 +51,16 @@ def compile_stdlib(tree: Tree) -> list[str]:
     return []
 
 
+def _machine(header: bytes) -> bytes:
+    """An ELF header's e_machine (with its byte order), or b"" if it is not ELF."""
+    return header[5:6] + header[18:20] if header[:4] == b"\x7fELF" else b""
+
+
+def _host_header() -> bytes:
+    with open("/proc/self/exe", "rb") as f:
+        return f.read(20)
+
+
 def _compile_dir(tree: Tree, libdir: str, python: Entry, tag: str) -> int:
     targets, linked = [], {python.path}
     for e in tree.entries():
@@ -75,8 +86,21 @@ def _compile_dir(tree: Tree, libdir: str, python: Entry, tag: str) -> int:
 
     what = f"compiling /{libdir} (python{libdir.rsplit('python', 1)[1]}'s bytecode)"
     with materialised(tree, wanted, what) as box:
-        box.run(["/" + python.path, "-S", "-s", "-B", "-c", _COMPILER.replace("{out}", OUT)],
-                _ENV, "".join(f"/{e.path}\n" for e, _ in targets).encode(), TIMEOUT, what)
+        try:
+            box.run(["/" + python.path, "-S", "-s", "-B", "-c",
+                     _COMPILER.replace("{out}", OUT)],
+                    _ENV, "".join(f"/{e.path}\n" for e, _ in targets).encode(), TIMEOUT, what)
+        except SandboxError as e:
+            with tree.open_entry(python) as f:
+                header = f.read(20)
+            if _machine(header) == _machine(_host_header()):
+                raise
+            raise SandboxError(
+                f"{what}: /{python.path} is built for another architecture than this "
+                "machine's and cannot run here (no emulator registered in binfmt_misc), so "
+                "the image's own interpreter cannot compile its bytecode. Build on a "
+                "machine of the image's architecture, register an emulator (Debian: "
+                "qemu-user-binfmt), or set 'python-bytecode: false' in the spec.") from e
         made = 0
         for name, data in box.outputs():
             index = name.removesuffix(".pyc")
