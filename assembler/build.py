@@ -18,20 +18,21 @@ from assembler.distro import snapshot
 from assembler.distro.definition import Distro
 from assembler.distro.mirror import resolve_mirrors
 from assembler.errors import AssemblerError, SpecError
-from assembler.fetch.packagefiles import Wanted, fetch_all
 from assembler.image.configcheck import check_config
 from assembler.image.layer import Compression
+from assembler.image.layercache import LayerCache
 from assembler.image.layering import Member, write_layers
 from assembler.image.oci import (
     DEFAULT_PATH,
     Image,
     ImageConfig,
     Platform,
+    manifest_digest,
     platform_for,
     write_image_tar,
     write_oci_dir,
 )
-from assembler.linkcheck.check import require_links
+from assembler.image.recipe import Made, Recipes, recipe_key
 from assembler.lock.lockfile import load_or_lock, lock_path
 from assembler.lock.model import Lock
 from assembler.options import Options
@@ -42,6 +43,8 @@ from assembler.rootfs.accounts import run_as
 from assembler.rootfs.certs import BUNDLE
 from assembler.rootfs.osrelease import identity_for, write_identity
 from assembler.rootfs.tree import Tree
+from assembler.sbom.files import FORMATS as SBOM_FORMATS
+from assembler.sbom.files import render, write_all
 from assembler.slices.catalog import Catalog
 from assembler.spec.document import Spec
 
@@ -120,6 +123,8 @@ class Request:
     compression: Compression = "gzip"
     locked: bool = False                  # refuse to re-resolve a stale or missing lock
     archs: list[str] | None = None        # a subset of the spec's archs
+    # SBOM formats written beside the image, one document per platform each ([]: none)
+    sboms: Sequence[str] = ("spdx", "cyclonedx")
 
 
 def build(spec: Spec, options: Options, request: Request) -> str:
@@ -156,41 +161,35 @@ def build(spec: Spec, options: Options, request: Request) -> str:
     except OSError as e:
         raise SpecError(f"-o {output}: cannot write there ({e.strerror or e}).") from None
     images = []
+    recipes = Recipes(options.cache)
+    documents: dict[str, dict[str, bytes]] = {}
+
+    def fallback_for(arch: str) -> dict:
+        return snapshot.fallbacks([i.fields for i in lock.archs[arch].indexes],
+                                  snapshot_base, snapshot_archives)
+
     with workdir as tmp:
         for arch in wanted_archs:
-            packages = lock.archs[arch].packages
-            fallback = snapshot.fallbacks([i.fields for i in lock.archs[arch].indexes],
-                                          snapshot_base, snapshot_archives)
-            items = [Wanted(p.name, mirrors[p.archive], p.filename, p.sha256, p.size,
-                            fallback.get((p.archive, p.suite)), (p.archive, p.suite) in fallback)
-                     for p in packages]
-            files = fetch_all(items, options.cache, options.offline, progress,
-                              lambda sha: package_format.reads_package_file(options.cache, sha))
-            tree, warnings = package_format.install(spec, packages, files, distro, arch,
-                                                    options.cache, progress,
-                                                    str(lock_path(spec.path)))
-            warnings += _os_identity(tree, distro, [i.fields for i in lock.archs[arch].indexes])
-            for w in warnings:
-                info(f"warning: {w}", options.quiet)
-            with tree:
-                # Before anything is written: an image that cannot start is not an output.
-                check_config(tree, spec, spec.environment.get("PATH", DEFAULT_PATH))
-                require_links(tree, spec.link_check_ignore, what=f"the {arch} image",
-                              providers=_providers(distro, package_format, mirrors, options,
-                                                   arch))
-                members = [Member(p.name, p.source or p.name, tuple(p.reason))
-                           for p in packages]
-                layers, history = write_layers(tree, members, spec.layering, Path(tmp) / arch,
-                                               compression, sde, progress)
-                images.append(Image(platform=platform_of(distro, arch), layers=layers,
-                                    config=image_config(spec, tree.get(BUNDLE) is not None),
-                                    created=sde, annotations=dict(spec.annotations),
-                                    history=history))
+            key = recipe_key(spec, distro, arch, compression, sde)
+            made = recipes.get(key) if key else None
+            if made is None:
+                made = _make(spec, options, lock, arch, mirrors, fallback_for, distro,
+                             package_format, progress, Path(tmp), compression, sde)
+                if key and all(layer.path.is_relative_to(options.cache.root)
+                               for layer in made.layers):
+                    recipes.put(key, made)
+            else:
+                for w in made.warnings:
+                    info(f"warning: {w}", options.quiet)
+            images.append(_image(spec, distro, arch, made, sde))
+            documents[images[-1].platform.tag_suffix] = {
+                f: made.sboms[f] for f in request.sboms}
         try:
             if fmt == "oci-dir":
                 digest = write_oci_dir(output, images, tags)
             else:
                 digest = write_image_tar(output, images, tags)
+            write_all(output, {a: d for a, d in documents.items() if d})
         except OSError as e:
             raise AssemblerError(f"writing {output} failed ({e.strerror or e}); nothing was "
                                  "written.") from None
@@ -207,9 +206,9 @@ def platform_of(distro: Distro, arch: str) -> Platform:
     return Platform("linux", architecture, variant)
 
 
-def _os_identity(tree: Tree, distro: Distro, indexes: list[dict]) -> list[str]:
+def _os_identity(tree: Tree, distro: Distro, signed_version: str) -> list[str]:
     """Give the image its OS identity; what could not be given is a warning."""
-    identity = identity_for(distro, indexes)
+    identity = identity_for(distro, signed_version)
     if identity is None:
         if tree.get("etc/os-release") is not None or tree.get("usr/lib/os-release") is not None:
             return []  # a package (wolfi-baselayout, a custom one) names the OS
@@ -221,6 +220,51 @@ def _os_identity(tree: Tree, distro: Distro, indexes: list[dict]) -> list[str]:
                 f"{distro.extra['os-release'].get('version-file')} is left out; run "
                 "'assemble lock --update' to record it."]
     return []
+
+
+def _make(spec: Spec, options: Options, lock: Lock, arch: str, mirrors: dict[str, str],
+          fallback_for: Callable[[str], dict], distro: Distro, package_format: PackageFormat,
+          progress: Progress, tmp: Path, compression: Compression, sde: int) -> Made:
+    """Fetch, install, link-check and write one platform's layers."""
+    # Here, not at the top: a rebuild whose recipe is cached never downloads or checks
+    # anything, and need not import the HTTP stack or the ELF reader.
+    from assembler.fetch.packagefiles import Wanted, fetch_all
+    from assembler.linkcheck.check import require_links
+
+    packages = lock.archs[arch].packages
+    fallback = fallback_for(arch)
+    items = [Wanted(p.name, mirrors[p.archive], p.filename, p.sha256, p.size,
+                    fallback.get((p.archive, p.suite)), (p.archive, p.suite) in fallback)
+             for p in packages]
+    files = fetch_all(items, options.cache, options.offline, progress,
+                      lambda sha: package_format.reads_package_file(options.cache, sha))
+    tree, warnings = package_format.install(spec, packages, files, distro, arch,
+                                            options.cache, progress, str(lock_path(spec.path)))
+    signed = package_format.release_version(distro, lock.archs[arch].indexes)
+    warnings += _os_identity(tree, distro, signed)
+    for w in warnings:
+        info(f"warning: {w}", options.quiet)
+    with tree:
+        # Before anything is written: an image that cannot start is not an output.
+        check_config(tree, spec, spec.environment.get("PATH", DEFAULT_PATH))
+        require_links(tree, spec.link_check_ignore, what=f"the {arch} image",
+                      providers=_providers(distro, package_format, mirrors, options, arch))
+        members = [Member(p.name, p.source or p.name, tuple(p.reason)) for p in packages]
+        layers, history = write_layers(tree, members, spec.layering, tmp / arch, compression,
+                                       sde, progress, LayerCache(options.cache))
+        made = Made(layers, tree.get(BUNDLE) is not None, list(warnings), history)
+        # Every format, whatever this build asked for: the recipe cache keeps them, so
+        # an unchanged rebuild writes the SBOMs it would have made without the tree.
+        made.sboms = render(list(SBOM_FORMATS), spec.path.stem,
+                            manifest_digest(_image(spec, distro, arch, made, sde)), arch,
+                            package_format, packages, tree, sde)
+        return made
+
+
+def _image(spec: Spec, distro: Distro, arch: str, made: Made, sde: int) -> Image:
+    return Image(platform=platform_of(distro, arch), layers=made.layers,
+                 config=image_config(spec, made.has_certs), created=sde,
+                 annotations=dict(spec.annotations), history=made.history)
 
 
 def check_output(output: Path, fmt: str, spec: Spec) -> None:

@@ -3,34 +3,32 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assembler import __version__
-from assembler.build import Request, build
-from assembler.cache import DISK_ERRNOS, Cache, disk_error
-from assembler.distro.mirror import parse_mirror_args
-from assembler.distro.snapshot import parse_timestamp
 from assembler.errors import AssemblerError, SpecError
-from assembler.image.diff import diff_images, format_image_diff
-from assembler.image.inspect import format_text, inspect_image, to_json
-from assembler.image.oci import parse_tag
-from assembler.image.reader import open_image
-from assembler.linkcheck.check import explain, scan_tree
-from assembler.lock.diff import diff_locks, format_lock_diff, is_lock_or_spec, load_lock
-from assembler.lock.lockfile import load_or_lock, lock_path, read_lock, why
-from assembler.lock.model import Lock
-from assembler.options import Options
-from assembler.packages.format import format_for
-from assembler.packages.universes import distro_for
-from assembler.progress import Progress, info
-from assembler.push.registry import DEFAULT_CHUNK, PushOptions, parse_reference, push
-from assembler.spec.document import Spec, load_spec
+from assembler.progress import info
+
+# Only argparse-level imports up here: `--version`, `--help` and argument mistakes must
+# not pay for the pipeline (requests, cryptography, pysequoia, yaml). Each command
+# imports what it uses; these names are for the type checker only.
+if TYPE_CHECKING:
+    from assembler.cache import Cache
+    from assembler.lock.model import Lock
+    from assembler.options import Options
+    from assembler.spec.document import Spec
+
+# push.registry.DEFAULT_CHUNK as text, which argparse converts with _chunk_size
+# (tests/test_cli_startup.py checks that the two agree).
+DEFAULT_CHUNK_TEXT = "16M"
 
 
 def _cache(args: argparse.Namespace) -> Cache:
+    from assembler.cache import Cache
+
     cache = Cache(Path(args.cache_dir) if args.cache_dir else None)
     try:
         cache.root.mkdir(parents=True, exist_ok=True)
@@ -44,6 +42,10 @@ def _cache(args: argparse.Namespace) -> Cache:
 
 
 def _options(args: argparse.Namespace) -> Options:
+    from assembler.distro.mirror import parse_mirror_args
+    from assembler.distro.snapshot import parse_timestamp
+    from assembler.options import Options
+
     stamp = getattr(args, "snapshot", None)
     return Options(cache=_cache(args),
                    mirrors=parse_mirror_args(args.mirror or []),
@@ -57,6 +59,10 @@ def _spec_path(args: argparse.Namespace) -> Path:
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
+    from assembler.lock.diff import diff_locks, format_lock_diff
+    from assembler.lock.lockfile import load_or_lock, lock_path
+    from assembler.spec.document import load_spec
+
     spec = load_spec(_spec_path(args))
     options = _options(args)
     path = lock_path(spec.path)
@@ -73,6 +79,8 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 def _previous_lock(path: Path) -> Lock | None:
     """The lock as it was, for the summary of what an update changed (none if unreadable)."""
+    from assembler.lock.lockfile import read_lock
+
     try:
         return read_lock(path) if path.exists() else None
     except SpecError:
@@ -80,12 +88,20 @@ def _previous_lock(path: Path) -> Lock | None:
 
 
 def _lock_for_query(args: argparse.Namespace) -> tuple[Spec, Lock]:
+    from assembler.lock.lockfile import load_or_lock
+    from assembler.spec.document import load_spec
+
     spec = load_spec(_spec_path(args))
     lock, _ = load_or_lock(spec, _options(args))
     return spec, lock
 
 
 def cmd_show_packages(args: argparse.Namespace) -> int:
+    import json
+
+    from assembler.packages.format import format_for
+    from assembler.packages.universes import distro_for
+
     spec, lock = _lock_for_query(args)
     if args.json:
         out = {arch: [p.to_json() for p in entry.packages]
@@ -106,6 +122,8 @@ def cmd_show_packages(args: argparse.Namespace) -> int:
 
 
 def cmd_why(args: argparse.Namespace) -> int:
+    from assembler.lock.lockfile import why
+
     spec, lock = _lock_for_query(args)
     arch = args.arch or spec.archs[0]
     if arch not in lock.archs:
@@ -130,6 +148,7 @@ def cmd_why(args: argparse.Namespace) -> int:
 def _catalog(args: argparse.Namespace):
     from assembler.distro.definition import load_distro
     from assembler.slices.catalog import Catalog
+    from assembler.spec.document import load_spec
 
     if args.distro:
         distro = load_distro(args.distro, Path.cwd())
@@ -213,6 +232,18 @@ def build_parser() -> argparse.ArgumentParser:
         c.set_defaults(func=func)
     _add_build_command(sub, common)
     _add_push_command(sub, common)
+    sb = sub.add_parser("sbom", help="write SPDX and CycloneDX SBOMs for a built image",
+                        description="Write the SBOMs of an image 'assemble build' made, "
+                        "beside it (image.spdx.json, image.cdx.json; one pair per platform "
+                        "for multi-arch). TARGET is the image (the spec is image.yaml beside "
+                        "it, or --spec) or the spec (the image is image.tar beside it, or "
+                        "--image). The image must have been built from the spec's lock.")
+    sb.add_argument("target", nargs="?", metavar="IMAGE|SPEC")
+    sb.add_argument("--spec", help="the spec the image was built from")
+    sb.add_argument("--image", help="the image built from SPEC")
+    sb.add_argument("--format", action="append", choices=["spdx", "cyclonedx"],
+                    help="only this format (repeatable; default both)")
+    sb.set_defaults(func=cmd_sbom)
 
     ck = sub.add_parser("check", help="check that an image's ELF files find their interpreter "
                         "and libraries", description="Link-check an image: every dynamically "
@@ -252,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from assembler.image.reader import open_image
+    from assembler.linkcheck.check import explain, scan_tree
+
     with open_image(args.image) as image_file:
         failed = False
         for image in image_file.images_for(args.arch):
@@ -274,6 +308,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    import json
+
+    from assembler.image.diff import diff_images, format_image_diff
+    from assembler.image.inspect import inspect_image
+    from assembler.lock.diff import diff_locks, format_lock_diff, is_lock_or_spec, load_lock
+
     a, b = Path(args.a), Path(args.b)
     if is_lock_or_spec(a) != is_lock_or_spec(b):
         raise SpecError(f"diff compares two locks (or specs) or two images; {a} and {b} are "
@@ -292,6 +332,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from assembler.image.inspect import format_text, inspect_image, to_json
+
     doc = to_json(inspect_image(args.image, args.arch), str(args.image))
     if args.json:
         print(json.dumps(doc, indent=2, ensure_ascii=False))
@@ -301,7 +345,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    spec = load_spec(_spec_path(args))
+    from assembler.build import Request, build
+    from assembler.image.oci import parse_tag
+    from assembler.spec.document import load_spec
+
+    paths = _build_specs(args.spec)
+    if len(paths) > 1 or (args.spec and Path(args.spec[0]).is_dir()):
+        return _build_many(paths, args)
+    spec = load_spec(paths[0])
     options = _options(args)
     default = "image" if args.format == "oci-dir" else "image.tar"
     output = Path(args.output) if args.output else spec.path.parent / default
@@ -312,12 +363,15 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.digest_file:
         _check_digest_file(args.digest_file)
     if args.push:
+        # Only here: the registry client (HTTP, credentials) costs a build that does not push.
+        from assembler.push.registry import parse_reference
+
         # Refuse a bad destination before spending minutes on the build.
         for ref in args.push:
             parse_reference(ref)
         _check_push_files(args)
     digest = build(spec, options, Request(output, args.format, tags, args.compression,
-                                          args.locked, args.arch))
+                                          args.locked, args.arch, _sbom_formats(args.sbom)))
     info(f"{output}: {digest}", options.quiet)
     if args.push:
         pushed = _push(output, args.push, args, options.cache)
@@ -326,6 +380,92 @@ def cmd_build(args: argparse.Namespace) -> int:
     elif args.digest_file:
         _write_digest_file(args.digest_file, digest)
     print(digest)
+    return 0
+
+
+def _sbom_formats(chosen: list[str] | None) -> list[str]:
+    if not chosen:
+        return ["spdx", "cyclonedx"]
+    if "none" in chosen:
+        if len(set(chosen)) > 1:
+            raise SpecError("--sbom none cannot be combined with a format.")
+        return []
+    return sorted(set(chosen), key=["spdx", "cyclonedx"].index)
+
+
+def cmd_sbom(args: argparse.Namespace) -> int:
+    """SBOMs for an image already built: IMAGE (with the spec beside it, or --spec) or
+    SPEC (with the image.tar beside it)."""
+    from assembler.build import source_date_epoch
+    from assembler.distro.definition import load_distro
+    from assembler.lock.lockfile import lock_path, read_lock
+    from assembler.packages.format import format_for
+    from assembler.sbom.files import for_image
+    from assembler.spec.document import load_spec
+
+    target = Path(args.target or "image.yaml")
+    if target.suffix in (".yaml", ".yml"):
+        spec_path, image = target, Path(args.image or target.parent / "image.tar")
+    else:
+        image = target
+        spec_path = Path(args.spec) if args.spec else target.parent / "image.yaml"
+    if not image.exists():
+        raise SpecError(f"{image} does not exist; build it first ('assemble build "
+                        f"{spec_path}'), or name it with --image.")
+    spec = load_spec(spec_path)
+    lock = read_lock(lock_path(spec.path))
+    distro = load_distro(spec.distro, spec.path.parent)
+    formats = _sbom_formats(args.format) or ["spdx", "cyclonedx"]
+    for path in for_image(image, lock, format_for(distro), spec.path.stem, formats,
+                          source_date_epoch(lock)):
+        print(path)
+    return 0
+
+
+def _build_specs(words: list[str]) -> list[Path]:
+    """The spec files named: files as given, a directory's *.yaml in name order."""
+    paths: list[Path] = []
+    for word in words or ["image.yaml"]:
+        path = Path(word)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir()
+                           if p.suffix in (".yaml", ".yml") and p.is_file())
+            if not found:
+                raise SpecError(f"{path} is a directory without spec files (*.yaml).")
+            paths += found
+        else:
+            paths.append(path)
+    return paths
+
+
+def _build_many(paths: list[Path], args: argparse.Namespace) -> int:
+    """Several specs in one process: one image each, named after its spec."""
+    from assembler.build import Request, build
+    from assembler.spec.document import load_spec
+
+    for flag, value in (("--tag", args.tag), ("--push", args.push),
+                        ("--digest-file", args.digest_file)):
+        if value:
+            raise SpecError(f"{flag} names one image, and {len(paths)} specs were given; "
+                            "build that spec on its own to use it.")
+    outdir = Path(args.output) if args.output else None
+    if outdir is not None and outdir.exists() and not outdir.is_dir():
+        raise SpecError(f"-o {outdir}: with several specs, -o names a directory (each "
+                        "image is written there as SPEC-NAME.tar).")
+    specs = [load_spec(p) for p in paths]   # every spec is readable before any build starts
+    options = _options(args)
+    suffix = "" if args.format == "oci-dir" else ".tar"
+    outputs = [(outdir or s.path.parent) / (s.path.stem + suffix) for s in specs]
+    clash = sorted({str(o) for o in outputs if outputs.count(o) > 1})
+    if clash:
+        raise SpecError(f"two specs would both write {clash[0]}; build them into "
+                        "different directories.")
+    for spec, output in zip(specs, outputs, strict=True):
+        digest = build(spec, options, Request(output, args.format,
+                                              [f"{spec.path.stem.lower()}:latest"],
+                                              args.compression, args.locked, args.arch,
+                                              _sbom_formats(args.sbom)))
+        print(f"{digest}  {output}")
     return 0
 
 
@@ -384,6 +524,9 @@ def _check_push_files(args: argparse.Namespace) -> None:
 
 
 def _push(image: Path, refs: list[str], args: argparse.Namespace, cache: Cache) -> str:
+    from assembler.progress import Progress
+    from assembler.push.registry import PushOptions, push
+
     options = PushOptions(plain_http=args.plain_http, ca_cert=args.ca_cert,
                           authfile=args.authfile, chunk_size=args.chunk_size,
                           hints_path=cache.root / "registry" / "mount-hints.json")
@@ -394,8 +537,12 @@ def _push(image: Path, refs: list[str], args: argparse.Namespace, cache: Cache) 
         progress.done()
         info(text, args.quiet)
 
+    from assembler.sbom.files import attachments
+
+    sboms = attachments(image)
     try:
-        result = push(image, refs, options, log=log, progress=progress.status)
+        result = push(image, refs, options, log=log, progress=progress.status,
+                      attachments=sboms)
     finally:
         progress.done()
     s = result.stats
@@ -442,7 +589,7 @@ def _add_push_options(p: argparse.ArgumentParser) -> None:
                    help="registry credentials file (default: REGISTRY_AUTH_FILE, podman's "
                    "auth.json, ~/.docker/config.json)")
     p.add_argument("--digest-file", metavar="FILE", help="write the image digest to FILE")
-    p.add_argument("--chunk-size", type=_chunk_size, default=DEFAULT_CHUNK, metavar="SIZE",
+    p.add_argument("--chunk-size", type=_chunk_size, default=DEFAULT_CHUNK_TEXT, metavar="SIZE",
                    help="upload larger blobs in chunks of SIZE (default 16M)")
 
 
@@ -460,8 +607,11 @@ def _add_push_command(sub, common) -> None:
 
 def _add_build_command(sub, common) -> None:
     b = sub.add_parser("build", parents=[common], help="build the image from the spec and lock")
-    b.add_argument("spec", nargs="?", help="spec file (default image.yaml)")
-    b.add_argument("-o", "--output", help="output path (default image.tar beside the spec)")
+    b.add_argument("spec", nargs="*", metavar="SPEC",
+                   help="spec file (default image.yaml); several, or a directory of them, "
+                   "build one image each (SPEC-NAME.tar) in one process")
+    b.add_argument("-o", "--output", help="output path (default image.tar beside the spec; "
+                   "with several specs a directory, default beside each spec)")
     b.add_argument("--format", choices=["tar", "oci-dir"], default="tar")
     b.add_argument("--tag", action="append", help="docker RepoTags entry (repeatable)")
     b.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip")
@@ -469,7 +619,10 @@ def _add_build_command(sub, common) -> None:
                    help="fail if the lockfile is missing or stale (like cargo --locked)")
     b.add_argument("--arch", action="append", help="build only this arch (repeatable)")
     b.add_argument("--push", action="append", metavar="REF",
-                   help="push the built image to REF (repeatable)")
+                   help="push the built image to REF (repeatable), its SBOMs attached")
+    b.add_argument("--sbom", action="append", choices=["spdx", "cyclonedx", "none"],
+                   help="SBOM formats to write beside the image (repeatable; default spdx "
+                   "and cyclonedx; none for no SBOM)")
     _add_push_options(b)
     b.set_defaults(func=cmd_build)
 
@@ -484,6 +637,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"assemble: error: {e}", file=sys.stderr)
         return e.exit_code
     except OSError as e:
+        from assembler.cache import DISK_ERRNOS, disk_error
+
         # A write the code does not wrap itself failing for the machine's reasons.
         if e.errno not in DISK_ERRNOS:
             raise

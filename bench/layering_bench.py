@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from regserver import RegistryServer, WireProxy  # noqa: E402
 
 from assembler.cache import Cache  # noqa: E402
-from assembler.packages.universes import Archives, Options  # noqa: E402
+from assembler.options import Options  # noqa: E402
+from assembler.packages.universes import Universes  # noqa: E402
 from assembler.spec.document import load_spec  # noqa: E402
 
 ARCH = "amd64"
@@ -156,7 +157,7 @@ def bump_candidate(spec: Path, cache: Path) -> tuple[str, str, str] | None:
     per_source: dict[str, int] = {}
     for p in packages:
         per_source[p["source"]] = per_source.get(p["source"], 0) + 1
-    universe = Archives(load_spec(spec), Options(cache=Cache(cache), quiet=True)).universe(ARCH)
+    universe = Universes(load_spec(spec), Options(cache=Cache(cache), quiet=True)).universe(ARCH)
     for p in sorted(packages, key=lambda p: p["name"]):
         if not p["suite"].endswith("-security") or per_source[p["source"]] != 1 \
                 or "requested" in p["reason"]:

@@ -53,6 +53,8 @@ class Apk:
     datahash: str | None = None  # override: a lie about the data
     # the data tar's format; abuild's GNU headers carry non-ASCII names as raw bytes
     tar_format: int = tarfile.PAX_FORMAT
+    # extra .PKGINFO lines ("key = value"), for hostile packages
+    pkginfo: list[str] = field(default_factory=list)
 
     @property
     def filename(self) -> str:
@@ -79,6 +81,10 @@ def _data_entries(pkg: Apk) -> list[tuple[tarfile.TarInfo, bytes]]:
         f = spec if isinstance(spec, F) else F(spec)
         info = file_info(path, mode=f.mode)
         info.uid, info.gid = f.uid, f.gid
+        # Names as abuild's tar writes them: a non-root owner is not named root (the
+        # installer maps a root name to 0 whatever the id, as apk and dpkg do).
+        info.uname = "root" if f.uid == 0 else ""
+        info.gname = "root" if f.gid == 0 else ""
         info.pax_headers = {"APK-TOOLS.checksum.SHA1": hashlib.sha1(f.content).hexdigest()}
         entries.append((info, f.content))
     return entries + list(pkg.raw_members)
@@ -102,6 +108,7 @@ def build_apk(pkg: Apk, signer: Signer | None) -> tuple[bytes, str, int]:
         lines.append(f"provider_priority = {pkg.provider_priority}")
     if pkg.triggers:
         lines.append(f"triggers = {pkg.triggers}")
+    lines += pkg.pkginfo
     lines.append(f"datahash = {pkg.datahash or hashlib.sha256(data_member).hexdigest()}")
     control = [(file_info(".PKGINFO"), ("\n".join(lines) + "\n").encode())]
     control += [(file_info(name, mode=0o755), body) for name, body in sorted(pkg.scripts.items())]
@@ -130,6 +137,7 @@ def stanza(pkg: Apk, checksum: str, size: int, installed_size: int) -> str:
 
 def write_repo(root: Path, repo: str, pkgs: list[Apk], signer: Signer,
                *, index_signer: Signer | None = None, arch: str = "x86_64",
+               description: bytes = b"test repo",
                index_edit: Callable[[str], str] | None = None) -> dict[str, bytes]:
     """Write `root/<repo>/<arch>/` with the packages and a signed APKINDEX.tar.gz.
 
@@ -148,7 +156,8 @@ def write_repo(root: Path, repo: str, pkgs: list[Apk], signer: Signer,
         stanzas.append(stanza(pkg, checksum, len(data), isize))
     text = "\n".join(stanzas)
     text = index_edit(text) if index_edit else text
-    (d / "APKINDEX.tar.gz").write_bytes(make_index(text, index_signer or signer))
+    (d / "APKINDEX.tar.gz").write_bytes(make_index(text, index_signer or signer,
+                                                   description=description))
     return out
 
 

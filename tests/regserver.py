@@ -164,6 +164,20 @@ class Exchange:
     sent: int  # request body bytes the client sent through the proxy
 
 
+class LoopbackHTTP:
+    """An HTTP server on 127.0.0.1 (a free port) answering with `handler` in a thread."""
+
+    def __init__(self, handler: type[http.server.BaseHTTPRequestHandler]) -> None:
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        self.host = f"127.0.0.1:{self._httpd.server_address[1]}"
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
 @dataclass
 class WireProxy:
     """A plain-HTTP reverse proxy in front of a registry that records every exchange.
@@ -222,15 +236,11 @@ class WireProxy:
 
             do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
 
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.host = f"127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
+        self._server = LoopbackHTTP(Handler)
+        self.host = self._server.host
 
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._server.stop()
 
     def uploads(self) -> list[Exchange]:
         """Requests that carried blob data (POST to start, PATCH chunks, PUT to finish)."""

@@ -82,10 +82,11 @@ class Signer:
         )
 
 
-def make_index(stanzas: str, signer: Signer | None, *, sha256: bool = False) -> bytes:
+def make_index(stanzas: str, signer: Signer | None, *, sha256: bool = False,
+               description: bytes = b"test repo") -> bytes:
     index_member = gz(
         tar_bytes(
-            [(file_info("DESCRIPTION"), b"test repo"), (file_info("APKINDEX"), stanzas.encode())],
+            [(file_info("DESCRIPTION"), description), (file_info("APKINDEX"), stanzas.encode())],
             fmt=tarfile.USTAR_FORMAT,
         )
     )

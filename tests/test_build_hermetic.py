@@ -6,13 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
 import pytest
 from aptrepo import Entry, File, Pkg
-from hermetic import run, write_distro, write_spec
+from hermetic import layer_members, run, write_distro, write_spec
 
 pytestmark = pytest.mark.integration
 
@@ -28,14 +27,7 @@ def _env(tmp_path, apt_repo, apt_key, pkgs, request):
     return repo, spec, out, argv
 
 
-def _members(tar_path: Path) -> dict[str, tarfile.TarInfo]:
-    with tarfile.open(tar_path) as outer:
-        import json
-
-        manifest = json.load(outer.extractfile("manifest.json"))
-        layer = outer.extractfile(manifest[0]["Layers"][0])
-        with tarfile.open(fileobj=layer, mode="r:*") as inner:
-            return {m.name: m for m in inner.getmembers()}
+_members = layer_members
 
 
 def _outside_untouched(tmp_path: Path) -> None:
@@ -138,9 +130,69 @@ def test_kill_during_layer_writing(tmp_path, apt_repo, apt_key, capsys):
     assert run([*argv, "--compression", "none"], capsys)[0] == 0  # warm the cache
     first = out.read_bytes()
     out.unlink()
-    _kill_when([*argv, "-q"], lambda: any(out.parent.glob(".assemble-*/.tmp-*layer*")),
+    # A new layer is written inside the cache, renamed into the blob store once complete.
+    _kill_when([*argv, "-q"], lambda: any((tmp_path / "cache" / "layers").glob(".tmp-*")),
                tmp_path)
     assert not out.exists()
     code, _, err = run([*argv, "--compression", "none"], capsys)
     assert code == 0, err
     assert out.read_bytes() == first
+
+
+def test_unchanged_rebuild_reuses_the_layers_and_a_damaged_blob_is_rebuilt(
+        tmp_path, apt_repo, apt_key, capsys, monkeypatch):
+    pkgs = [Pkg("hello", "1.0", files={"usr/bin/hello": File(b"#!/bin/sh\n", mode=0o755)})]
+    repo, spec, out, argv = _env(tmp_path, apt_repo, apt_key, pkgs, "hello")
+    assert run(argv, capsys)[0] == 0
+    first = out.read_bytes()
+
+    def no_make(*a, **k):
+        raise AssertionError("an unchanged rebuild fetched and installed again")
+
+    with monkeypatch.context() as m:
+        m.setattr("assembler.build._make", no_make)
+        out.unlink()
+        assert run(argv, capsys)[0] == 0
+        assert out.read_bytes() == first
+    # A damaged cached layer is noticed before use and rebuilt, to the same bytes.
+    records = list((tmp_path / "cache" / "layers").glob("*.json"))
+    assert len(records) == 1
+    import json
+
+    digest = json.loads(records[0].read_text())["digest"].removeprefix("sha256:")
+    blob = tmp_path / "cache" / "blobs" / "sha256" / digest[:2] / digest
+    blob.write_bytes(blob.read_bytes()[:-1] + b"\0")
+    assert run(argv, capsys)[0] == 0
+    assert out.read_bytes() == first
+    # A spec change that only reaches the config re-keys the recipe, reuses the layer blob.
+    spec.write_text(spec.read_text() + "environment: {A: b}\n")
+    assert run(argv, capsys)[0] == 0
+    assert out.read_bytes() != first
+    assert len(list((tmp_path / "cache" / "layers").glob("*.json"))) == 1
+
+
+def test_several_specs_build_in_one_invocation(tmp_path, apt_repo, apt_key, capsys):
+    pkgs = [Pkg("hello", "1.0", files={"usr/bin/hello": File(b"#!/bin/sh\n", mode=0o755)}),
+            Pkg("other", "1.0", files={"usr/bin/other": b"x"})]
+    repo, spec, out, argv = _env(tmp_path, apt_repo, apt_key, pkgs, "hello")
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    spec = spec.rename(specs / spec.name)
+    second = specs / "second.yaml"
+    second.write_text(spec.read_text().replace("[hello]", "[other]"))
+    common = argv[4:]
+    argv[1] = str(spec)
+    code, _, err = run(["build", str(specs), "--tag", "a:1", *common], capsys)
+    assert code == 2 and "--tag names one image" in err
+    code, stdout, err = run(["build", str(specs), "-o", str(tmp_path / "all"), *common], capsys)
+    assert code == 0, err
+    built = dict(reversed(line.split("  ")) for line in stdout.splitlines())
+    assert sorted(Path(p).name for p in built) == sorted([spec.stem + ".tar", "second.tar"])
+    # The same bytes as one process per spec.
+    for path, digest in built.items():
+        name = Path(path).stem
+        one = [a if a != str(spec) else str(spec.with_name(name + ".yaml")) for a in argv]
+        one[one.index("-o") + 1] = str(tmp_path / f"{name}-alone.tar")
+        code, alone, err = run([*one, "-q"], capsys)
+        assert code == 0, err
+        assert alone.strip() == digest

@@ -98,7 +98,8 @@ def test_read_only_cache_unpacked_write(setup, tmpfs, capsys):
     repo, argv, _ = setup
     cache = tmpfs("cache", "16m")
     assert run(argv("build", cache), capsys)[0] == 0
-    subprocess.run(["rm", "-rf", str(cache / "unpacked")], check=True)
+    # Without its cached result (images/) the build needs the package unpacked again.
+    subprocess.run(["rm", "-rf", str(cache / "unpacked"), str(cache / "images")], check=True)
     _read_only(cache)
     _disk_fault(argv("build", cache), capsys, "read-only file system", "unpacked")
 
@@ -138,7 +139,8 @@ def test_damaged_package_file_is_fetched_again(setup, capsys):
     assert run(argv("build", cache), capsys)[0] == 0
     deb = repo.deb("hello")
     blob = cache / "blobs" / "sha256" / deb.sha256[:2] / deb.sha256
-    subprocess.run(["rm", "-rf", str(cache / "unpacked")], check=True)
+    # Without its cached result (images/) the build needs the package again.
+    subprocess.run(["rm", "-rf", str(cache / "unpacked"), str(cache / "images")], check=True)
     data = bytearray(blob.read_bytes())
     data[len(data) // 2] ^= 0xFF                     # same size, other bytes
     blob.write_bytes(bytes(data))
@@ -148,6 +150,7 @@ def test_damaged_package_file_is_fetched_again(setup, capsys):
     assert blob.read_bytes() == (repo.root / deb.filename).read_bytes()
     # cut short: found by its size even when its unpacked form is cached
     blob.write_bytes(blob.read_bytes()[:1000])
+    subprocess.run(["rm", "-rf", str(cache / "images")], check=True)
     assert run(argv("build", cache), capsys)[0] == 0
     assert repo.server.count(deb.filename) == 3
 
@@ -173,3 +176,18 @@ def test_stale_temp_files_are_swept(setup, capsys):
     assert run(argv("build", cache), capsys)[0] == 0
     assert not any(p.exists() for p in [*stale, stale_work, stale_out])
     assert fresh.exists()             # another run may be writing it
+
+
+def test_read_only_warm_cache_still_builds(setup, tmpfs, capsys):
+    _, argv, tmp = setup
+    cache = tmpfs("cache", "16m")
+    assert run(argv("build", cache), capsys)[0] == 0
+    first = (tmp / "out" / "image.tar").read_bytes()
+    _read_only(cache)
+    code, _, err = run(argv("build", cache), capsys)        # unchanged: only reads the cache
+    assert code == 0, err
+    assert (tmp / "out" / "image.tar").read_bytes() == first
+    # A layer the cache does not hold is written beside the output instead.
+    code, _, err = run(argv("build", cache, "--compression", "zstd"), capsys)
+    assert code == 0, err
+    assert (tmp / "out" / "image.tar").read_bytes() != first

@@ -383,6 +383,7 @@ def test_bad_tag_or_digest_file_refused_before_building(env, capsys, tmp_path, m
     def no_build(*a, **k):
         raise AssertionError("built before checking the command line")
 
-    monkeypatch.setattr("assembler.cli.build", no_build)
+    # cli imports build() when the command runs, so the module attribute is what it gets.
+    monkeypatch.setattr("assembler.build.build", no_build)
     _fails(["build", str(spec), "-o", str(tmp_path / "x.tar"), flag, value, *common], capsys, 2,
            word)

@@ -10,7 +10,7 @@ FORMAT_PACKAGES = ("debian", "alpine")
 # Pipeline order (docs/architecture.md). A module may import its own stage, an
 # earlier one, or the shared infrastructure; never a later stage.
 STAGES = ["spec", "distro", "packages", "lock", "fetch", "slices", "rootfs", "linkcheck",
-          "image", "push"]
+          "image", "sbom", "push"]
 INFRA = {"errors", "progress", "cache", "transport", "options", "untrusted", "__init__"}
 TOP = {"build": len(STAGES) - 1, "cli": len(STAGES)}
 # Data models every stage may speak: the lock's records, the image tree, the slice

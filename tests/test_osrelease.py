@@ -5,15 +5,10 @@ and the package's own files win when it is (issue 12, Build 1)."""
 from __future__ import annotations
 
 import json
-import tarfile
-from pathlib import Path
 
 import pytest
-import yaml
 from aptrepo import Pkg
-from hermetic import run, write_spec
-
-from assembler.distro.definition import REPOS_DIR
+from hermetic import image_file, run, write_bookworm_like, write_spec
 
 pytestmark = pytest.mark.integration
 
@@ -26,31 +21,9 @@ BOOKWORM_OS_RELEASE = (
     b'BUG_REPORT_URL="https://bugs.debian.org/"\n')
 
 
-def _bookworm_like(tmp: Path, key: Path) -> Path:
-    """A definition with bookworm's identity over a local archive with suite bookworm."""
-    real = yaml.safe_load((REPOS_DIR / "debian" / "bookworm.yaml").read_text())
-    d = tmp / "bookworm-local.yaml"
-    d.write_text(yaml.safe_dump({
-        "family": "debian", "release": "bookworm", "version": real["version"],
-        "os-release": real["os-release"],
-        "archives": [{"name": "test", "suites": ["bookworm"], "components": ["main"],
-                      "keys": [str(key)]}]}))
-    return d
-
-
-def _layer_files(tar_path: Path) -> dict[str, tarfile.TarInfo | bytes]:
-    with tarfile.open(tar_path) as outer:
-        manifest = json.load(outer.extractfile("manifest.json"))
-        with tarfile.open(fileobj=outer.extractfile(manifest[0]["Layers"][0])) as inner:
-            out: dict[str, tarfile.TarInfo | bytes] = {}
-            for m in inner.getmembers():
-                out[m.name] = inner.extractfile(m).read() if m.isfile() else m
-            return out
-
-
 def _build(tmp_path, apt_repo, apt_key, capsys, pkgs, request, version="12.15"):
     repo = apt_repo({"bookworm": pkgs}, release_fields={"bookworm": {"Version": version}})
-    distro = _bookworm_like(tmp_path, apt_key.public_path)
+    distro = write_bookworm_like(tmp_path, apt_key.public_path)
     spec = write_spec(tmp_path, f"distro: {distro}\narchs: [amd64]\n"
                       f"contents:\n  packages: [{request}]\n")
     out = tmp_path / "out" / "image.tar"
@@ -63,11 +36,10 @@ def test_identity_generated_without_base_files(tmp_path, apt_repo, apt_key, caps
     code, err, out = _build(tmp_path, apt_repo, apt_key, capsys,
                             [Pkg("hello", "1.0", files={"usr/bin/hello": b"hi"})], "hello")
     assert code == 0, err
-    files = _layer_files(out)
-    assert files["usr/lib/os-release"] == BOOKWORM_OS_RELEASE
-    assert files["etc/os-release"].linkname == "../usr/lib/os-release"
+    assert image_file(out, "usr/lib/os-release") == BOOKWORM_OS_RELEASE
+    assert image_file(out, "etc/os-release") == "../usr/lib/os-release"
     # The point release comes from the signed Release, as base-files' does.
-    assert files["etc/debian_version"] == b"12.15\n"
+    assert image_file(out, "etc/debian_version") == b"12.15\n"
     lock = json.loads((tmp_path / "image.lock.json").read_text())
     assert lock["archs"]["amd64"]["indexes"][0]["version"] == "12.15"
 
@@ -78,11 +50,10 @@ def test_base_package_files_win(tmp_path, apt_repo, apt_key, capsys):
     code, err, out = _build(tmp_path, apt_repo, apt_key, capsys,
                             [Pkg("base-files", "12.4", files=shipped)], "base-files")
     assert code == 0, err
-    files = _layer_files(out)
-    assert files["usr/lib/os-release"] == shipped["usr/lib/os-release"]
-    assert files["etc/debian_version"] == b"12.14\n"
+    assert image_file(out, "usr/lib/os-release") == shipped["usr/lib/os-release"]
+    assert image_file(out, "etc/debian_version") == b"12.14\n"
     # The package has no link: the generated one points at the package's file.
-    assert files["etc/os-release"].linkname == "../usr/lib/os-release"
+    assert image_file(out, "etc/os-release") == "../usr/lib/os-release"
 
 
 def test_release_of_another_version_is_refused(tmp_path, apt_repo, apt_key, capsys):

@@ -85,10 +85,22 @@ def _same(results: dict[str, tuple[str, str]]) -> None:
     assert all(r == first for r in results.values()), results
 
 
+def _same_sboms(tmp, results: dict[str, tuple[str, str]]) -> None:
+    """Issue 12, Must-show 3: the SBOMs beside each variant's image are byte-identical too
+    (times from SOURCE_DATE_EPOCH, namespace and serial number from the image digest)."""
+    sboms = {k: {p.name.removeprefix(k): p.read_bytes() for p in tmp.glob(f"{k}.*.json")}
+             for k in results}
+    first = next(iter(sboms.values()))
+    assert first and all(s.endswith((".spdx.json", ".cdx.json")) for s in first), first.keys()
+    for k, docs in sboms.items():
+        assert docs == first, k
+
+
 def test_python3_slice_image_reproducible(tmp_path, shared_cache, latin1) -> None:
     results = _builds(_with_manifest((SPECS / "python3-nonroot.yaml").read_text()), tmp_path,
                       shared_cache, latin1)
     _same(results)
+    _same_sboms(tmp_path, results)
     with tarfile.open(tmp_path / "cold.tar") as outer:
         manifest = json.load(outer.extractfile("manifest.json"))[0]
         with tarfile.open(fileobj=outer.extractfile(manifest["Layers"][0]), mode="r:gz") as t:
@@ -136,6 +148,7 @@ def test_multiarch_base_slice_image_reproducible(tmp_path, shared_cache, latin1)
     assert multi != text
     results = _builds(_with_manifest(multi), tmp_path, shared_cache, latin1)
     _same(results)
+    _same_sboms(tmp_path, results)
     with tarfile.open(tmp_path / "cold.tar") as outer:
         index = json.load(outer.extractfile("index.json"))
         top = index["manifests"][0]

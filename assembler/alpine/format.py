@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assembler.alpine import install, installed
 from assembler.alpine.repository import (
@@ -17,7 +18,8 @@ from assembler.alpine.solver import ApkResolver, apk_want
 from assembler.cache import Cache
 from assembler.distro.definition import Distro
 from assembler.errors import SpecError
-from assembler.lock.model import LockedPackage
+from assembler.fetch.boundedtar import Limits
+from assembler.lock.model import LockedIndex, LockedPackage
 from assembler.packages.installed import Installed
 from assembler.packages.resolution import Resolution, Want
 from assembler.packages.universe import IndexLoader, Package, Universe
@@ -26,6 +28,9 @@ from assembler.rootfs.finish import finish_tree
 from assembler.rootfs.strip import strip_patterns, stripped
 from assembler.rootfs.tree import Tree
 from assembler.spec.document import Spec
+
+if TYPE_CHECKING:
+    from assembler.alpine.packagedb import InstalledDb
 
 
 class ApkFormat:
@@ -64,7 +69,8 @@ class ApkFormat:
                 lock_file: str) -> tuple[Tree, list[str]]:
         """.apk data, then apk's database and /etc/apk."""
         patterns = strip_patterns(spec.strip)
-        tree = Tree(merged_usr=distro.merged_usr, allow_setuid=spec.allow_setuid)
+        tree = Tree(merged_usr=distro.merged_usr, allow_setuid=spec.allow_setuid,
+                    max_bytes=Limits.from_env().image)
         setup = install.ApkSetup(
             arch=apk_arch(arch),
             trusts={a.name: trust_for(distro, a, arch) for a in distro.archives},
@@ -81,7 +87,7 @@ class ApkFormat:
         if "python-bytecode" in spec.raw:
             raise SpecError(f"{spec.path}: python-bytecode: apk images take their bytecode "
                             "from the packages (py3-*, python3 ship .pyc); remove the key.")
-        finish_tree(tree, spec, packages, progress)
+        warnings += finish_tree(tree, spec, packages, progress)
         return tree, warnings
 
     def is_database(self, path: str) -> bool:
@@ -93,6 +99,22 @@ class ApkFormat:
     def providers(self, distro: Distro, mirrors: dict[str, str], cache: Cache, arch: str,
                   offline: bool) -> None:
         return None
+
+    version_file = "etc/alpine-release"
+
+    def release_version(self, distro: Distro, indexes: list[LockedIndex]) -> str:
+        from assembler.alpine.packagedb import release_version
+
+        main = distro.archives[0]
+        return release_version(main.name, main.suites[0], indexes)
+
+    def distro_qualifier(self, os_id: str, version_id: str) -> str:
+        return version_id
+
+    def package_db(self, tree: Tree) -> InstalledDb:
+        from assembler.alpine.packagedb import InstalledDb
+
+        return InstalledDb(tree)
 
 
 def apk_repositories(distro: Distro, spec: Spec) -> list[str]:

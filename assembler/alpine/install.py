@@ -38,7 +38,7 @@ from assembler.alpine.repository import Trust, verify_fetched
 from assembler.alpine.signing import Buffer
 from assembler.lock.model import LockedPackage
 from assembler.progress import Progress
-from assembler.rootfs.tree import Tree
+from assembler.rootfs.tree import Tree, owner_of
 
 DB_DIR = "lib/apk/db"
 BUSYBOX = "bin/busybox"
@@ -162,15 +162,15 @@ def _add(tree: Tree, e: DataEntry, origin: str, replace: bool) -> str | None:
         reader = _Sha1Reader(raw if raw is not None else io.BytesIO(b""), e.sha1,
                              f"{origin}: {e.path}")
         if replace:
-            tree.add_file(e.path, cast(IO[bytes], reader), info.mode & 0o7777, info.uid,
-                          info.gid, origin,
+            tree.add_file(e.path, cast(IO[bytes], reader), info.mode & 0o7777,
+                          *owner_of(info), origin,
                           mtime, replace=True)
         else:
             tree.add_tar_member(info, reader, origin)  # type: ignore[arg-type]
         return q1(reader.digest())
     if info.issym():
         if replace:
-            tree.add_symlink(e.path, info.linkname, info.uid, info.gid, origin, mtime,
+            tree.add_symlink(e.path, info.linkname, *owner_of(info), origin, mtime,
                              replace=True)
         else:
             tree.add_tar_member(info, None, origin)

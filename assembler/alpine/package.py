@@ -7,7 +7,8 @@ compressed data; an index's ``C:`` is the sha1 of the compressed control member.
 So one verified signature or one trusted index entry covers every byte.
 
 Everything is verified when the package is opened; only then can the data tar
-be streamed (it is never extracted to disk).
+be streamed (it is never extracted to disk), within boundedtar's limits: its
+files may add up to .PKGINFO's signed `size` plus the margin.
 """
 
 from __future__ import annotations
@@ -33,9 +34,8 @@ from assembler.alpine.signing import (
     member_spans,
     read_signatures,
 )
-from assembler.errors import IntegrityError
-
-_MAX_CONTROL = 64 << 20
+from assembler.errors import IntegrityError, MalformedError
+from assembler.fetch.boundedtar import Budget, Limits, open_stream
 
 # .PKGINFO key -> index letter, so that a package read from disk yields the same
 # PackageRecord as its APKINDEX stanza (except S: and C:, which describe the file).
@@ -69,7 +69,7 @@ def parse_pkginfo(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def record_from_pkginfo(pairs: list[tuple[str, str]]) -> PackageRecord:
+def record_from_pkginfo(pairs: list[tuple[str, str]], what: str = ".PKGINFO") -> PackageRecord:
     rec = PackageRecord()
     for key, value in pairs:
         letter = _PKGINFO_KEYS.get(key)
@@ -78,7 +78,11 @@ def record_from_pkginfo(pairs: list[tuple[str, str]]) -> PackageRecord:
         if letter in "kq" and not value:
             continue
         if value or letter in "TUL":
-            rec.set_field(letter, value)
+            try:
+                rec.set_field(letter, value)
+            except ValueError:
+                raise MalformedError(f"{what}: .PKGINFO says {key} = {value[:60]!r}, which is not "
+                                   "a whole number; refusing the package.") from None
     return rec
 
 
@@ -137,28 +141,29 @@ class ApkPackage:
         """Stream the data tar. Paths are normalized; entries that would escape
         the root ('..', absolute paths, hardlinks out of the tree) are refused."""
         what = f"{self.name} (data)"
+        limits = Limits.from_env()
+        budget = Budget(what, limits, self.info.installed_size, ".PKGINFO size")
         try:
-            # UTF-8 whatever the locale: GNU headers hold names as raw bytes (see deb.py).
-            with tarfile.open(fileobj=GunzipReader(self._data, what=what), mode="r|",
-                              encoding="utf-8") as tar:
+            with open_stream(GunzipReader(self._data, what=what), what, limits) as tar:
                 for member in tar:
+                    budget.admit(member)
                     path = safe_path(member.name, what=what)
                     if member.islnk():
                         safe_path(member.linkname, what=what)
                     sha1 = member.pax_headers.get("APK-TOOLS.checksum.SHA1")
                     f = tar.extractfile(member) if member.isfile() else None
                     yield DataEntry(path=path, info=member, sha1=sha1, _fileobj=f)
-        except tarfile.TarError as exc:
-            raise IntegrityError(f"{what} is not a valid tar ({exc}).") from exc
+        except (tarfile.TarError, EOFError, ValueError, OverflowError) as exc:
+            raise MalformedError(f"{what} is not a valid tar ({exc}).") from None
 
 
 def safe_path(name: str, *, what: str) -> str:
     """Normalize an archive path; refuse anything that could land outside the root."""
     if name.startswith("/"):
-        raise IntegrityError(f"{what} contains an absolute path {name!r}; refusing the package.")
+        raise MalformedError(f"{what} contains an absolute path {name!r}; refusing the package.")
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise IntegrityError(
+        raise MalformedError(
             f"{what} contains the path {name!r}, which climbs out of the root with '..'; "
             "refusing the package."
         )
@@ -197,9 +202,10 @@ def open_apk(
     """
     data, default_name = _load(source)
     what = name or default_name
+    max_control = Limits.from_env().control
     view = memoryview(data)
     spans = member_spans(view, what=what)
-    first = gunzip(view[slice(*spans[0])], what=what, limit=_MAX_CONTROL)
+    first = gunzip(view[slice(*spans[0])], what=what, limit=max_control)
     sigs = read_signatures(first, what=what)
     ctl_index = 0 if sigs is None else 1
     if len(spans) < ctl_index + 2:
@@ -225,7 +231,7 @@ def open_apk(
             f"{expected_checksum} from the index; the package is not the one the index names."
         )
 
-    control_tar = first if ctl_index == 0 else gunzip(control, what=what, limit=_MAX_CONTROL)
+    control_tar = first if ctl_index == 0 else gunzip(control, what=what, limit=max_control)
     pkginfo_text = None
     scripts: dict[str, bytes] = {}
     for member, content in iter_tar(control_tar, what=f"{what} (control)"):
@@ -238,7 +244,7 @@ def open_apk(
     try:
         pairs = parse_pkginfo(pkginfo_text)
     except ValueError as exc:
-        raise IntegrityError(f"{what}: malformed .PKGINFO ({exc}).") from exc
+        raise MalformedError(f"{what}: malformed .PKGINFO ({exc}).") from None
 
     data_part = view[ctl_end:]
     datahash = hashlib.sha256(data_part).hexdigest()
@@ -254,7 +260,7 @@ def open_apk(
             f"{declared[0]} in .PKGINFO; its files were altered."
         )
 
-    info = record_from_pkginfo(pairs)
+    info = record_from_pkginfo(pairs, what)
     info.checksum = control_checksum
     info.size = len(view)
     return ApkPackage(

@@ -21,7 +21,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from assembler.errors import IntegrityError
+from assembler.errors import IntegrityError, MalformedError
+from assembler.fetch.boundedtar import Budget, Limits, open_bytes
 
 _CHUNK = 1 << 16
 _OUT = 1 << 20  # bound zlib's output per call so a gzip bomb cannot balloon memory
@@ -78,9 +79,9 @@ def gunzip(data: Buffer, *, what: str, limit: int = 1 << 30) -> bytes:
                 out += d.decompress(buf, _OUT)
                 buf = d.unconsumed_tail
                 if len(out) > limit:
-                    raise IntegrityError(f"{what} inflates to more than {limit} bytes.")
+                    raise MalformedError(f"{what} inflates to more than {limit} bytes.")
             if not d.eof:
-                raise IntegrityError(f"{what} is truncated.")
+                raise MalformedError(f"{what} is truncated.")
             pos = len(view) - len(d.unused_data)
     except zlib.error as exc:
         raise IntegrityError(f"{what} is corrupt: it does not inflate ({exc}).") from exc
@@ -115,13 +116,13 @@ class GunzipReader(io.RawIOBase):
                 src: Buffer = tail
             else:
                 if self._pos >= len(self._view):
-                    raise IntegrityError(f"{self._what} is truncated.")
+                    raise MalformedError(f"{self._what} is truncated.")
                 src = self._view[self._pos : self._pos + _CHUNK]
                 self._pos += len(src)
             try:
                 self._pending = self._d.decompress(src, max(want, _CHUNK))
             except zlib.error as exc:
-                raise IntegrityError(f"{self._what} is corrupt ({exc}).") from exc
+                raise MalformedError(f"{self._what} is corrupt ({exc}).") from exc
         n = min(want, len(self._pending))
         b[:n] = self._pending[:n]  # type: ignore[index]
         self._pending = self._pending[n:]
@@ -148,9 +149,14 @@ _PREFIXES = {".SIGN.RSA256.": "sha256", ".SIGN.RSA.": "sha1"}
 def read_signatures(tar_bytes: bytes, *, what: str) -> list[Signature] | None:
     """Parse a signature tar. Return None when it is not one (an unsigned file's
     first member is already the control/index tar)."""
+    limits = Limits.from_env()
+    budget = Budget(what, limits)
     try:
-        with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as tar:
-            members = tar.getmembers()
+        with open_bytes(tar_bytes, what, limits) as tar:
+            members = []
+            for m in tar:
+                budget.admit(m)
+                members.append(m)
             if not members or not members[0].name.startswith(".SIGN."):
                 return None
             sigs = []
@@ -166,8 +172,8 @@ def read_signatures(tar_bytes: bytes, *, what: str) -> list[Signature] | None:
                     # is safe because an unverifiable signature never grants trust
                     continue
             return sigs
-    except tarfile.TarError as exc:
-        raise IntegrityError(f"{what}: the first gzip member is not a valid tar ({exc}).") from exc
+    except (tarfile.TarError, EOFError, ValueError, OverflowError) as exc:
+        raise MalformedError(f"{what}: the first gzip member is not a valid tar ({exc}).") from None
 
 
 def load_public_key(pem: bytes | str) -> rsa.RSAPublicKey:
@@ -221,10 +227,13 @@ def check_signatures(
 
 def iter_tar(tar_bytes: bytes, *, what: str) -> Iterator[tuple[tarfile.TarInfo, bytes]]:
     """Members of a small in-memory tar (control, index) with their content."""
+    limits = Limits.from_env()
+    budget = Budget(what, limits)
     try:
-        with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as tar:
+        with open_bytes(tar_bytes, what, limits) as tar:
             for m in tar:
+                budget.admit(m)
                 f = tar.extractfile(m) if m.isfile() else None
                 yield m, f.read() if f else b""
-    except tarfile.TarError as exc:
-        raise IntegrityError(f"{what} holds a corrupt tar ({exc}).") from exc
+    except (tarfile.TarError, EOFError, ValueError, OverflowError) as exc:
+        raise MalformedError(f"{what} holds a corrupt tar ({exc}).") from None

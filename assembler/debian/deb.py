@@ -7,9 +7,12 @@ tar is decompressed and parsed on the fly, so a 100 MB package costs a few
 buffers of memory, not 100 MB.
 
 Every way a file can be broken (not ar, truncated, bad compression, bad tar)
-surfaces as one IntegrityError naming the file: a .deb reaching this module
+surfaces as one MalformedError naming the file: a .deb reaching this module
 already passed its sha256 check, so damage here means a bad archive or a bug,
-never something to retry or work around.
+never something to retry or work around. Both tars are read within the
+limits of boundedtar (headers, names, sizes; data.tar's files against the
+control file's signed Installed-Size), so a hostile package costs neither
+memory nor disk before it is refused.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import gzip
 import io
 import lzma
 import os
+import re
 import tarfile
 import zlib
 from collections.abc import Iterator
@@ -27,7 +31,8 @@ from typing import IO, BinaryIO
 
 import zstandard
 
-from assembler.errors import IntegrityError
+from assembler.errors import IntegrityError, MalformedError
+from assembler.fetch.boundedtar import Budget, Limits, open_stream
 
 _AR_MAGIC = b"!<arch>\n"
 _AR_HEADER = 60
@@ -49,8 +54,8 @@ _DECODE_ERRORS = (
 StrPath = str | os.PathLike[str]
 
 
-def _bad(path: StrPath, why: str) -> IntegrityError:
-    return IntegrityError(f"{os.fspath(path)}: not a valid .deb package ({why}).")
+def _bad(path: StrPath, why: str) -> MalformedError:
+    return MalformedError(f"{os.fspath(path)}: not a valid .deb package ({why}).")
 
 
 class _Bounded(io.RawIOBase):
@@ -155,7 +160,7 @@ def _decompressor(name: str, raw: IO[bytes], path: StrPath) -> IO[bytes]:
 
 
 @contextmanager
-def _open_tar(path: StrPath, prefix: str) -> Iterator[tarfile.TarFile]:
+def _open_tar(path: StrPath, prefix: str, limits: Limits) -> Iterator[tarfile.TarFile]:
     """Open the `prefix` (`control` or `data`) tar of the .deb as a streaming TarFile."""
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed in the finally below
@@ -174,13 +179,12 @@ def _open_tar(path: StrPath, prefix: str) -> Iterator[tarfile.TarFile]:
                 raise _bad(path, f"first member is {name!r}, expected 'debian-binary'")
             if name == prefix + ".tar" or name.startswith(prefix + ".tar."):
                 raw = _decompressor(name, member, path)  # type: ignore[arg-type]
-                stream = _Translating(raw, path, name)
-                buffered = io.BufferedReader(stream, _CHUNK)
+                stream = io.BufferedReader(_Translating(raw, path, name), _CHUNK)
                 try:
-                    # Names are bytes in the tar; UTF-8 with surrogateescape (tarfile's
-                    # default errors) gives them back unchanged whatever the locale.
-                    tf = tarfile.open(fileobj=buffered, mode="r|",  # noqa: SIM115 - `with` below
-                                      encoding="utf-8")
+                    tf = open_stream(stream, f"{os.fspath(path)} ({name})", limits,
+                                     "control" if prefix == "control" else "stream")
+                except IntegrityError:
+                    raise
                 except _DECODE_ERRORS as e:
                     raise _bad(path, f"{name}: {e}") from None
                 with tf:
@@ -203,7 +207,7 @@ def _member_reader(tf: tarfile.TarFile, info: tarfile.TarInfo, path: StrPath) ->
     return io.BufferedReader(_Translating(inner, path, info.name), _CHUNK)
 
 
-def _iter(tf: tarfile.TarFile, path: StrPath) -> Iterator[tarfile.TarInfo]:
+def _iter(tf: tarfile.TarFile, path: StrPath, budget: Budget) -> Iterator[tarfile.TarInfo]:
     it = iter(tf)
     while True:
         try:
@@ -214,14 +218,17 @@ def _iter(tf: tarfile.TarFile, path: StrPath) -> Iterator[tarfile.TarInfo]:
             raise
         except _DECODE_ERRORS as e:
             raise _bad(path, str(e)) from None
+        budget.admit(info)
         yield info
 
 
-def control_files(path: StrPath) -> dict[str, bytes]:
+def control_files(path: StrPath, limits: Limits | None = None) -> dict[str, bytes]:
     """All regular files of control.tar (control, md5sums, conffiles, ...) by bare name."""
+    limits = limits or Limits.from_env()
     out: dict[str, bytes] = {}
-    with _open_tar(path, "control") as tf:
-        for info in _iter(tf, path):
+    budget = Budget(f"{os.fspath(path)} (control.tar)", limits, ceiling="control")
+    with _open_tar(path, "control", limits) as tf:
+        for info in _iter(tf, path, budget):
             reader = _member_reader(tf, info, path)
             if reader is None:
                 continue
@@ -230,9 +237,9 @@ def control_files(path: StrPath) -> dict[str, bytes]:
     return out
 
 
-def read_control(path: StrPath) -> bytes:
+def read_control(path: StrPath, limits: Limits | None = None) -> bytes:
     """The raw text of the package's `control` file."""
-    files = control_files(path)
+    files = control_files(path, limits)
     if "control" not in files:
         raise _bad(path, "control.tar has no 'control' file")
     return files["control"]
@@ -250,12 +257,29 @@ def md5sums(path: StrPath) -> dict[str, str]:
     return out
 
 
-def iter_data(path: StrPath) -> Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]:
+_INSTALLED_SIZE = re.compile(rb"^Installed-Size:[ \t]*([0-9]{1,15})[ \t]*$", re.M | re.I)
+
+
+def installed_size(control: bytes) -> int | None:
+    """The control file's Installed-Size in bytes (it is given in KiB), None if absent."""
+    m = _INSTALLED_SIZE.search(control)
+    return int(m.group(1)) * 1024 if m else None
+
+
+def iter_data(path: StrPath, control: bytes | None = None,
+              limits: Limits | None = None) -> Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]:
     """Stream the data.tar members in archive order.
 
     The file object of a regular file is only valid until the next member is
     requested, as with any streaming tar: consume it (or ignore it) first.
+    The files may add up to the `control` file's Installed-Size plus the
+    margin (control is read from the package when not given).
     """
-    with _open_tar(path, "data") as tf:
-        for info in _iter(tf, path):
+    limits = limits or Limits.from_env()
+    if control is None:
+        control = read_control(path, limits)
+    budget = Budget(f"{os.fspath(path)} (data.tar)", limits, installed_size(control),
+                    "Installed-Size")
+    with _open_tar(path, "data", limits) as tf:
+        for info in _iter(tf, path, budget):
             yield info, _member_reader(tf, info, path)

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assembler.cache import Cache
 from assembler.debian import dpkgdb
 from assembler.debian.archive import DebianIndexLoader
 from assembler.debian.resolver import AptResolver
+from assembler.debian.version import version_key
 from assembler.distro.definition import Distro
 from assembler.errors import SpecError
-from assembler.lock.model import LockedPackage
+from assembler.lock.model import LockedIndex, LockedPackage
 from assembler.packages.installed import Installed
 from assembler.packages.resolution import Resolution, Want
 from assembler.packages.universe import IndexLoader, Package, Universe
 from assembler.progress import Progress
 from assembler.rootfs.tree import Tree
 from assembler.spec.document import Spec
+
+if TYPE_CHECKING:
+    from assembler.debian.packagedb import StatusD
 
 DEBIAN_OPS = (">=", "<=", "<<", ">>", "=", "<", ">")
 
@@ -42,6 +47,12 @@ class DebFormat:
             if r.op and r.op not in DEBIAN_OPS:
                 raise SpecError(f"{where}: {r.op!r} is not a Debian version relation; use one "
                                 "of " + ", ".join(DEBIAN_OPS) + ".")
+            if r.version:
+                try:
+                    version_key(r.version)
+                except ValueError:
+                    raise SpecError(f"{where}: {r.version!r} is not a Debian version: an epoch "
+                                    "(before ':') is a whole number, as in 1:2.3-4.") from None
             out.append(Want(r.name, r.op, r.version, where, r.arch))
         return out
 
@@ -81,6 +92,23 @@ class DebFormat:
         from assembler.debian.contents import LibraryIndex
 
         return LibraryIndex(distro, mirrors, cache, arch, offline)
+
+    version_file = "etc/debian_version"
+
+    def release_version(self, distro: Distro, indexes: list[LockedIndex]) -> str:
+        from assembler.debian.packagedb import release_version
+
+        main = distro.archives[0]
+        return release_version(main.name, main.suites[0], indexes)
+
+    def distro_qualifier(self, os_id: str, version_id: str) -> str:
+        return f"{os_id}-{version_id}" if os_id and version_id else ""
+
+    def package_db(self, tree: Tree) -> StatusD:
+        from assembler.debian.packagedb import StatusD
+
+        return StatusD(tree)
+
 
 
 FORMAT = DebFormat()

@@ -16,7 +16,9 @@ from assembler.debian import deb
 from assembler.debian.scripts import run_scripts
 from assembler.debian.statusd import write_status
 from assembler.distro.definition import Distro
-from assembler.fetch.unpacked import Unpacked, unpacked
+from assembler.errors import MalformedError
+from assembler.fetch.boundedtar import Limits
+from assembler.fetch.unpacked import SYMLINK, Unpacked, unpacked
 from assembler.lock.model import LockedPackage
 from assembler.progress import Progress
 from assembler.rootfs.certs import write_ca_bundle
@@ -34,8 +36,18 @@ from assembler.spec.document import Spec
 UNPACK_WORKERS = min(4, os.cpu_count() or 1)
 
 def _unpack(cache: Cache, package: LockedPackage, path: Path) -> Unpacked:
-    return unpacked(cache, package.sha256, lambda: deb.iter_data(path),
-                    lambda: {"control": deb.read_control(path)})
+    control: list[bytes] = []   # read once: unpacked() asks for the extras first
+
+    def extras() -> dict[str, bytes]:
+        control.append(deb.read_control(path))
+        return {"control": control[0]}
+
+    try:
+        return unpacked(cache, package.sha256,
+                        lambda: deb.iter_data(path, control[0] if control else None), extras)
+    except MalformedError as e:
+        raise MalformedError(f"{package.name} {package.version} "
+                             f"({package.filename}): {e.message}") from None
 
 
 def build_tree(spec: Spec, packages: list[LockedPackage], files: dict[str, Path], merged_usr: bool,
@@ -44,7 +56,8 @@ def build_tree(spec: Spec, packages: list[LockedPackage], files: dict[str, Path]
                lock_file: str = "the lockfile",
                distro: Distro | None = None) -> tuple[Tree, list[str]]:
     patterns = strip_patterns(spec.strip)
-    tree = Tree(merged_usr=merged_usr, allow_setuid=spec.allow_setuid)
+    tree = Tree(merged_usr=merged_usr, allow_setuid=spec.allow_setuid,
+                max_bytes=Limits.from_env().image)
     warnings: list[str] = []
     controls: dict[str, bytes] = {}
     by_package = catalog_slices(packages, catalog_dir, lock_file)
@@ -79,7 +92,8 @@ def build_tree(spec: Spec, packages: list[LockedPackage], files: dict[str, Path]
                 made += c.made
             else:
                 for member in got.members:
-                    if patterns and stripped(member[0].lstrip("./").rstrip("/"), patterns):
+                    if patterns and stripped(member[0].lstrip("./").rstrip("/"), patterns,
+                                             member[1] == SYMLINK):
                         continue
                     tree.add_member(member, store, name)
             warnings += tree.warnings[before:]
@@ -95,10 +109,8 @@ def build_tree(spec: Spec, packages: list[LockedPackage], files: dict[str, Path]
         if entry is not None and entry.kind != "dir":
             tree.remove(path, missing_ok=True)
     write_status(tree, controls)
-    before = len(tree.warnings)
-    finish_tree(tree, spec, packages, progress, master_files,
-                lambda t: run_scripts(t, spec, distro))
-    warnings += tree.warnings[before:]
+    warnings += finish_tree(tree, spec, packages, progress, master_files,
+                            lambda t: run_scripts(t, spec, distro))
     # Owners are in package spelling; the manifest speaks the image's (merged /usr).
     image_owners: dict[str, set[str]] = {}
     for path, names in owners.items():

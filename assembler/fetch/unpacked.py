@@ -32,10 +32,12 @@ from pathlib import Path
 from typing import IO
 
 from assembler.cache import Cache, atomic_writer
+from assembler.rootfs.tree import owner_of
 
 # 2: member names are decoded as UTF-8 whatever the locale; a version 1 entry
 # written under a non-UTF-8 locale holds mis-decoded names, so none is trusted.
-FORMAT = 2
+# 3: owners are mapped from the tar's names as dpkg does (rootfs.owner_of).
+FORMAT = 3
 _MAGIC = b"ASMUNPK1"
 _TRAILER = struct.Struct("<Q8s")   # table offset, magic
 _CHUNK = 1 << 20
@@ -93,7 +95,8 @@ def _write(dest: Path, members: Iterator[tuple[tarfile.TarInfo, IO[bytes] | None
             elif kind == FILE:
                 sha = hashlib.sha256(b"").hexdigest()
                 md5 = hashlib.md5(b"", usedforsecurity=False).hexdigest()
-            table.append((info.name, kind, info.mode, info.uid, info.gid, size, info.linkname,
+            uid, gid = owner_of(info)
+            table.append((info.name, kind, info.mode, uid, gid, size, info.linkname,
                           int(info.mtime), start, sha, md5, info.type))
         blob = marshal.dumps((FORMAT, table, extras))
         out.write(blob)

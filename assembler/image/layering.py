@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assembler.image.layer import Compression, Layer, clamp_mtime, write_layer
+from assembler.image.layercache import LayerCache
 from assembler.progress import Progress
 from assembler.rootfs.paths import APP_ORIGIN
 from assembler.rootfs.tree import Tree
@@ -171,14 +172,15 @@ def _content_epoch(tree: Tree, paths: list[str], source_date_epoch: int) -> int:
 
 
 def write_layers(tree: Tree, members: Sequence[Member], layering: Layering, stem: Path,
-                 compression: Compression, sde: int, progress: Progress
-                 ) -> tuple[list[Layer], list[str] | None]:
+                 compression: Compression, sde: int, progress: Progress,
+                 cache: LayerCache | None = None) -> tuple[list[Layer], list[str] | None]:
     """The image's layers, bottom first, as blobs beside `stem`, and their history texts
     (None for the one layer of old, whose config has always said "assembler")."""
     plans = plan_layers(tree, members, layering, sde)
     if plans is None:
         progress.status(f"writing {stem.name} layer", force=True)
-        layer = write_layer(tree, stem.with_name(f"layer-{stem.name}"), compression, sde)
+        layer = write_layer(tree, stem.with_name(f"layer-{stem.name}"), compression, sde,
+                            cache=cache)
         progress.done()
         return [layer], None
     layers = []
@@ -186,6 +188,6 @@ def write_layers(tree: Tree, members: Sequence[Member], layering: Layering, stem
         progress.status(f"writing {stem.name} layer {i + 1}/{len(plans)}", force=True)
         layers.append(write_layer(tree, stem.with_name(f"layer-{stem.name}-{i}"), compression,
                                   sde if plan.epoch is None else plan.epoch, paths=plan.paths,
-                                  dir_mtime=plan.epoch))
+                                  dir_mtime=plan.epoch, cache=cache))
     progress.done()
     return layers, [p.description for p in plans]

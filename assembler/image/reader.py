@@ -56,6 +56,7 @@ class PlatformImage:
     platform: str  # "linux/amd64", "linux/arm64/v8"; "" when the file does not say
     layers: tuple[tuple[str, str | None], ...]  # (member name, sha256 digest to verify or None)
     config: str = ""  # member name of the image configuration
+    digest: str = ""  # the manifest's, when the file is an OCI layout
 
     @property
     def arch(self) -> str:
@@ -142,7 +143,8 @@ class ImageFile(TarOrDir):
                 raise ImageError(f"{where} is not an image manifest.") from None
             if not platform:
                 platform = _platform(self._json(_blob(config.digest)))
-            out[desc.digest] = PlatformImage(platform, layers, _blob(config.digest))
+            out[desc.digest] = PlatformImage(platform, layers, _blob(config.digest),
+                                             desc.digest)
         return list(out.values())
 
     def _docker(self) -> list[PlatformImage]:
@@ -165,15 +167,17 @@ class ImageFile(TarOrDir):
         return doc if isinstance(doc, dict) else {}
 
     # -- layers ----------------------------------------------------------------
-    def load_tree(self, image: PlatformImage) -> Tree:
-        """The image's filesystem: its layers applied in order (see the module docstring)."""
+    def load_tree(self, image: PlatformImage, contents: bool = False) -> Tree:
+        """The image's filesystem: its layers applied in order (see the module docstring).
+        `contents` keeps every file's bytes (for an SBOM), not only what the link check
+        reads."""
         tree = Tree(allow_setuid=True)
         try:
             for i, (name, digest) in enumerate(image.layers):
                 origin = f"layer {i + 1}"
                 opaque: list[str] = []
                 for info, f in self.layer_members(name, digest):
-                    _apply_member(tree, info, f, origin, opaque)
+                    _apply_member(tree, info, f, origin, opaque, contents)
                 for directory in opaque:
                     _hide_lower(tree, directory, origin)
         except BaseException:
@@ -276,7 +280,7 @@ class _Prefixed(io.RawIOBase):
 
 
 def _apply_member(tree: Tree, info: tarfile.TarInfo, f: IO[bytes] | None, origin: str,
-                  opaque: list[str]) -> None:
+                  opaque: list[str], contents: bool = False) -> None:
     try:
         path = normalize(info.name, origin)
     except AssemblerError:
@@ -295,7 +299,7 @@ def _apply_member(tree: Tree, info: tarfile.TarInfo, f: IO[bytes] | None, origin
         if existing is not None and existing.origin != origin and \
                 not (existing.kind == "dir" and info.isdir()):
             tree.remove(existing.path)  # an upper layer's entry replaces the lower one
-        if info.isreg() and f is not None:
+        if info.isreg() and f is not None and not contents:
             head = f.read(len(MAGIC))
             if head == MAGIC or path.startswith(_KEEP_TEXT):
                 f = io.BufferedReader(_Prefixed(head, f))

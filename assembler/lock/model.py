@@ -22,7 +22,8 @@ _TIMESTAMP = re.compile(r"[0-9]{8}T[0-9]{6}Z")   # a snapshot archive's YYYYmmdd
 # (apk: repository, checksum, datahash) and is kept in `extra`, in order.
 _PACKAGE_KEYS = ("name", "version", "arch", "archive", "suite", "filename", "size", "sha256",
                  "source", "reason")
-_REQUIRED = ("name", "version", "arch", "archive", "filename", "size", "sha256", "reason")
+_REQUIRED = ("name", "version", "arch", "archive", "suite", "filename", "size", "sha256",
+             "reason")
 
 
 class LockProblem(ValueError):

@@ -19,7 +19,7 @@ from assembler.errors import SpecError
 if TYPE_CHECKING:
     from assembler.cache import Cache
     from assembler.distro.definition import Distro
-    from assembler.lock.model import LockedPackage
+    from assembler.lock.model import LockedIndex, LockedPackage
     from assembler.packages.installed import Installed
     from assembler.packages.resolution import Resolution, Resolver, Want
     from assembler.packages.universe import IndexLoader, Universe
@@ -85,6 +85,35 @@ class PackageFormat(Protocol):
     def providers(self, distro: Distro, mirrors: dict[str, str], cache: Cache, arch: str,
                   offline: bool) -> Callable[[str], str | None] | None:
         """What package would provide a missing file (link-check hints), if it knows."""
+        ...
+
+    # -- identity: os-release and SBOMs
+    version_file: str    # the distro's version file in the image, e.g. "etc/debian_version"
+
+    def release_version(self, distro: Distro, indexes: list[LockedIndex]) -> str:
+        """The full release (12.15, 3.21.3) the lock's signed indexes name; "" if none."""
+        ...
+
+    def distro_qualifier(self, os_id: str, version_id: str) -> str:
+        """The PURL `distro` qualifier as scanners spell it (debian-12, 3.21.3)."""
+        ...
+
+    def package_db(self, tree: Tree) -> PackageDb:
+        """The image's package database, read for SBOM facts."""
+        ...
+
+
+class PackageDb(Protocol):
+    def has(self, name: str, version: str) -> bool:
+        """Whether the database lists this package at this version."""
+        ...
+
+    def package_facts(self, name: str) -> tuple[str, str]:
+        """(supplier or "", SPDX licence expression or NOASSERTION)."""
+        ...
+
+    def package_files(self, name: str) -> list[str]:
+        """The paths the image has of a (sliced) package, when the database lists them."""
         ...
 
 

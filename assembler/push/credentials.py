@@ -18,9 +18,9 @@ default `credsStore`. Helpers speak docker's credential-helper protocol:
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import os
+import re
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -122,7 +122,7 @@ def _from_auths_entry(entry: Any, where: str) -> Credentials | None:
     if entry.get("auth"):
         try:
             decoded = base64.b64decode(str(entry["auth"]), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError):  # binascii.Error, or not ASCII at all
             raise CredentialsError(f"{where}: 'auth' is not base64 of user:password.") from None
         user, sep, password = decoded.partition(":")
         if not sep:
@@ -134,8 +134,17 @@ def _from_auths_entry(entry: Any, where: str) -> Credentials | None:
     return None  # docker writes `{}` placeholders when a credsStore holds the secret
 
 
+# docker's helper names (osxkeychain, ecr-login, gcloud, pass): one file name on PATH,
+# never a path, so an auth file cannot make us run ./anything or ../anything.
+_HELPER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,200}")
+
+
 def helper_get(helper: str, server: str) -> Credentials | None:
     """Ask `docker-credential-<helper>` for `server`; None if it has nothing for it."""
+    if not _HELPER_NAME.fullmatch(helper):
+        raise CredentialsError(f"the credential helper name {helper[:80]!r} configured for "
+                               f"{server} is not a helper name (letters, digits, '.', '_', "
+                               "'+', '-'; at most 201 characters).")
     program = f"docker-credential-{helper}"
     try:
         r = subprocess.run([program, "get"], input=server, capture_output=True, text=True,
@@ -143,6 +152,9 @@ def helper_get(helper: str, server: str) -> Credentials | None:
     except FileNotFoundError:
         raise CredentialsError(f"the credential helper {program} is configured for {server} "
                                "but is not installed (not on PATH).") from None
+    except OSError as e:
+        raise CredentialsError(f"the credential helper {program} configured for {server} "
+                               f"cannot be run: {e.strerror}.") from None
     except subprocess.TimeoutExpired:
         raise CredentialsError(f"the credential helper {program} did not answer for {server} "
                                f"within {HELPER_TIMEOUT} s.") from None

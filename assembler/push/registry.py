@@ -28,7 +28,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,10 @@ from assembler.cache import atomic_write
 from assembler.errors import AssemblerError, IntegrityError, SpecError
 from assembler.image.layout import Descriptor, Layout, open_layout
 from assembler.image.oci import parse_tag
+from assembler.image.store import MAX_DOCUMENT
 from assembler.push.credentials import Credentials, auth_files, lookup
+from assembler.push.referrers import attach
+from assembler.sbom.files import Attachment
 
 DEFAULT_CHUNK = 16 << 20
 TIMEOUT = (10, 120)
@@ -60,6 +63,41 @@ class AuthenticationError(RegistryError):
     """Missing or wrong credentials, or no permission: the user has to act."""
 
     exit_code = 2
+
+
+class ProtocolError(RegistryError):
+    """The registry answered outside the protocol: a token that cannot be an HTTP header,
+    a redirect loop, a Location that is not an http(s) URL. Retrying cannot help."""
+
+    exit_code = 2
+
+
+# RFC 6750's b64token, which every registry's token (a JWT or an opaque string) is.
+_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+def _location(base: str, location: str, registry: str, what: str) -> str:
+    """An upload Location made absolute; refused unless it is an http(s) URL."""
+    try:
+        url = urljoin(base + "/", location)
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        url, parts = "", None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ProtocolError(f"{registry}: {what} answered with the upload Location "
+                            f"{location[:200]!r}, which is not an http(s) URL; the registry "
+                            "is broken or hostile, so the push stops here.")
+    return url
+
+
+def _unsendable(registry: str, method: str, url: str, e: Exception) -> ProtocolError:
+    """A request requests could not complete for a reason retrying cannot cure."""
+    if isinstance(e, requests.TooManyRedirects):
+        return ProtocolError(f"{registry}: {method} {url[:200]} redirects in a loop (more "
+                             "than 30 redirects); the registry is misconfigured.")
+    # a redirect to ftp://, a header value the registry made unsendable, ...
+    return ProtocolError(f"{registry}: {method} {url[:200]} cannot be sent: {_reason(e)}.")
 
 
 class _Retryable(Exception):
@@ -221,10 +259,15 @@ class _Auth:
                                 f"{r.status_code}.")
         try:
             body = r.json()
-            return str(body.get("token") or body.get("access_token") or "")
+            token = str(body.get("token") or body.get("access_token") or "")
         except (ValueError, AttributeError):
             raise RegistryError(f"the token service {realm} of {self.registry} did not answer "
                                 "with JSON.") from None
+        if token and not _TOKEN.fullmatch(token):
+            raise ProtocolError(f"the token service {realm} of {self.registry} answered with a "
+                                "token holding characters a bearer token cannot have (a "
+                                "newline, a space or non-ASCII); refusing to send it.")
+        return token
 
 
 # --------------------------------------------------------------------------- client
@@ -290,6 +333,8 @@ class Client:
                 raise self._tls_error(e) from None
             except (requests.ConnectionError, requests.Timeout) as e:
                 raise _Retryable(_reason(e)) from None
+            except (requests.RequestException, ValueError) as e:
+                raise _unsendable(self.registry, method, url, e) from None
             if r.status_code == 401 and attempt == 0 and r.headers.get("WWW-Authenticate"):
                 before = self.auth.scheme
                 self.auth.challenge(r.headers["WWW-Authenticate"])
@@ -355,6 +400,8 @@ class Client:
                 raise self._tls_error(e) from None
             except (requests.ConnectionError, requests.Timeout) as e:
                 raise _Retryable(_reason(e)) from None
+            except (requests.RequestException, ValueError) as e:
+                raise _unsendable(self.registry, "GET", self.base + "/v2/", e) from None
             if r.status_code in _RETRY_STATUS:
                 raise _Retryable(f"HTTP {r.status_code}")
             if r.status_code == 401 and r.headers.get("WWW-Authenticate"):
@@ -405,7 +452,8 @@ class Client:
         if location:
             # An abandoned session expires on the registry by itself, so failing is fine.
             with contextlib.suppress(RegistryError, _Retryable):
-                self._send("DELETE", urljoin(self.base + "/", location), repository,
+                self._send("DELETE", _location(self.base, location, self.registry,
+                                               "an upload"), repository,
                            self.scopes(repository))
 
     def upload(self, repository: str, desc: Descriptor, layout: Layout,
@@ -425,8 +473,9 @@ class Client:
             raise RegistryError(f"{self.registry}: starting an upload to {repository} gave "
                                 f"HTTP {r.status_code}: {_error_text(r)}")
         min_chunk = r.headers.get("OCI-Chunk-Min-Length", "0")
-        return urljoin(self.base + "/", r.headers["Location"]), \
-            int(min_chunk) if min_chunk.isdigit() else 0
+        location = _location(self.base, r.headers["Location"], self.registry,
+                             f"starting an upload to {repository}")
+        return location, int(min_chunk) if min_chunk.isdigit() else 0
 
     @staticmethod
     def _with_digest(location: str, digest: str) -> str:
@@ -461,7 +510,8 @@ class Client:
                     if r.status_code != 202:
                         raise _Retryable(f"chunk at byte {sent} answered HTTP {r.status_code} "
                                          f"{_error_text(r)}")
-                    location = urljoin(self.base + "/", r.headers.get("Location", location))
+                    location = _location(self.base, r.headers.get("Location", location),
+                                         self.registry, f"a chunk of {desc.digest}")
                     sent += len(data)
                     if progress:
                         progress(len(data))
@@ -480,9 +530,25 @@ class Client:
             raise IntegrityError(f"blob {desc.digest} in the image reads as {size} bytes with "
                                  f"digest {digest}; the image file is damaged, rebuild it.")
 
+    def get_manifest(self, repository: str, reference: str, accept: str) -> bytes | None:
+        """The manifest's bytes, or None when the registry has none by that reference."""
+        def attempt() -> bytes | None:
+            r = self._send("GET", self.url(repository, f"manifests/{reference}"), repository,
+                           self.scopes(repository), headers={"Accept": accept})
+            if r.status_code == 404:
+                return None
+            if r.status_code != 200 or len(r.content) > MAX_DOCUMENT:
+                raise RegistryError(f"{self.registry}: reading manifest {repository}:"
+                                    f"{reference} gave HTTP {r.status_code}: {_error_text(r)}")
+            return r.content
+
+        return self.retrying(f"reading manifest {reference} of {repository}", attempt)
+
     def put_manifest(self, repository: str, reference: str, desc: Descriptor,
-                     data: bytes) -> None:
-        def attempt() -> None:
+                     data: bytes) -> str:
+        """PUT the manifest; returns the OCI-Subject the registry answered ("" for none:
+        a registry without the referrers API)."""
+        def attempt() -> str:
             r = self._send("PUT", self.url(repository, f"manifests/{reference}"), repository,
                            self.scopes(repository),
                            headers={"Content-Type": desc.media_type}, data=data)
@@ -495,8 +561,9 @@ class Client:
                 raise IntegrityError(f"{self.registry} stored the manifest for {repository}:"
                                      f"{reference} as {echoed}, not {desc.digest}: it changed "
                                      "the bytes.")
+            return r.headers.get("OCI-Subject", "")
 
-        self.retrying(f"storing manifest {reference} in {repository}", attempt)
+        return str(self.retrying(f"storing manifest {reference} in {repository}", attempt))
 
 
 # --------------------------------------------------------------------------- mount hints
@@ -551,8 +618,10 @@ def _unique(items: Iterable[Descriptor]) -> list[Descriptor]:
 
 def push(image: Path | str, refs: list[str], options: PushOptions,
          log: Callable[[str], None] = lambda _: None,
-         progress: Callable[[str], None] = lambda _: None) -> PushResult:
-    """Push the image layout at `image` to every reference; returns its digest."""
+         progress: Callable[[str], None] = lambda _: None,
+         attachments: Sequence[Attachment] = ()) -> PushResult:
+    """Push the image layout at `image` to every reference; returns its digest.
+    `attachments` (SBOMs) go up after the image, as OCI referrers of their manifests."""
     if not refs:
         raise SpecError("push needs at least one destination, e.g. registry.example/app:1.0.")
     parsed = [parse_reference(r) for r in refs]
@@ -579,6 +648,11 @@ def push(image: Path | str, refs: list[str], options: PushOptions,
                     _push_repository(client, layout, repository, tags, documents, blobs,
                                      hints, result.stats, log, progress)
                     log(f"pushed {registry}/{repository}:{','.join(tags)} ({top.digest})")
+                    if attachments:
+                        subjects = {d.digest: d for d, _, _ in documents}
+                        for line in attach(client, repository, attachments, subjects,
+                                           result.stats):
+                            log(line)
             finally:
                 client.close()
                 hints.save()

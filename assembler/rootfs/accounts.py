@@ -27,6 +27,17 @@ def _merge(master: bytes | None, lines: list[str]) -> str:
     return "".join(base + [ln for ln in lines if ln.split(":", 1)[0] not in names])
 
 
+def _own_dir(tree: Tree, path: str, mode: int) -> None:
+    """The image's /root and /tmp are the builder's: a package's symlink there is replaced."""
+    existing = tree.get(path)
+    if existing is not None and existing.kind == "symlink":
+        tree.warnings.append(f"{existing.origin}: ships /{path} as a symlink to "
+                             f"{existing.link!r}; replaced by the directory the image needs "
+                             f"(mode {mode:04o}).")
+        tree.remove(path)
+    tree.add_dir(path, mode)
+
+
 def write_accounts(tree: Tree, accounts: Accounts, passwd_master: bytes | None = None,
                    group_master: bytes | None = None) -> None:
     users, groups = users_and_groups(accounts)
@@ -36,8 +47,8 @@ def write_accounts(tree: Tree, accounts: Accounts, passwd_master: bytes | None =
                                   for g in groups])
     tree.add_file("etc/passwd", passwd.encode(), 0o644, replace=True)
     tree.add_file("etc/group", group.encode(), 0o644, replace=True)
-    tree.add_dir("root", 0o700)
-    tree.add_dir("tmp", 0o1777)
+    for path, mode in (("root", 0o700), ("tmp", 0o1777)):
+        _own_dir(tree, path, mode)
     for u in users:
         if u.uid in (0, 65534):
             continue

@@ -16,10 +16,11 @@ from assembler.spec.document import Spec
 
 def finish_tree(tree: Tree, spec: Spec, packages: list[LockedPackage], progress: Progress,
                 masters: dict[str, bytes] | None = None,
-                scripts: Callable[[Tree], list[str]] | None = None) -> None:
+                scripts: Callable[[Tree], list[str]] | None = None) -> list[str]:
     """What every format's maintainer scripts would do after unpacking; `scripts` is the
-    format's own part (before accounts and the spec's paths, which win), returning
-    warnings."""
+    format's own part (before accounts and the spec's paths, which win). Returns the
+    warnings these steps raised."""
+    before = len(tree.warnings)
     # Alpine's ca-certificates-bundle ships the bundle; only generate a missing one.
     if any(p.name == "ca-certificates" and not p.slices for p in packages) \
             and tree.get(BUNDLE) is None:
@@ -32,3 +33,4 @@ def finish_tree(tree: Tree, spec: Spec, packages: list[LockedPackage], progress:
     write_accounts(tree, spec.accounts, **(masters or {}))
     apply_paths(tree, spec)
     progress.done()
+    return tree.warnings[before:]

@@ -11,7 +11,6 @@ DESCRIPTION), so that the bytes are the ones the base package would have shipped
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from assembler.distro.definition import Distro
@@ -21,7 +20,6 @@ from assembler.rootfs.tree import Tree
 OS_RELEASE = "usr/lib/os-release"
 OS_RELEASE_LINK = "etc/os-release"
 ORIGIN = "os-release"
-_ALPINE_DESCRIPTION = re.compile(r"v(\d+(?:\.\d+)+)\b")
 
 
 @dataclass(frozen=True)
@@ -31,31 +29,14 @@ class Identity:
     os_release: bytes
     version_file: str            # image path, e.g. "etc/debian_version"; "" for none
     version_text: bytes
-    version: str                 # the full release version, e.g. "12.15" or "3.21.3"
-    id: str                      # os-release ID: "debian", "alpine"
     # Set when the lock records no signed version (it predates that): the version
     # file is then left out rather than guessed.
     missing_version: bool = False
 
 
-def signed_version(distro: Distro, indexes: list[dict]) -> str:
-    """The full release version the lock's signed indexes give for the distro's main
-    suite ("" when the lock predates recording it)."""
-    if not distro.archives:
-        return ""
-    main = distro.archives[0]
-    for i in indexes:
-        if i.get("archive") != main.name or i.get("suite") != main.suites[0]:
-            continue
-        if "description" in i:  # an APKINDEX: its DESCRIPTION names the release
-            m = _ALPINE_DESCRIPTION.match(str(i.get("description", "")))
-            return m.group(1) if m else ""
-        return str(i.get("version", ""))
-    return ""
-
-
-def identity_for(distro: Distro, indexes: list[dict]) -> Identity | None:
-    """The identity a definition's `os-release:` template gives, or None without one."""
+def identity_for(distro: Distro, signed: str) -> Identity | None:
+    """The identity a definition's `os-release:` template gives, or None without one.
+    `signed` is the full release the lock's signed indexes name ("" when it has none)."""
     template = distro.extra.get("os-release")
     if template is None:
         return None
@@ -63,7 +44,6 @@ def identity_for(distro: Distro, indexes: list[dict]) -> Identity | None:
         raise SpecError(f"{distro.path}: os-release must be a mapping with a 'text' template "
                         "(and optionally 'version-file').")
     series = str(distro.extra.get("version", ""))
-    signed = signed_version(distro, indexes)
     version = signed or series
     if series and version != series and not version.startswith(series + "."):
         raise IntegrityError(
@@ -76,11 +56,9 @@ def identity_for(distro: Distro, indexes: list[dict]) -> Identity | None:
     except (KeyError, IndexError, ValueError) as e:
         raise SpecError(f"{distro.path}: os-release text uses an unknown placeholder ({e}); "
                         "known: " + ", ".join("{" + k + "}" for k in values) + ".") from None
-    fields = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
     version_file = str(template.get("version-file", "")).lstrip("/") if signed else ""
     return Identity(os_release=text.encode(), version_file=version_file,
                     version_text=f"{version}\n".encode() if version_file else b"",
-                    version=version, id=fields.get("ID", distro.family).strip('"'),
                     missing_version=bool(template.get("version-file")) and not signed)
 
 

@@ -14,7 +14,11 @@ STRIP = {
 }
 KEEP = ["usr/share/doc/*/copyright"]
 
-def stripped(path: str, patterns: list[str]) -> bool:
+def stripped(path: str, patterns: list[str], symlink: bool = False) -> bool:
+    # /usr/share/doc/<pkg> as a symlink (libgcc-s1 -> gcc-12-base) is how a package
+    # points at its copyright file: it stays, or the licence is lost with it.
+    if symlink and path.startswith("usr/share/doc/") and path.count("/") == 3:
+        return False
     return any(fnmatch.fnmatchcase(path, p) for p in patterns) and \
         not any(fnmatch.fnmatchcase(path, k) for k in KEEP)
 

@@ -20,6 +20,11 @@ trusts packages with but an image builder must not:
   them, and a container runtime supplies /dev anyway;
 * setuid/setgid bits on files are stripped unless allowed, since a
   distroless image rarely wants a privilege-raising binary by accident;
+  world-writable files and directories without the sticky bit are kept (dpkg
+  keeps them) but reported;
+* owners follow the tar's names as dpkg does (`owner_of`); a name with a
+  newline is refused, as dpkg refuses it, since it would forge lines in the
+  package databases that list paths one per line;
 * two packages shipping different things at one path is an error naming both.
 """
 
@@ -37,7 +42,8 @@ from dataclasses import dataclass
 from dataclasses import replace as dc_replace
 from typing import IO, Literal
 
-from assembler.errors import AssemblerError, IntegrityError
+from assembler.errors import AssemblerError, IntegrityError, MalformedError
+from assembler.fetch.boundedtar import exceeded
 
 Kind = Literal["file", "dir", "symlink", "hardlink"]
 
@@ -77,8 +83,29 @@ class Entry:
     store: int = 0
 
 
+def owner_of(info: tarfile.TarInfo) -> tuple[int, int]:
+    """A package member's uid and gid as dpkg installs them.
+
+    dpkg looks the tar's user and group names up on the system and uses the
+    numeric ids only for a name it does not know. Every system knows `root`,
+    so a member named root is 0 whatever id the packager's tar recorded
+    (a tar made as uid 1000 with root names is root's); other names keep the
+    numeric ids, which for Debian's and Alpine's system accounts are the
+    fixed ids base-passwd and alpine-baselayout give them.
+    """
+    uid = 0 if info.uname == "root" else info.uid
+    gid = 0 if info.gname == "root" else info.gid
+    return uid, gid
+
+
 def normalize(path: str, origin: str = GENERATED) -> str:
     """`./usr/bin/x`, `/usr//bin/x/` -> `usr/bin/x`; '' is the root. `..` is refused."""
+    if "\n" in path:
+        raise MalformedError(
+            f"{origin}: path {path[:200]!r} contains a newline; refusing to install it "
+            "(dpkg refuses such names too: they would forge lines in status.d md5sums and "
+            "apk's installed database)."
+        )
     parts = []
     for part in path.split("/"):
         if part in ("", "."):
@@ -150,9 +177,13 @@ class _SpoolReader(io.RawIOBase):
 class Tree:
     """An image filesystem: path -> Entry, contents spooled to a temporary file."""
 
-    def __init__(self, merged_usr: bool = False, allow_setuid: bool = False) -> None:
+    def __init__(self, merged_usr: bool = False, allow_setuid: bool = False,
+                 max_bytes: int | None = None) -> None:
         self.merged_usr = merged_usr
         self.allow_setuid = allow_setuid
+        # The image's regular files may add up to this many bytes (boundedtar's "image").
+        self.max_bytes = max_bytes
+        self._file_bytes = 0
         self.warnings: list[str] = []
         self._entries: dict[str, Entry] = {}
         self._spool: IO[bytes] | None = None
@@ -269,13 +300,16 @@ class Tree:
             # dpkg keeps a symlink where a package ships a directory and unpacks
             # through it; do the same by making sure the target directory exists.
             target = self._follow(canon, origin)
-            if target is not None and target not in self._entries:
+            if target and target not in self._entries:
                 self._add_parents(target, origin)
                 self._put(Entry(target, "dir", 0o755, origin=origin, implicit=True))
             return
         if existing is not None and existing.kind != "dir":
             raise self._conflict(canon, existing, origin, "a directory")
         self._add_parents(canon, origin)
+        if mode & 0o002 and not mode & stat.S_ISVTX and origin != GENERATED:
+            self._warn(f"{origin}: directory /{canon} is world-writable without the sticky "
+                       f"bit (mode {mode & 0o7777:04o}); kept as the package ships it.")
         new = Entry(canon, "dir", mode & 0o7777, uid, gid, origin=origin, mtime=mtime)
         if existing is None or existing.implicit or origin == GENERATED:
             if existing is not None and not existing.implicit and origin == GENERATED:
@@ -331,6 +365,11 @@ class Tree:
         if existing is not None and existing.kind == "dir":
             raise self._conflict(canon, existing, origin, "a file")
         self._add_parents(canon, origin)
+        if self.max_bytes is not None:
+            self._file_bytes += new.size - (existing.size if existing is not None else 0)
+            if self._file_bytes > self.max_bytes:
+                raise exceeded(origin, "image", f"with /{canon} the image's files add up to "
+                               f"more than {self.max_bytes:,} bytes")
         self._entries[canon] = new
         return True
 
@@ -430,13 +469,14 @@ class Tree:
         before = len(self.warnings)
         mtime = int(info.mtime)
         mode = info.mode & 0o7777
+        uid, gid = owner_of(info)
         if info.isreg():
             data: bytes | IO[bytes] = fileobj if fileobj is not None else b""
-            self.add_file(info.name, data, mode, info.uid, info.gid, origin, mtime)
+            self.add_file(info.name, data, mode, uid, gid, origin, mtime)
         elif info.isdir():
-            self.add_dir(info.name, mode, info.uid, info.gid, origin, mtime)
+            self.add_dir(info.name, mode, uid, gid, origin, mtime)
         elif info.issym():
-            self.add_symlink(info.name, info.linkname, info.uid, info.gid, origin, mtime)
+            self.add_symlink(info.name, info.linkname, uid, gid, origin, mtime)
         elif info.islnk():
             self.add_hardlink(info.name, info.linkname, origin, mtime)
         elif info.ischr() or info.isblk() or info.isfifo():
@@ -548,6 +588,9 @@ class Tree:
                 "spec if the image really needs them."
             )
             mode &= ~_PRIVILEGE_BITS
+        if mode & 0o002 and origin != GENERATED:
+            self._warn(f"{origin}: file /{path} is world-writable (mode {mode:04o}); kept as "
+                       "the package ships it.")
         return mode
 
     @staticmethod
@@ -651,3 +694,12 @@ class Tree:
 
     def _put(self, entry: Entry) -> None:
         self._entries[entry.path] = entry
+
+
+def read_small(tree: Tree, path: str, limit: int = 1 << 20) -> bytes | None:
+    """The bytes of the regular file at `path` (symlinks followed), or None when there is
+    none or it is bigger than `limit`: for reading records, never an unbounded blob."""
+    entry = tree.resolve(path)
+    if entry is None or entry.kind != "file" or entry.size > limit:
+        return None
+    return tree.read(entry.path)

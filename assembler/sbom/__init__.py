@@ -1,0 +1,1 @@
+"""What an image holds, as SBOM documents (SPDX, CycloneDX) beside it and attached on push."""
