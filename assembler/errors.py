@@ -50,3 +50,9 @@ class MalformedError(IntegrityError):
 class DiskError(AssemblerError):
     """The cache or the output cannot be written (disk full, read-only, no permission):
     the machine's fault, not the input's, and never retried. Exit code 1."""
+
+
+class SandboxError(AssemblerError):
+    """A program from the image could not be run in its sandbox (bubblewrap missing or
+    refused, the program failed or ran too long): the machine's or the image's fault,
+    exit code 1."""

@@ -325,3 +325,16 @@ def test_replaces_decides_file_ownership(tmp_path, signer, capsys, winner):
     finally:
         server.stop()
     assert code != 0 and "Path conflict at /usr/bin/tool" in err, err
+
+
+def test_python_bytecode_key_refused_for_apk(tmp_path, signer, capsys):
+    """apk packages ship their .pyc: the Debian stand-in's key would do nothing here."""
+    argv, out, server = setup_build(tmp_path, signer, good_packages())
+    spec = Path(argv[1])
+    spec.write_text(spec.read_text() + "python-bytecode: false\n")
+    try:
+        code, _, err = run(argv, capsys)
+    finally:
+        server.stop()
+    assert code == 2 and "python-bytecode: apk images take their bytecode" in err, err
+    assert not out.exists()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 import tarfile
+from pathlib import Path
 
 import pytest
 from repro import Variant, build, latin1_env, seed_cache
@@ -25,6 +26,7 @@ from test_build_network import ROOT, assemble
 pytestmark = pytest.mark.network
 
 SPECS = ROOT / "specs" / "slices"
+TRIXIE = ROOT / "specs" / "trixie"
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +107,39 @@ def test_python3_slice_image_reproducible(tmp_path, shared_cache, latin1) -> Non
             names = set(t.getnames())
     assert {"var/lib/chisel/manifest.wall", "etc/ssl/certs/ca-certificates.crt",
             "var/lib/dpkg/status.d/libpython3.11-stdlib"} <= names
+
+
+def _bwrap_only_path(where: Path) -> dict[str, str]:
+    """PATH holding bubblewrap and nothing else: no python3.X of this machine to find."""
+    where.mkdir()
+    bwrap = shutil.which("bwrap")
+    assert bwrap, "make sysdeps installs bubblewrap"
+    (where / "bwrap").symlink_to(bwrap)
+    return {"PATH": str(where)}
+
+
+def test_trixie_python3_bytecode_reproducible_without_a_host_python313(
+        tmp_path, shared_cache) -> None:
+    """trixie's python3.13 (this machine has none) compiles its own standard library in
+    bubblewrap: one digest from a cold cache under another environment, whose PATH has
+    no Python at all, and from the warm one."""
+    spec = tmp_path / "spec" / "python3-nonroot.yaml"
+    spec.parent.mkdir()
+    for suffix in (".yaml", ".lock.json"):
+        shutil.copy(TRIXIE / f"python3-nonroot{suffix}", spec.parent / f"python3-nonroot{suffix}")
+    warm = build(spec, tmp_path / "warm.tar", Variant(shared_cache, seed=21, threads=2))
+    cold = seed_cache(shared_cache, tmp_path / "cold")
+    other = build(spec, tmp_path / "cold.tar",
+                  Variant(cold, 0o077, "Pacific/Kiritimati", "C", 22, tmp_path / "w0",
+                          env=_bwrap_only_path(tmp_path / "bin")))
+    shutil.rmtree(cold)
+    assert warm == other
+    with tarfile.open(tmp_path / "cold.tar") as outer:
+        manifest = json.load(outer.extractfile("manifest.json"))[0]
+        with tarfile.open(fileobj=outer.extractfile(manifest["Layers"][0]), mode="r:gz") as t:
+            pycs = [n for n in t.getnames() if n.startswith("usr/lib/python3.13/")
+                    and n.endswith(".cpython-313.pyc")]
+    assert len(pycs) > 400
 
 
 def test_multiarch_base_slice_image_reproducible(tmp_path, shared_cache, latin1) -> None:

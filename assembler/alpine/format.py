@@ -84,6 +84,9 @@ class ApkFormat:
         if spec.alternatives:
             raise SpecError(f"{spec.path}: alternatives: update-alternatives is Debian's; "
                             "apk images get their links from packages or the spec's paths.")
+        if "python-bytecode" in spec.raw:
+            raise SpecError(f"{spec.path}: python-bytecode: apk images take their bytecode "
+                            "from the packages (py3-*, python3 ship .pyc); remove the key.")
         warnings += finish_tree(tree, spec, packages, progress)
         return tree, warnings
 

@@ -26,4 +26,4 @@ def run_scripts(tree: Tree, spec: Spec, distro: Distro | None) -> list[str]:
         raise SpecError(f"{spec.path}: alternatives: {spec.distro} has no alternatives table "
                         "(repos/debian/<release>/alternatives.yaml, named by the definition's "
                         "'alternatives:'); create the links under paths instead.")
-    return compile_stdlib(tree)
+    return compile_stdlib(tree) if spec.python_bytecode else []

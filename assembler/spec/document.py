@@ -207,6 +207,8 @@ class Spec(Contents, RuntimeConfig):
     alternatives: dict[str, dict[str, Any]] = field(default_factory=dict)
     # [{"name", "content", "line"}]: PEM certificates the image trusts too (certs.py)
     certificates: list[dict[str, Any]] = field(default_factory=list)
+    # Compile the standard library of the image's python3.X, sandboxed (rootfs/bytecode.py).
+    python_bytecode: bool = True
 
     def where(self, line: int) -> str:
         return f"{self.path}:{line}"
@@ -312,6 +314,7 @@ TOP_KEYS = {
     "link-check": "link check",
     "alternatives": "update-alternatives choices",
     "certificates": "additional CA certificates",
+    "python-bytecode": "compile the Python standard library",
 }
 ALTERNATIVE_KEYS = {"link": "", "path": ""}
 CERTIFICATES_KEYS = {"additional": ""}
@@ -438,7 +441,9 @@ def load_spec(path: Path | str) -> Spec:
         snapshot_mirror=_read_snapshot_mirror(r, top["snapshot-mirror"])
         if "snapshot-mirror" in top else None,
         alternatives=_alternatives(r, top["alternatives"]) if "alternatives" in top else {},
-        certificates=_certificates(r, top["certificates"]) if "certificates" in top else [])
+        certificates=_certificates(r, top["certificates"]) if "certificates" in top else [],
+        python_bytecode=r.boolean(top["python-bytecode"], "python-bytecode")
+        if "python-bytecode" in top else True)
 
 
 def _read_config(r: NodeReader, top: dict[str, yaml.Node]) -> RuntimeConfig:
