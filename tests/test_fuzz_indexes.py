@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import tarfile
 
+from fuzzing import examples as fuzz_examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_apk_support import file_info, gz, tar_bytes
@@ -25,7 +26,7 @@ from assembler.debian.version import version_key
 from assembler.errors import AssemblerError
 from assembler.lock.lockfile import read_lock, why
 
-BUDGET = settings(max_examples=400, derandomize=True, database=None, deadline=None,
+BUDGET = settings(max_examples=fuzz_examples(400), derandomize=True, database=None, deadline=None,
                   suppress_health_check=list(HealthCheck))
 
 # Characters the formats give meaning to, so mutations hit the interesting cases.

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from aptrepo import Entry, File, Pkg, Symlink, ar_archive, build_deb, format_control
+from fuzzing import examples as fuzz_examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_apk_support import file_info, gz, tar_bytes
@@ -40,7 +41,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def fuzz(examples: int):
-    return settings(derandomize=True, database=None, deadline=None, max_examples=examples,
+    return settings(derandomize=True, database=None, deadline=None,
+                    max_examples=fuzz_examples(examples),
                     suppress_health_check=list(HealthCheck))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from fuzzing import examples as fuzz_examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -96,7 +97,7 @@ def test_apk_license_fields(apk, spdx):
 # copyright file or license field says, the answer is None or an expression the SPDX
 # grammar accepts (identifiers, LicenseRef-s, AND/OR, parentheses), never an exception.
 _TOKEN = re.compile(r"\(|\)|AND|OR|LicenseRef-[A-Za-z0-9.-]+|[A-Za-z0-9.+-]+")
-_BUDGET = settings(max_examples=300, derandomize=True, database=None, deadline=None,
+_BUDGET = settings(max_examples=fuzz_examples(300), derandomize=True, database=None, deadline=None,
                    suppress_health_check=list(HealthCheck))
 _WORDS = st.sampled_from(["Files: *", "License: ", "Format: " + FORMAT_PREFIX, " or ", " and ",
                           "GPL-2+", "with", "(", ")", ",", "\n", "\n\n", " ", ":", "Expat"])
