@@ -110,7 +110,7 @@ def build_tree(spec: Spec, packages: list[LockedPackage], files: dict[str, Path]
             tree.remove(path, missing_ok=True)
     write_status(tree, controls)
     warnings += finish_tree(tree, spec, packages, progress, master_files,
-                            lambda t: run_scripts(t, spec, distro))
+                            lambda t: run_scripts(t, spec, distro, cache))
     # Owners are in package spelling; the manifest speaks the image's (merged /usr).
     image_owners: dict[str, set[str]] = {}
     for path, names in owners.items():

@@ -4,6 +4,7 @@ libc-bin's nsswitch.conf and /run, and py3compile's standard-library bytecode.""
 
 from __future__ import annotations
 
+from assembler.cache import Cache
 from assembler.distro.definition import Distro
 from assembler.errors import SpecError
 from assembler.rootfs.alternatives import apply_alternatives, load_table
@@ -14,7 +15,8 @@ from assembler.rootfs.tree import Tree
 from assembler.spec.document import Spec
 
 
-def run_scripts(tree: Tree, spec: Spec, distro: Distro | None) -> list[str]:
+def run_scripts(tree: Tree, spec: Spec, distro: Distro | None,
+                cache: Cache | None = None) -> list[str]:
     """The stand-ins, in the order dpkg's triggers would leave things; returns warnings."""
     write_hash_links(tree)
     write_skeleton(tree)
@@ -26,4 +28,4 @@ def run_scripts(tree: Tree, spec: Spec, distro: Distro | None) -> list[str]:
         raise SpecError(f"{spec.path}: alternatives: {spec.distro} has no alternatives table "
                         "(repos/debian/<release>/alternatives.yaml, named by the definition's "
                         "'alternatives:'); create the links under paths instead.")
-    return compile_stdlib(tree) if spec.python_bytecode else []
+    return compile_stdlib(tree, cache) if spec.python_bytecode else []

@@ -7,14 +7,25 @@ the shared libraries where the loader looks, and the standard library. The bytes
 depend on the image alone, never on the host's Python. The .pyc files are
 "unchecked-hash" (PEP 552) at optimization level 0, as py3compile writes them: valid
 without any file times; PYTHONHASHSEED is fixed, for frozenset constants.
+
+Compiling is the costliest step of a warm python3 build (about 1 s of a 2 s rebuild), and
+its output is a function of what the sandbox holds, so it is cached under a digest of
+exactly that: every materialised entry's path, kind, mode, size, link and content hash,
+the list of sources, and this module's own code.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import posixpath
 import re
+from collections.abc import Callable
+from contextlib import suppress
+from pathlib import Path
 
-from assembler.errors import SandboxError
+from assembler.cache import Cache
+from assembler.errors import DiskError, SandboxError
 from assembler.rootfs.sandbox import OUT, materialised
 from assembler.rootfs.tree import Entry, Tree
 
@@ -36,18 +47,22 @@ for i, source in enumerate(sys.stdin.read().splitlines()):
         pass  # a source the compiler refuses (Python 2 test data) stays uncompiled
 """
 _ENV = {"PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0", "PYTHONUTF8": "1", "LANG": "C"}
+# Bump with anything that changes the compiled bytes but is not in this file.
+_FORMAT = 1
+_CODE_DIGEST = hashlib.sha256(Path(__file__).read_bytes() + bytes([_FORMAT])).hexdigest()
 
 
-def compile_stdlib(tree: Tree) -> list[str]:
+def compile_stdlib(tree: Tree, cache: Cache | None = None) -> list[str]:
     """Add __pycache__/*.pyc for every Python standard library whose interpreter is in
-    the image; returns warnings."""
+    the image; returns warnings. With a `cache`, a compilation already done for the same
+    sandbox contents is reused."""
     for entry in [e for e in tree.entries() if _STDLIB.fullmatch(e.path)]:
         libdir = posixpath.dirname(entry.path)
         version = _STDLIB.fullmatch(entry.path).group(1)  # type: ignore[union-attr]
         python = tree.resolve(f"usr/bin/python{version}")
         if python is None or python.kind not in ("file", "hardlink"):
             continue  # a standard library without its interpreter: nothing to compile with
-        _compile_dir(tree, libdir, python, f"cpython-{version.replace('.', '')}")
+        _compile_dir(tree, libdir, python, f"cpython-{version.replace('.', '')}", cache)
     return []
 
 
@@ -61,7 +76,30 @@ def _host_header() -> bytes:
         return f.read(20)
 
 
-def _compile_dir(tree: Tree, libdir: str, python: Entry, tag: str) -> int:
+def _key(tree: Tree, wanted: Callable[[Entry], bool], targets: list[tuple[Entry, str]]) -> str:
+    """The digest of everything the compiler's output depends on."""
+    rows = [[e.path, e.kind, e.mode, e.size, e.link, e.sha256]
+            for e in tree.entries() if wanted(e)]
+    doc = {"code": _CODE_DIGEST, "entries": rows, "sources": [e.path for e, _ in targets]}
+    data = json.dumps(doc, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(data.encode()).hexdigest()
+
+
+def _cached(cache: Cache, key: str, n: int) -> list[tuple[int, bytes]] | None:
+    found = cache.load_parsed(_cache_path(cache, key))
+    if not isinstance(found, list) or not all(
+            isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], int)
+            and 0 <= x[0] < n and isinstance(x[1], bytes) for x in found):
+        return None
+    return found
+
+
+def _cache_path(cache: Cache, key: str) -> Path:
+    return cache.derived_path("bytecode", f"{key[:2]}/{key}")
+
+
+def _compile_dir(tree: Tree, libdir: str, python: Entry, tag: str,
+                 cache: Cache | None = None) -> int:
     targets, linked = [], {python.path}
     for e in tree.entries():
         if not (e.path.startswith(libdir + "/") and e.path.endswith(".py")) \
@@ -84,6 +122,23 @@ def _compile_dir(tree: Tree, libdir: str, python: Entry, tag: str) -> int:
         return e.path in linked or e.path.startswith(libdir + "/") \
             or e.path.startswith("etc/ld.so.") or bool(_LIBRARY.fullmatch(e.path))
 
+    key = _key(tree, wanted, targets) if cache is not None else ""
+    found = _cached(cache, key, len(targets)) if cache is not None else None
+    if found is None:
+        found = _run_compiler(tree, libdir, python, targets, wanted)
+        if cache is not None:
+            with suppress(OSError, DiskError):   # uncached, the result is still this build's
+                cache.store_parsed(_cache_path(cache, key), found)
+    for index, data in found:
+        entry, pyc = targets[index]
+        tree.add_dir(posixpath.dirname(pyc), 0o755, origin=entry.origin)
+        tree.add_file(pyc, data, 0o644, origin=entry.origin)
+    return len(found)
+
+
+def _run_compiler(tree: Tree, libdir: str, python: Entry, targets: list[tuple[Entry, str]],
+                  wanted: Callable[[Entry], bool]) -> list[tuple[int, bytes]]:
+    """(index into targets, .pyc bytes) for each source the image's interpreter compiled."""
     what = f"compiling /{libdir} (python{libdir.rsplit('python', 1)[1]}'s bytecode)"
     with materialised(tree, wanted, what) as box:
         try:
@@ -101,13 +156,10 @@ def _compile_dir(tree: Tree, libdir: str, python: Entry, tag: str) -> int:
                 "the image's own interpreter cannot compile its bytecode. Build on a "
                 "machine of the image's architecture, register an emulator (Debian: "
                 "qemu-user-binfmt), or set 'python-bytecode: false' in the spec.") from e
-        made = 0
+        made = []
         for name, data in box.outputs():
             index = name.removesuffix(".pyc")
             if not index.isdigit() or int(index) >= len(targets) or not data:
                 continue
-            entry, pyc = targets[int(index)]
-            tree.add_dir(posixpath.dirname(pyc), 0o755, origin=entry.origin)
-            tree.add_file(pyc, data, 0o644, origin=entry.origin)
-            made += 1
+            made.append((int(index), data))
     return made
