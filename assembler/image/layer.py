@@ -11,9 +11,10 @@ Everything that could leak the build machine into the bytes is pinned:
   mtime/atime/ctime records appear;
 * PAX headers appear only where ustar cannot hold a value (long or
   non-ASCII names), and their own header fields are constant;
-* gzip gets mtime 0, no file name, a fixed level and a fixed block size
-  (blocks are deflated in parallel, but the bytes never depend on the thread
-  count); zstd a fixed level, one thread, no content size.
+* gzip gets mtime 0, no file name, a fixed level and block boundaries that
+  depend on the tar's bytes and member names alone (blocks are deflated in
+  parallel, or reused from the block cache, but the bytes never depend on the
+  thread count or the cache); zstd a fixed level, one thread, no content size.
 
 The tar is streamed: tar -> sha256 (diff_id) -> compressor -> sha256
 (digest) -> temporary file, renamed into place only once complete.
@@ -27,7 +28,7 @@ import struct
 import tarfile
 import zlib
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ import zstandard
 
 from assembler.cache import atomic_writer
 from assembler.errors import SpecError
+from assembler.image.blockcache import BlockCache, block_key
 from assembler.image.layercache import LayerCache, Recorded, layer_key
 from assembler.rootfs.tree import Entry, Tree
 
@@ -68,6 +70,12 @@ _BLOCK = 1 << 20
 # never on the number of threads. Changing it changes every digest.
 GZIP_BLOCK = 1 << 20
 _WINDOW = 32 * 1024
+# Blocks also end before tar members whose name passes cuts_before (about one name in
+# CUT_EVERY), once MIN_CUT bytes are pending: content-defined boundaries, so that the
+# blocks of a layer that changed in one place are the same elsewhere and come from the
+# block cache (image/blockcache.py). Changing either changes every digest.
+CUT_EVERY = 32
+MIN_CUT = 256 * 1024
 GZIP_THREADS = min(8, os.cpu_count() or 1)
 
 
@@ -114,19 +122,32 @@ def _deflate_block(data: bytes, dictionary: bytes, level: int) -> bytes:
     return c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
 
 
+def cuts_before(path: str) -> bool:
+    """Whether a block may end before the tar member for `path` (given MIN_CUT bytes
+    since the last cut): a property of the name alone, so that the boundaries after
+    an inserted or removed member fall where they fell before."""
+    return zlib.crc32(path.encode("utf-8", "surrogateescape")) % CUT_EVERY == 0
+
+
 class ParallelGzipWriter:
-    """A single-member gzip stream, deflated block-wise on a thread pool (zlib drops the GIL)."""
+    """A single-member gzip stream, deflated block-wise on a thread pool (zlib drops the GIL).
+
+    With `blocks`, a block deflated before (same level, dictionary and bytes) is read
+    from the cache instead; `placed` lists where this stream's blocks lie in `out`,
+    for the caller to record once the blob is stored."""
 
     # mtime 0, no name, "unknown" OS: nothing about the machine or the moment.
     HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
-    def __init__(self, out: IO[bytes] | _HashingWriter, level: int = GZIP_LEVEL,
-                 threads: int | None = None) -> None:
+    def __init__(self, out: _HashingWriter, level: int = GZIP_LEVEL,
+                 threads: int | None = None, blocks: BlockCache | None = None) -> None:
         self.out = out
         self.level = level
+        self.blocks = blocks
+        self.placed: list[tuple[str, int, int, str]] = []
         threads = GZIP_THREADS if threads is None else threads
         self._pool = ThreadPoolExecutor(max(1, threads))
-        self._pending: deque[Future[bytes]] = deque()
+        self._pending: deque[Future[tuple[str, bytes, str]]] = deque()
         self._limit = 2 * max(1, threads)
         self._buf = bytearray()
         self._previous_tail = b""
@@ -141,17 +162,37 @@ class ParallelGzipWriter:
             del self._buf[:GZIP_BLOCK]
         return len(data)
 
+    def mark(self, path: str) -> None:
+        """The next bytes begin the tar member for `path`: end the block here if the
+        name says so."""
+        if len(self._buf) >= MIN_CUT and cuts_before(path):
+            self._submit(bytes(self._buf))
+            self._buf.clear()
+
     def flush(self) -> None:
         pass
+
+    def _deflate(self, block: bytes, dictionary: bytes) -> tuple[str, bytes, str]:
+        key = block_key(self.level, dictionary, block) if self.blocks is not None else ""
+        data = self.blocks.get(key) if self.blocks is not None else None
+        if data is None:
+            data = _deflate_block(block, dictionary, self.level)
+        sha = hashlib.sha256(data).hexdigest() if self.blocks is not None else ""
+        return key, data, sha
 
     def _submit(self, block: bytes) -> None:
         self._crc = zlib.crc32(block, self._crc)
         self._size += len(block)
-        self._pending.append(self._pool.submit(_deflate_block, block, self._previous_tail,
-                                               self.level))
+        self._pending.append(self._pool.submit(self._deflate, block, self._previous_tail))
         self._previous_tail = block[-_WINDOW:]
         while len(self._pending) > self._limit:
-            self.out.write(self._pending.popleft().result())
+            self._emit(self._pending.popleft().result())
+
+    def _emit(self, done: tuple[str, bytes, str]) -> None:
+        key, data, sha = done
+        if key:
+            self.placed.append((key, self.out.tell(), len(data), sha))
+        self.out.write(data)
 
     def close(self) -> None:
         try:
@@ -159,7 +200,7 @@ class ParallelGzipWriter:
                 self._submit(bytes(self._buf))
                 self._buf.clear()
             while self._pending:
-                self.out.write(self._pending.popleft().result())
+                self._emit(self._pending.popleft().result())
             # An empty final block ends the deflate stream: 0x03 0x00 is BFINAL, fixed codes, EOB.
             self.out.write(b"\x03\x00")
             self.out.write(struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF))
@@ -231,8 +272,10 @@ def write_tar(
     dir_mtime: int | None = None,
     *,
     entries: list[Entry] | None = None,
+    mark: Callable[[str], None] | None = None,
 ) -> None:
     """Stream the (selected part of the) tree, or `entries` of it, as a plain tar into `out`.
+    `mark` hears each member's name just before its bytes are written.
 
     `dir_mtime` dates every directory alike: a directory's mtime in the tree is the
     newest any package gave it, which would tie a layer's bytes to its neighbours."""
@@ -253,6 +296,8 @@ def write_tar(
         tf.copybufsize = _BLOCK
         for entry in entries if entries is not None else _select(tree, paths):
             info = _tarinfo(entry, source_date_epoch, dir_mtime)
+            if mark is not None:
+                mark(entry.path)
             if entry.kind in ("file", "hardlink"):
                 key = (entry.link if entry.kind == "hardlink" else entry.path, entry.sha256)
                 first = first_of_group.get(key)
@@ -304,11 +349,14 @@ def write_layer(
         if slot is None:   # a read-only cache still builds, uncached
             return _write_uncached(tree, entries, Path(dest_path), compression, times)
         raw, tmp = slot
-        plain, blob = _stream(tree, entries, raw, compression, times)
+        blocks = BlockCache(cache.cache)
+        placed: list[tuple[str, int, int, str]] = []
+        plain, blob = _stream(tree, entries, raw, compression, times, blocks, placed)
         raw.close()
         layer = _layer(plain, blob, compression, tmp)
         path = cache.put(key, tmp, Recorded(layer.digest, layer.diff_id, layer.size,
                                             layer.media_type))
+        blocks.record(layer.digest, placed)
     return Layer(layer.digest, layer.diff_id, layer.size, layer.media_type, path)
 
 
@@ -339,21 +387,28 @@ def _key(entries: list[Entry], compression: Compression, source_date_epoch: int,
 def _params(compression: Compression) -> dict[str, object]:
     """The compressor settings that shape the bytes (part of the layer cache key)."""
     if compression == "gzip":
-        return {"level": GZIP_LEVEL, "block": GZIP_BLOCK, "window": _WINDOW}
+        return {"level": GZIP_LEVEL, "block": GZIP_BLOCK, "window": _WINDOW,
+                "cut-every": CUT_EVERY, "min-cut": MIN_CUT}
     if compression == "zstd":
         return {"level": ZSTD_LEVEL, "zstandard": zstandard.__version__}
     return {}
 
 
 def _stream(tree: Tree, entries: list[Entry], raw: IO[bytes], compression: Compression,
-            times: tuple[int, int | None]) -> tuple[_HashingWriter, _HashingWriter]:
-    """tar -> sha256 (diff_id) -> compressor -> sha256 (digest) -> `raw`."""
+            times: tuple[int, int | None], blocks: BlockCache | None = None,
+            placed: list[tuple[str, int, int, str]] | None = None
+            ) -> tuple[_HashingWriter, _HashingWriter]:
+    """tar -> sha256 (diff_id) -> compressor -> sha256 (digest) -> `raw`; a gzip
+    stream's blocks are taken from `blocks` where it has them and listed in `placed`."""
     source_date_epoch, dir_mtime = times
     blob = _HashingWriter(raw)
     if compression == "gzip":
-        with ParallelGzipWriter(blob) as gz:
+        with ParallelGzipWriter(blob, blocks=blocks) as gz:
             plain = _HashingWriter(gz)  # type: ignore[arg-type]
-            write_tar(tree, plain, source_date_epoch, None, dir_mtime, entries=entries)
+            write_tar(tree, plain, source_date_epoch, None, dir_mtime, entries=entries,
+                      mark=gz.mark)
+        if placed is not None:
+            placed += gz.placed
     elif compression == "zstd":
         cctx = zstandard.ZstdCompressor(
             level=ZSTD_LEVEL, threads=0, write_checksum=True, write_content_size=False
