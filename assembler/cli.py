@@ -460,6 +460,7 @@ def _build_specs(words: list[str]) -> list[Path]:
 def _build_many(paths: list[Path], args: argparse.Namespace) -> int:
     """Several specs in one process: one image each, named after its spec."""
     from assembler.build import Request, build
+    from assembler.packages.universes import shared_indexes
     from assembler.spec.document import load_spec
 
     for flag, value in (("--tag", args.tag), ("--push", args.push),
@@ -479,12 +480,13 @@ def _build_many(paths: list[Path], args: argparse.Namespace) -> int:
     if clash:
         raise SpecError(f"two specs would both write {clash[0]}; build them into "
                         "different directories.")
-    for spec, output in zip(specs, outputs, strict=True):
-        digest = build(spec, options, Request(output, args.format,
-                                              [f"{spec.path.stem.lower()}:latest"],
-                                              args.compression, args.locked, args.arch,
-                                              _sbom_formats(args.sbom)))
-        print(f"{digest}  {output}")
+    with shared_indexes():
+        for spec, output in zip(specs, outputs, strict=True):
+            digest = build(spec, options, Request(output, args.format,
+                                                  [f"{spec.path.stem.lower()}:latest"],
+                                                  args.compression, args.locked, args.arch,
+                                                  _sbom_formats(args.sbom)))
+            print(f"{digest}  {output}")
     return 0
 
 

@@ -16,13 +16,8 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-
 from assembler.cache import Cache, atomic_write
 from assembler.errors import IntegrityError, NetworkError, SpecError
-from assembler.transport import fetch
 
 MAX_KEY = 64 << 10  # an RSA-8192 PEM is under 2 KiB
 _NAME = re.compile(r"[A-Za-z0-9_@+-][A-Za-z0-9_.@+-]*")
@@ -49,6 +44,12 @@ def cached_key(url: str, cache: Cache, offline: bool = False) -> Path:
         return path
     if offline:
         raise NetworkError(f"--offline: the key {url} was never fetched; run once online.")
+    # Imported here: a build from a lock never fetches a key, and these cost 0.1 s to load.
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from assembler.transport import fetch
     data = fetch(url)  # bounded by the transport's cap for unsized downloads
     if len(data) > MAX_KEY:
         raise IntegrityError(f"{url} is larger than {MAX_KEY} bytes, too large for a public "

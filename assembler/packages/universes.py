@@ -7,6 +7,8 @@ Universe and Resolution.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from assembler.distro import snapshot
@@ -19,7 +21,7 @@ from assembler.errors import SpecError
 from assembler.options import Options
 from assembler.packages.format import format_for
 from assembler.packages.resolution import Resolution, Resolver, Want
-from assembler.packages.universe import Universe
+from assembler.packages.universe import IndexLoader, Universe
 from assembler.progress import Progress, info
 from assembler.spec.document import Spec
 
@@ -53,6 +55,24 @@ def distro_for(spec: Spec, options: Options | None = None) -> Distro:
     return distro
 
 
+# Loaders and their universes, shared inside `shared_indexes()` by every spec that reads
+# the same indexes (`assemble build A.yaml B.yaml ...`): an index is verified and parsed
+# once, not once per spec. Only there: a long-lived process (a test run) must see an
+# archive that changed.
+_SHARED: dict[str, tuple[IndexLoader, dict[str, Universe]]] | None = None
+
+
+@contextmanager
+def shared_indexes() -> Iterator[None]:
+    """Within the block, specs with the same distro, mirrors and cache share their indexes."""
+    global _SHARED
+    outer, _SHARED = _SHARED, _SHARED if _SHARED is not None else {}
+    try:
+        yield
+    finally:
+        _SHARED = outer
+
+
 class Universes:
     """Loads and remembers one Universe per architecture, in the distro's format."""
 
@@ -65,9 +85,16 @@ class Universes:
                                        str(spec.path))
         self.snapshots = self._snapshot_archives()
         self.progress = Progress(options.quiet)
-        self._loader = self.format.index_loader(self.distro, self.mirrors, options.cache,
-                                                options.offline, self.progress, self.snapshots)
-        self._universes: dict[str, Universe] = {}
+        # Everything the loader is made from (the distro's repr has every archive, key
+        # and component the spec added): equal keys read equal indexes.
+        key = repr((self.distro, sorted(self.mirrors.items()), sorted(self.snapshots.items()),
+                    str(options.cache.root), options.offline, options.quiet))
+        shared = _SHARED if _SHARED is not None else {}
+        if key not in shared:
+            loader = self.format.index_loader(self.distro, self.mirrors, options.cache,
+                                              options.offline, self.progress, self.snapshots)
+            shared[key] = (loader, {})
+        self._loader, self._universes = shared[key]
 
     def _snapshot_archives(self) -> dict[str, str]:
         """lock --snapshot: the distro's archives are read from that snapshot, not the
