@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import posixpath
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
 
@@ -35,11 +37,13 @@ _LIBRARY = re.compile(r"(usr/)?lib(32|64|x32)?(/[^/]+-linux-[^/]+)?(/[^/]+\.so[^
 # Bounds for what goes to the compiler: the standard library is about 30 MB of source.
 MAX_SOURCE = 8 << 20
 TIMEOUT = 600
+COMPILERS = min(4, os.cpu_count() or 1)
 # Runs in the sandbox, with the image's interpreter and standard library.
 _COMPILER = r"""
 import py_compile, sys
 mode = py_compile.PycInvalidationMode.UNCHECKED_HASH
-for i, source in enumerate(sys.stdin.read().splitlines()):
+for line in sys.stdin.read().splitlines():
+    i, _, source = line.partition(" ")
     try:
         py_compile.compile(source, cfile=f"{out}/{i}.pyc", dfile=source, doraise=True,
                            optimize=0, invalidation_mode=mode)
@@ -140,11 +144,17 @@ def _run_compiler(tree: Tree, libdir: str, python: Entry, targets: list[tuple[En
                   wanted: Callable[[Entry], bool]) -> list[tuple[int, bytes]]:
     """(index into targets, .pyc bytes) for each source the image's interpreter compiled."""
     what = f"compiling /{libdir} (python{libdir.rsplit('python', 1)[1]}'s bytecode)"
-    with materialised(tree, wanted, what) as box:
+    # One compiler per core, each given every n-th source: each .pyc is compiled on its
+    # own, so the split changes nothing in the bytes.
+    workers = max(1, min(COMPILERS, len(targets)))
+    parts = ["".join(f"{i} /{targets[i][0].path}\n" for i in range(k, len(targets), workers))
+             for k in range(workers)]
+    argv = ["/" + python.path, "-S", "-s", "-B", "-c", _COMPILER.replace("{out}", OUT)]
+    with materialised(tree, wanted, what) as box, ThreadPoolExecutor(workers) as pool:
         try:
-            box.run(["/" + python.path, "-S", "-s", "-B", "-c",
-                     _COMPILER.replace("{out}", OUT)],
-                    _ENV, "".join(f"/{e.path}\n" for e, _ in targets).encode(), TIMEOUT, what)
+            for job in [pool.submit(box.run, argv, _ENV, part.encode(), TIMEOUT, what)
+                        for part in parts]:
+                job.result()
         except SandboxError as e:
             with tree.open_entry(python) as f:
                 header = f.read(20)
