@@ -114,6 +114,11 @@ def describe(name: str, digest: str, arch: str, fmt: PackageFormat,
 
 def _file(tree: Tree, path: str) -> PackageFile:
     entry = tree.get(path.lstrip("/"))
-    data = tree.read(entry.path) if entry is not None and entry.kind == "file" else b""
-    return PackageFile("/" + path.lstrip("/"), hashlib.sha256(data).hexdigest(),
-                       hashlib.sha1(data, usedforsecurity=False).hexdigest())
+    sha256, sha1 = hashlib.sha256(), hashlib.sha1(usedforsecurity=False)
+    if entry is not None and entry.kind == "file":
+        # Streamed: a JRE's lib/modules alone is 120 MB.
+        with tree.open_entry(entry) as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                sha256.update(chunk)
+                sha1.update(chunk)
+    return PackageFile("/" + path.lstrip("/"), sha256.hexdigest(), sha1.hexdigest())
