@@ -1,7 +1,7 @@
 """What layering saves a family of images in a registry: bytes stored and bytes uploaded.
 
-Every spec given (default: every spec in specs/ and specs/slices/, so the family
-grows with the repository) is locked once and built twice, one package layer
+Every spec given (default: the bookworm family, every spec in specs/bookworm/, so
+the family grows with the repository) is locked once and built twice, one package layer
 (the default) and `layering: {strategy: origin, budget: N}`, then each build is
 pushed with `assemble push` to a docker-registry of its own on 127.0.0.1 through
 a proxy that counts the bytes of blob uploads. Then, on the largest image:
@@ -222,8 +222,7 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=10)
     ap.add_argument("--cache-dir", type=Path, default=None)
     args = ap.parse_args()
-    specs = args.specs or sorted((ROOT / "specs").glob("*.yaml")) + \
-        sorted((ROOT / "specs" / "slices").glob("*.yaml"))
+    specs = args.specs or sorted((ROOT / "specs" / "bookworm").glob("*.yaml"))
     work = Path(tempfile.mkdtemp(prefix="layering-bench-"))
     cache = args.cache_dir or work / "cache"
     try:
