@@ -23,7 +23,7 @@ from pathlib import Path
 import pysequoia
 import yaml
 
-from assembler.distro.definition import Archive, Distro
+from assembler.distro.definition import REPOS_DIR, Archive, Distro
 from assembler.errors import SpecError
 from assembler.spec.document import compose_yaml
 
@@ -209,8 +209,26 @@ def chisel_distro(path: Path) -> Distro:
     release = read_release(path)
     # Ubuntu packages are Debian packages: the deb format reads them. Paths stay as
     # the slices write them (chisel merges nothing; base-files' slices make the links).
+    extra = {"version": release.version, "chisel-format": release.format,
+             "notes": release.notes, "maintenance": release.maintenance}
+    identity = _ubuntu_identity(release)
+    if identity is not None:
+        extra["os-release"] = identity
     return Distro(family="ubuntu", release=release.codename, path=path, format="deb",
                   archives=release.archives, merged_usr=False,
-                  slices_dir=path.parent / "slices",
-                  extra={"version": release.version, "chisel-format": release.format,
-                         "notes": release.notes, "maintenance": release.maintenance})
+                  slices_dir=path.parent / "slices", extra=extra)
+
+
+def _ubuntu_identity(release: ChiselRelease) -> dict | None:
+    """The os-release template of repos/ubuntu/<codename>.yaml when it is this release
+    (same version): chisel.yaml names the release but not its OS identity, which an image
+    needs whether or not it takes base-files' slices."""
+    own = REPOS_DIR / "ubuntu" / f"{release.codename}.yaml"
+    try:
+        data = yaml.safe_load(own.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    if not isinstance(data, dict) or str(data.get("version")) != release.version:
+        return None
+    template = data.get("os-release")
+    return template if isinstance(template, dict) else None
