@@ -10,12 +10,15 @@ is not what an image without base-files gets: docs/sbom.md says so."""
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 
 import pytest
+from test_chisel_setup import chisel_yaml
 
 from assembler.alpine.packagedb import release_version as alpine_release
 from assembler.alpine.repository import release_package_version
 from assembler.debian.format import FORMAT as DEB
+from assembler.distro.chisel import chisel_distro
 from assembler.distro.definition import load_distro
 from assembler.errors import IntegrityError, SpecError
 from assembler.lock.model import LockedIndex
@@ -140,3 +143,31 @@ def test_template_file_with_an_unknown_placeholder_is_refused():
     distro = dataclasses.replace(noble, extra={**noble.extra, "os-release": template})
     with pytest.raises(SpecError, match=r"/etc/lsb-release.*\{series\}"):
         identity_for(distro, "24.04")
+
+
+@pytest.mark.parametrize("codename,version,expected", [
+    ("stonking", "26.10", "26.10"),     # unquoted: YAML reads 26.1; the definition's wins
+    ("noble", "'24.04'", "24.04"),
+    ("noble", "22.04", None),           # another release under that name: not borrowed
+    ("warty", "4.10", None),            # no definition
+])
+def test_chisel_release_takes_the_ubuntu_definitions_identity(tmp_path, apt_key, codename,
+                                                              version, expected):
+    archives = textwrap.dedent(f"""\
+        archives:
+          ubuntu:
+            version: {version}
+            components: [main]
+            suites: [{codename}, {codename}-updates]
+            public-keys: [test-key]
+        """)
+    (tmp_path / "chisel.yaml").write_text(chisel_yaml(apt_key, "v1", archives))
+    distro = chisel_distro(tmp_path / "chisel.yaml")
+    if expected is None:
+        assert "os-release" not in distro.extra
+        return
+    assert distro.extra["version"] == expected
+    identity = identity_for(distro, expected)
+    assert identity is not None
+    assert f'VERSION_ID="{expected}"' in identity.os_release.decode()
+    assert dict(identity.files)["etc/lsb-release"].startswith(b"DISTRIB_ID=Ubuntu\n")

@@ -244,16 +244,20 @@ def whole(ubuntu, tmp_path_factory) -> dict[str, Path]:
         "merged-usr": True, "os-release": real["os-release"],
         "archives": [{"name": "ubuntu", "archs": ["amd64"], **archive},
                      {"name": "ubuntu-ports", "archs": ["arm64"], **archive}]}))
-    spec = d / "image.yaml"
-    spec.write_text(f"distro: {distro}\narchs: [amd64, arm64]\n"
-                    "contents:\n  packages: [base-passwd]\n")
-    mirrors = ["--mirror", f"ubuntu={primary.url}", "--mirror", f"ubuntu-ports={ports.url}",
-               "--cache-dir", str(d / "cache")]
+    # An arch's build names only the archive that serves it.
+    mirrors = {"amd64": ["--mirror", f"ubuntu={primary.url}"],
+               "arm64": ["--mirror", f"ubuntu-ports={ports.url}"]}
     out = {}
-    for arch in ("amd64", "arm64"):
-        out[arch] = d / f"{arch}.tar"
-        code, _, err = run(["build", str(spec), "--arch", arch, "-o", str(out[arch]),
-                            *mirrors], _NoCapsys())
+    for name, arch, packages in (("amd64", "amd64", "base-passwd"),
+                                 ("arm64", "arm64", "base-passwd"),
+                                 ("base-files", "amd64", "base-passwd, base-files")):
+        (d / name).mkdir()
+        spec = d / name / "image.yaml"
+        spec.write_text(f"distro: {distro}\narchs: [{arch}]\n"
+                        f"contents:\n  packages: [{packages}]\n")
+        out[name] = d / name / "image.tar"
+        code, _, err = run(["build", str(spec), "-o", str(out[name]), *mirrors[arch],
+                            "--cache-dir", str(d / "cache")], _NoCapsys())
         assert code == 0, err
     return out
 
@@ -270,6 +274,16 @@ def test_whole_package_image_has_base_files_identity(whole, arch) -> None:
     assert image_file(image, "etc/os-release") == "../usr/lib/os-release"
     assert image_file(image, "etc/lsb-release") == NOBLE_LSB
     assert image_file(image, "etc/debian_version") == b"trixie/sid\n"
+
+
+def test_base_files_own_files_win(whole) -> None:
+    image = whole["base-files"]
+    # This base-files ships both os-release files (no link) and no lsb-release: its
+    # files are kept, only what it lacks is added.
+    assert image_file(image, "etc/os-release") == \
+        b"NAME=\"Ubuntu\"\nID=ubuntu\nVERSION_CODENAME=noble\n"
+    assert image_file(image, "usr/lib/os-release") == b"ID=ubuntu\n"
+    assert image_file(image, "etc/lsb-release") == NOBLE_LSB
 
 
 def test_syft_and_trivy_see_ubuntu_and_the_locked_packages(whole, tmp_path) -> None:

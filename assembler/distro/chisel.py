@@ -17,6 +17,7 @@ becomes two, `<name>` for amd64/i386 and `<name>-ports` for the rest.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -211,24 +212,36 @@ def chisel_distro(path: Path) -> Distro:
     # the slices write them (chisel merges nothing; base-files' slices make the links).
     extra = {"version": release.version, "chisel-format": release.format,
              "notes": release.notes, "maintenance": release.maintenance}
-    identity = _ubuntu_identity(release)
-    if identity is not None:
-        extra["os-release"] = identity
+    known = _ubuntu_definition(release)
+    if known is not None:
+        # Its version as written ("26.10"): chisel.yaml's unquoted 26.10 reads as 26.1.
+        extra["version"], extra["os-release"] = known
     return Distro(family="ubuntu", release=release.codename, path=path, format="deb",
                   archives=release.archives, merged_usr=False,
                   slices_dir=path.parent / "slices", extra=extra)
 
 
-def _ubuntu_identity(release: ChiselRelease) -> dict | None:
-    """The os-release template of repos/ubuntu/<codename>.yaml when it is this release
-    (same version): chisel.yaml names the release but not its OS identity, which an image
+def _ubuntu_definition(release: ChiselRelease) -> tuple[str, dict] | None:
+    """The version and os-release template of repos/ubuntu/<codename>.yaml when it is
+    this release: chisel.yaml names the release but not its OS identity, which an image
     needs whether or not it takes base-files' slices."""
+    if not re.fullmatch(r"[a-z]+", release.codename):
+        return None
     own = REPOS_DIR / "ubuntu" / f"{release.codename}.yaml"
     try:
         data = yaml.safe_load(own.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return None
-    if not isinstance(data, dict) or str(data.get("version")) != release.version:
+    if not isinstance(data, dict) or not isinstance(data.get("os-release"), dict):
         return None
-    template = data.get("os-release")
-    return template if isinstance(template, dict) else None
+    version = str(data.get("version", ""))
+    if not _same_version(version, release.version):
+        return None
+    return version, data["os-release"]
+
+
+def _same_version(a: str, b: str) -> bool:
+    try:
+        return a == b or float(a) == float(b)
+    except ValueError:
+        return False
