@@ -63,23 +63,24 @@ def _packages(release: str = RELEASE, os_release: bytes = ALPINE_OS_RELEASE) -> 
     ]
 
 
-@pytest.fixture(scope="module")
-def images(tmp_path_factory) -> dict[str, Path]:
-    tmp = tmp_path_factory.mktemp("alpine-scanned")
+def _build_all(tmp: Path, branch: str, packages: list[Apk], description: str,
+               requests: dict[str, str]) -> dict[str, Path]:
+    """Serve a test-signed `branch`/main, and build each request (name -> packages)
+    with the repos/alpine/<branch>.yaml identity over it."""
     signer = Signer.new("test@example.org-5f3c1a2b.rsa.pub")
-    write_repo(tmp / "srv", "v3.21/main", _packages(), signer,
-               description=f"v{RELEASE}-45-g1a2b3c4d5e".encode())
+    write_repo(tmp / "srv", f"{branch}/main", packages, signer,
+               description=description.encode())
     server = serve_start(tmp / "srv")
-    real = yaml.safe_load((REPOS_DIR / "alpine" / "v3.21.yaml").read_text())
+    real = yaml.safe_load((REPOS_DIR / "alpine" / f"{branch}.yaml").read_text())
     distro = tmp / "alpine-local.yaml"
     distro.write_text(yaml.safe_dump({
-        "family": "alpine", "release": "v3.21", "version": real["version"],
+        "family": "alpine", "release": branch, "version": real["version"],
         "os-release": real["os-release"], "package-signatures": "required",
-        "archives": [{"name": "test", "suites": ["v3.21"], "components": ["main"],
+        "archives": [{"name": "test", "suites": [branch], "components": ["main"],
                       "keys": [str(write_key(tmp, signer))]}]}))
     out = {}
     try:
-        for name, request in (("plain", "busybox"), ("release", "busybox, alpine-release")):
+        for name, request in requests.items():
             d = tmp / name
             d.mkdir()
             spec = d / "image.yaml"
@@ -94,29 +95,19 @@ def images(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
+def images(tmp_path_factory) -> dict[str, Path]:
+    return _build_all(tmp_path_factory.mktemp("alpine-scanned"), "v3.21", _packages(),
+                      f"v{RELEASE}-45-g1a2b3c4d5e",
+                      {"plain": "busybox", "release": "busybox, alpine-release"})
+
+
+@pytest.fixture(scope="module")
 def edge(tmp_path_factory) -> Path:
-    """busybox from edge, alpine-release in the index but not in the image."""
-    tmp = tmp_path_factory.mktemp("alpine-edge")
-    signer = Signer.new("test@example.org-5f3c1a2b.rsa.pub")
-    write_repo(tmp / "srv", "edge/main", _packages(EDGE, EDGE_OS_RELEASE), signer,
-               description=b"v20250108-1234-g0123456789")
-    server = serve_start(tmp / "srv")
-    real = yaml.safe_load((REPOS_DIR / "alpine" / "edge.yaml").read_text())
-    distro = tmp / "edge-local.yaml"
-    distro.write_text(yaml.safe_dump({
-        "family": "alpine", "release": "edge", "version": real["version"],
-        "os-release": real["os-release"], "package-signatures": "required",
-        "archives": [{"name": "test", "suites": ["edge"], "components": ["main"],
-                      "keys": [str(write_key(tmp, signer))]}]}))
-    spec = tmp / "image.yaml"
-    spec.write_text(f"distro: {distro}\narchs: [x86_64]\ncontents:\n"
-                    f"  packages: [busybox]\nmirrors: {{test: {server.url}}}\n")
-    try:
-        assert run(["build", str(spec), "-o", str(tmp / "image.tar"), "-q", "--cache-dir",
-                    str(tmp / "cache")], _NoCapsys())[0] == 0
-    finally:
-        server.stop()
-    return tmp / "image.tar"
+    """busybox from edge, alpine-release in the index but not in the image; the
+    DESCRIPTION names a snapshot tag, as edge's do."""
+    return _build_all(tmp_path_factory.mktemp("alpine-edge"), "edge",
+                      _packages(EDGE, EDGE_OS_RELEASE), "v20250108-1234-g0123456789",
+                      {"plain": "busybox"})["plain"]
 
 
 def test_edge_identity_from_the_release_package_in_the_index(edge, tmp_path):
