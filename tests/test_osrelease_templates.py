@@ -19,7 +19,7 @@ from assembler.alpine.packagedb import release_version as alpine_release
 from assembler.alpine.repository import release_package_version
 from assembler.debian.format import FORMAT as DEB
 from assembler.distro.chisel import chisel_distro
-from assembler.distro.definition import load_distro
+from assembler.distro.definition import REPOS_DIR, load_distro
 from assembler.errors import IntegrityError, SpecError
 from assembler.lock.model import LockedIndex
 from assembler.rootfs.osrelease import identity_for
@@ -167,6 +167,11 @@ def test_chisel_release_takes_the_ubuntu_definitions_identity(tmp_path, apt_key,
         assert "os-release" not in distro.extra
         return
     assert distro.extra["version"] == expected
+    from assembler.image.recipe import _definition_files
+
+    # A cached build is keyed by the borrowed definition too.
+    assert [str(REPOS_DIR / "ubuntu" / f"{codename}.yaml")] in \
+        [[f] for f, _ in _definition_files(distro)]
     identity = identity_for(distro, expected)
     assert identity is not None
     assert f'VERSION_ID="{expected}"' in identity.os_release.decode()

@@ -215,16 +215,18 @@ def chisel_distro(path: Path) -> Distro:
     known = _ubuntu_definition(release)
     if known is not None:
         # Its version as written ("26.10"): chisel.yaml's unquoted 26.10 reads as 26.1.
-        extra["version"], extra["os-release"] = known
+        # The file's path, as a string value, is among the files a cached build is
+        # keyed by (image/recipe.py), so editing its template rebuilds.
+        extra["version"], extra["os-release"], extra["identity-from"] = known
     return Distro(family="ubuntu", release=release.codename, path=path, format="deb",
                   archives=release.archives, merged_usr=False,
                   slices_dir=path.parent / "slices", extra=extra)
 
 
-def _ubuntu_definition(release: ChiselRelease) -> tuple[str, dict] | None:
-    """The version and os-release template of repos/ubuntu/<codename>.yaml when it is
-    this release: chisel.yaml names the release but not its OS identity, which an image
-    needs whether or not it takes base-files' slices."""
+def _ubuntu_definition(release: ChiselRelease) -> tuple[str, dict, str] | None:
+    """The version, os-release template and path of repos/ubuntu/<codename>.yaml when it
+    is this release: chisel.yaml names the release but not its OS identity, which an
+    image needs whether or not it takes base-files' slices."""
     if not re.fullmatch(r"[a-z]+", release.codename):
         return None
     own = REPOS_DIR / "ubuntu" / f"{release.codename}.yaml"
@@ -237,7 +239,7 @@ def _ubuntu_definition(release: ChiselRelease) -> tuple[str, dict] | None:
     version = str(data.get("version", ""))
     if not _same_version(version, release.version):
         return None
-    return version, data["os-release"]
+    return version, data["os-release"], str(own)
 
 
 def _same_version(a: str, b: str) -> bool:
