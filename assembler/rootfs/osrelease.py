@@ -15,7 +15,7 @@ whose text names the Debian base rather than a version).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from assembler.distro.definition import Distro
 from assembler.errors import IntegrityError, SpecError
@@ -37,7 +37,7 @@ class Identity:
     # file is then left out rather than guessed.
     missing_version: bool = False
     # (image path, bytes) of the template's other files, e.g. ("etc/lsb-release", ...).
-    files: tuple[tuple[str, bytes], ...] = field(default=())
+    files: tuple[tuple[str, bytes], ...] = ()
 
 
 # A series that names a release ("12", "24.04", "3.21"); "edge" is a branch, not one.
@@ -85,8 +85,8 @@ def identity_for(distro: Distro, signed: str) -> Identity | None:
 
 
 def _image_path(distro: Distro, path: str) -> str:
-    """An absolute, plain image path from a definition; anything else is refused (it would
-    name a place outside /etc or /usr, or nothing)."""
+    """An absolute, plain image path from a definition; a relative or dotted one is
+    refused, since what it names would depend on how it is joined."""
     parts = path.split("/")
     if not path.startswith("/") or any(p in ("", ".", "..") for p in parts[1:]):
         raise SpecError(f"{distro.path}: os-release files: {path!r} is not an absolute path "
