@@ -32,8 +32,8 @@ def _trivy(what: list[str], cache: Path) -> dict:
                             "--cache-dir", str(cache), "-q"]))
 
 
-def trivy_image(image: Path, cache: Path) -> dict:
-    return _trivy(["image", "--input", str(image)], cache)
+def trivy_image(image: Path, cache: Path, *extra: str) -> dict:
+    return _trivy(["image", "--input", str(image), *extra], cache)
 
 
 def trivy_sbom(sbom: Path, cache: Path) -> dict:

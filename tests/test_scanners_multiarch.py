@@ -105,13 +105,18 @@ def test_syft_refuses_the_multi_arch_archive_as_documented(multi):
     assert report["source"]["type"] == "file" and report["artifacts"] == []
 
 
-def test_umoci_cannot_choose_a_platform_as_documented(multi, tmp_path):
-    # umoci 0.4 has no platform choice: the index's two manifests make the tag ambiguous.
+def test_umoci_and_trivy_cannot_choose_a_platform_as_documented(multi, tmp_path):
     layout = tmp_path / "layout"
     with tarfile.open(multi) as t:
         t.extractall(layout, filter="data")
+    # umoci 0.4 has no platform choice: the index's two manifests make the tag ambiguous.
     r = _umoci_unpack(f"{layout}:latest", tmp_path / "bundle")
     assert r.returncode != 0 and "ambiguous" in r.stderr, r.stderr
+    # Trivy reads the unpacked layout's first platform, whatever --platform asks.
+    first, other = _index(multi)   # in the index's order
+    report = trivy_image(layout, tmp_path / "trivy", "--platform", f"linux/{other}")
+    assert report["Metadata"]["ImageConfig"]["architecture"] == first
+    assert {p["Arch"] for p in trivy_packages(report).values()} == {first, "all"}
 
 
 @pytest.mark.parametrize("arch", ARCHS)
