@@ -1,7 +1,7 @@
 """What layering saves a family of images in a registry: bytes stored and bytes uploaded.
 
-Every spec given (default: every spec in specs/ and specs/slices/, so the family
-grows with the repository) is locked once and built twice, one package layer
+Every spec given (default: the bookworm family, every spec in specs/bookworm/, so
+the family grows with the repository) is locked once and built twice, one package layer
 (the default) and `layering: {strategy: origin, budget: N}`, then each build is
 pushed with `assemble push` to a docker-registry of its own on 127.0.0.1 through
 a proxy that counts the bytes of blob uploads. Then, on the largest image:
@@ -12,30 +12,41 @@ a proxy that counts the bytes of blob uploads. Then, on the largest image:
 * an app update: the same image with a local file (`paths: source:`), pushed,
   then the file changed and pushed again.
 
+Builds write their SBOMs, and push attaches them as referrers (as a user's push
+would): they are stored and uploaded once per image whatever the layering, so the
+layer bytes are given apart from them. Last, the lower bounds of bench/dedup_bound.py:
+what the family would store if every distinct file (or package content) were kept once.
+
 Run: .venv/bin/python bench/layering_bench.py [--budget N] [SPEC ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from dedup_bound import Bound, bound  # noqa: E402
 from regserver import RegistryServer, WireProxy  # noqa: E402
 
 from assembler.cache import Cache  # noqa: E402
 from assembler.options import Options  # noqa: E402
 from assembler.packages.universes import Universes  # noqa: E402
+from assembler.sbom.files import attachments  # noqa: E402
 from assembler.spec.document import load_spec  # noqa: E402
 
 ARCH = "amd64"
@@ -68,17 +79,16 @@ class Registry:
         blobs = self.server.storage / "docker" / "registry" / "v2" / "blobs"
         return sum(p.stat().st_size for p in blobs.rglob("data"))
 
-    def uploaded(self) -> int:
-        return sum(e.sent for e in self.proxy.uploads())
+    def uploaded(self, only: set[str] | None = None) -> int:
+        """Bytes sent in blob uploads (of the blobs in `only`, if given: a blob up to the
+        chunk size goes in the one PUT that names its digest)."""
+        return sum(e.sent for e in self.proxy.uploads()
+                   if only is None or _digest(e.path) in only)
 
     def digests(self) -> list[str]:
         """Blobs whose upload completed (the PUT that names the digest), in order."""
-        out = []
-        for e in self.proxy.uploads():
-            query = urllib.parse.parse_qs(urllib.parse.urlsplit(e.path).query)
-            if e.method == "PUT" and e.status == 201 and "digest" in query:
-                out.append(query["digest"][0])
-        return out
+        return [d for e in self.proxy.uploads()
+                if e.method == "PUT" and e.status == 201 and (d := _digest(e.path))]
 
     def push(self, image: Path, ref: str, cache: Path) -> Pushed:
         """Push; returns what this push uploaded."""
@@ -88,17 +98,43 @@ class Registry:
         return Pushed(self.uploaded() - before, self.digests()[done:], image)
 
 
+def _digest(path: str) -> str:
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+    return query["digest"][0] if "digest" in query else ""
+
+
+EMPTY_CONFIG = "sha256:" + hashlib.sha256(b"{}").hexdigest()   # a referrer's config
+
+
+def sbom_blobs(image: Path) -> dict[str, int]:
+    """digest -> size of the SBOM documents push attaches to `image`."""
+    return {"sha256:" + hashlib.sha256(a.data).hexdigest(): len(a.data)
+            for a in attachments(image)}
+
+
 @dataclass
 class Pushed:
     size: int
     digests: list[str]
     image: Path
+    unexpected: list[str] = field(default_factory=list)
 
     def only(self, wanted: str) -> bool:
-        """Whether the blobs were the config and the layers whose history mentions `wanted`."""
+        """Whether the push sent the config, the one layer whose history mentions `wanted`
+        and the image's SBOMs (with a referrer's empty config), nothing else. What else it
+        sent is kept in `unexpected` (by layer history) for the report."""
         config, layers = image_blobs(self.image)
         expected = {config} | {d for text, d in layers if wanted in text}
-        return set(self.digests) == expected and len(expected) == 2
+        extra = set(sbom_blobs(self.image)) | {EMPTY_CONFIG}
+        sent = set(self.digests)
+        history = {d: text for text, d in layers}
+        self.unexpected = sorted(history.get(d, d[:19]) for d in sent - expected - extra)
+        return sent - extra == expected and len(expected) == 2
+
+    def sboms(self) -> tuple[int, int]:
+        """How many SBOM documents this push uploaded, and their bytes."""
+        sent = {d: n for d, n in sbom_blobs(self.image).items() if d in self.digests}
+        return len(sent), sum(sent.values())
 
 
 def image_blobs(image: Path) -> tuple[str, list[tuple[str, str]]]:
@@ -108,16 +144,19 @@ def image_blobs(image: Path) -> tuple[str, list[tuple[str, str]]]:
     with tarfile.open(image) as t:
         entry = json.load(t.extractfile("manifest.json"))[0]
         config = json.load(t.extractfile(entry["Config"]))
-    texts = [h.get("created_by", "") for h in config["history"]]
+    # History entries of empty layers have no blob; assemble writes none, so they pair up.
+    texts = [h.get("created_by", "") for h in config["history"] if not h.get("empty_layer")]
     digests = ["sha256:" + name.rsplit("/", 1)[1] for name in entry["Layers"]]
     return "sha256:" + entry["Config"].rsplit("/", 1)[1], list(zip(texts, digests, strict=True))
 
 
-def layer_count(image: Path) -> int:
+def layer_sizes(image: Path) -> dict[str, int]:
+    """digest -> size of each layer blob of a built image."""
     import tarfile
 
     with tarfile.open(image) as t:
-        return len(json.load(t.extractfile("manifest.json"))[0]["Layers"])
+        entry = json.load(t.extractfile("manifest.json"))[0]
+        return {"sha256:" + n.rsplit("/", 1)[1]: t.getmember(n).size for n in entry["Layers"]}
 
 
 def prepare(spec: Path, name: str, work: Path, cache: Path) -> Path:
@@ -183,8 +222,7 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=10)
     ap.add_argument("--cache-dir", type=Path, default=None)
     args = ap.parse_args()
-    specs = args.specs or sorted((ROOT / "specs").glob("*.yaml")) + \
-        sorted((ROOT / "specs" / "slices").glob("*.yaml"))
+    specs = args.specs or sorted((ROOT / "specs" / "bookworm").glob("*.yaml"))
     work = Path(tempfile.mkdtemp(prefix="layering-bench-"))
     cache = args.cache_dir or work / "cache"
     try:
@@ -193,8 +231,22 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def load() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def image_names(specs: list[Path]) -> list[str]:
+    """Spec stems, or parent-stem where two specs share a stem."""
+    stems = [s.stem for s in specs]
+    if len(set(stems)) == len(stems):
+        return stems
+    return [f"{s.parent.name}-{s.stem}" for s in specs]
+
+
 def run(specs: list[Path], budget: int, work: Path, cache: Path) -> None:
-    names = [("slices-" if s.parent.name == "slices" else "") + s.stem for s in specs]
+    start = time.monotonic()
+    print(f"{time.strftime('%Y-%m-%d %H:%M %Z')}, {os.cpu_count()} cores, {load()}")
+    names = image_names(specs)
     locked = {n: prepare(s, n, work, cache) for n, s in zip(names, specs, strict=True)}
     print(f"family: {len(names)} images ({', '.join(names)}), layering budget {budget}")
     results: dict[str, dict[str, object]] = {}
@@ -202,20 +254,32 @@ def run(specs: list[Path], budget: int, work: Path, cache: Path) -> None:
     for mode in ("off", "on"):
         reg = Registry.start(work / f"registry-{mode}")
         try:
-            layers = 0
+            layers: dict[str, int] = {}
+            sboms: dict[str, int] = {}
+            count = 0
             for name, spec in locked.items():
                 image = build(variant(spec, mode, budget), cache)
                 images[(name, mode)] = image
-                layers += layer_count(image)
+                sizes = layer_sizes(image)
+                count += len(sizes)
+                layers.update(sizes)
+                sboms.update(sbom_blobs(image))
                 reg.push(image, f"family/{name}:1", cache)
             results[mode] = {"stored": reg.stored(), "uploaded": reg.uploaded(),
-                             "layers": layers}
+                             "layers": count, "distinct": len(layers),
+                             "layer bytes": sum(layers.values()),
+                             "sbom bytes": sum(sboms.values()),
+                             "sbom uploaded": reg.uploaded(set(sboms))}
         finally:
             reg.stop()
+    print(f"family pushed ({time.monotonic() - start:.0f} s, {load()})", flush=True)
     big = max(locked, key=lambda n: images[(n, "off")].stat().st_size)
     for mode in ("off", "on"):
         results[mode].update(scenarios(locked[big], mode, budget, work, cache))
-    report(results, big)
+    print(f"scenarios done ({time.monotonic() - start:.0f} s, {load()})", flush=True)
+    lower = bound([images[(n, "off")] for n in names])
+    print(f"lower bounds done ({time.monotonic() - start:.0f} s, {load()})", flush=True)
+    report(results, big, lower)
 
 
 def scenarios(spec: Path, mode: str, budget: int, work: Path, cache: Path
@@ -246,34 +310,62 @@ def scenarios(spec: Path, mode: str, budget: int, work: Path, cache: Path
     return out
 
 
-def report(results: dict[str, dict], big: str) -> None:
+def mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
+
+
+def pushed(p: Pushed, wanted: str) -> str:
+    n = len(p.digests)
+    out = f"{mb(p.size)} in {n} blob{'s' if n != 1 else ''}"
+    if p.only(wanted):
+        n, size = p.sboms()
+        return out + (f" (its layer and the config: {mb(image_part(p))}; {n} SBOMs: {mb(size)})"
+                      if n else " (its layer and the config)")
+    return out + f" (not only its layer: also {'; '.join(p.unexpected)})"
+
+
+def image_part(p: Pushed) -> int:
+    """What a push uploaded apart from the SBOM documents."""
+    return p.size - p.sboms()[1]
+
+
+def report(results: dict[str, dict], big: str, lower: Bound) -> None:
     off, on = results["off"], results["on"]
+    one = off["layer bytes"]
 
-    def mb(n: int) -> str:
-        return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
-
-    def pushed(p: Pushed, wanted: str) -> str:
-        n = len(p.digests)
-        return (f"{mb(p.size)} in {n} blob{'s' if n != 1 else ''}"
-                + (f" (its layer{' and the config' if n == 2 else ''})" if p.only(wanted)
-                   else ""))
+    def row(what: str, key: str) -> None:
+        print(f"| {what} | {mb(off[key])} | {mb(on[key])} | {on[key] / off[key]:.0%} |")
 
     print()
     print("| | one layer (default) | layering: origin | on / off |")
     print("|---|---:|---:|---:|")
-    print(f"| family: layers pushed | {off['layers']} | {on['layers']} | |")
-    print(f"| family: bytes stored by the registry | {mb(off['stored'])} | {mb(on['stored'])} "
-          f"| {on['stored'] / off['stored']:.0%} |")
-    print(f"| family: bytes uploaded | {mb(off['uploaded'])} | {mb(on['uploaded'])} | "
-          f"{on['uploaded'] / off['uploaded']:.0%} |")
+    print(f"| family: layers pushed (distinct) | {off['layers']} ({off['distinct']}) | "
+          f"{on['layers']} ({on['distinct']}) | |")
+    row("family: layer bytes stored", "layer bytes")
+    row("family: bytes stored by the registry (all blobs)", "stored")
+    print(f"| family: of which SBOM documents | {mb(off['sbom bytes'])} | "
+          f"{mb(on['sbom bytes'])} | |")
+    row("family: bytes uploaded", "uploaded")
+    print(f"| lower bound: every distinct file once (gzip) | {mb(one)} | "
+          f"{mb(lower.files_gz)} | {lower.files_gz / one:.0%} |")
+    print(f"| lower bound: every distinct file once (uncompressed) | {mb(lower.total_tar)} | "
+          f"{mb(lower.files_tar)} | {lower.files_tar / lower.total_tar:.0%} |")
+    print(f"| lower bound: every distinct package content once (gzip) | {mb(one)} | "
+          f"{mb(lower.packages_gz)} | {lower.packages_gz / one:.0%} |")
+    print(f"| lower bound: every distinct package content once (uncompressed) | "
+          f"{mb(lower.total_tar)} | {mb(lower.packages_tar)} | "
+          f"{lower.packages_tar / lower.total_tar:.0%} |")
     if "bump" in off:
         package = off["bump-what"].split()[0].split("_")[0]
         print(f"| {big}: one-package bump ({off['bump-what']}), uploaded | "
               f"{pushed(off['bump'], '')} | {pushed(on['bump'], package)} | "
-              f"{on['bump'].size / off['bump'].size:.0%} |")
+              f"{on['bump'].size / off['bump'].size:.0%} "
+              f"({image_part(on['bump']) / image_part(off['bump']):.1%} without SBOMs) |")
     print(f"| {big}: app update, uploaded | {pushed(off['app'], 'app:')} | "
           f"{pushed(on['app'], 'app:')} | |")
-    print("\n(\"its layer\": the push sent exactly the config and the layer holding the change.)")
+    print("\n(\"its layer\": the push sent exactly the config, the layer holding the change and "
+          "the image's SBOMs; lower bounds: bench/dedup_bound.py, on / off is against the "
+          "one-layer family's layer bytes, or its uncompressed files.)")
 
 
 if __name__ == "__main__":

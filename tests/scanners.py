@@ -12,17 +12,18 @@ import sys
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
-_ENV = {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false", "TRIVY_DISABLE_VEX_NOTICE": "1"}
+SCANNER_ENV = {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false",
+               "TRIVY_DISABLE_VEX_NOTICE": "1"}
 
 
 def _run(argv: list[str]) -> str:
-    r = subprocess.run(argv, capture_output=True, text=True, env=_ENV, timeout=300)
+    r = subprocess.run(argv, capture_output=True, text=True, env=SCANNER_ENV, timeout=300)
     assert r.returncode == 0, f"{argv[0]} failed:\n{r.stderr[-3000:]}"
     return r.stdout
 
 
-def syft(image: Path) -> dict:
-    return json.loads(_run([str(BIN / "syft"), "-q", f"oci-archive:{image}", "-o", "json"]))
+def syft(image: Path, scheme: str = "oci-archive") -> dict:
+    return json.loads(_run([str(BIN / "syft"), "-q", f"{scheme}:{image}", "-o", "json"]))
 
 
 def _trivy(what: list[str], cache: Path) -> dict:
@@ -31,8 +32,8 @@ def _trivy(what: list[str], cache: Path) -> dict:
                             "--cache-dir", str(cache), "-q"]))
 
 
-def trivy_image(image: Path, cache: Path) -> dict:
-    return _trivy(["image", "--input", str(image)], cache)
+def trivy_image(image: Path, cache: Path, *extra: str) -> dict:
+    return _trivy(["image", "--input", str(image), *extra], cache)
 
 
 def trivy_sbom(sbom: Path, cache: Path) -> dict:

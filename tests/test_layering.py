@@ -53,3 +53,38 @@ def test_deterministic_and_stable_under_a_bump():
 
 def test_budget_one_is_one_package_layer():
     assert group_packages(MEMBERS, 1, SIZES) == [sorted(SIZES)]
+
+
+def test_a_bump_leaves_the_generated_and_app_layers_alone(tmp_path):
+    """A generated file under a package's directory (java's /usr/bin/java alternative)
+    takes that directory into the generated layer; the directory's mtime in the tree is
+    the newest package's, so dated from the tree a bump would re-send the generated layer
+    too (found by bench/layering_bench.py on the bookworm java image); so would an app
+    under /usr/local."""
+    from assembler.image.layering import write_layers
+    from assembler.progress import Progress
+    from assembler.rootfs.paths import APP_ORIGIN
+    from assembler.rootfs.tree import Tree
+    from assembler.spec.document import Layering
+
+    members = [Member("zlib1g", "zlib", ("requested",)), Member("libc6", "glibc", ())]
+
+    def layers(zlib_mtime: int) -> list[str]:
+        with Tree() as t:
+            t.add_dir("usr", origin="libc6", mtime=1_600_000_000)
+            t.add_file("usr/lib/libc.so.6", b"libc", origin="libc6", mtime=1_600_000_000)
+            t.add_dir("usr", origin="zlib1g", mtime=zlib_mtime)
+            t.add_file("usr/lib/libz.so.1", b"zlib", origin="zlib1g", mtime=zlib_mtime)
+            t.add_symlink("usr/bin/java", "/etc/alternatives/java")   # generated
+            t.add_file("usr/local/bin/app", b"app", origin=APP_ORIGIN)
+            out = tmp_path / str(zlib_mtime)
+            out.mkdir()
+            written, history = write_layers(t, members, Layering("origin", 10), out / "image",
+                                            "gzip", 1_700_000_000, Progress(quiet=True))
+        assert history is not None and history[-2].startswith("generated")
+        assert history[-1].startswith("app")
+        return [layer.digest for layer in written]
+
+    before, after = layers(1_650_000_000), layers(1_660_000_000)   # zlib 1.2.13 -> +deb12u1
+    changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+    assert changed == [len(before) - 3]   # zlib's layer (the last package layer) alone

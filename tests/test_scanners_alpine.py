@@ -2,7 +2,9 @@
 signed APKINDEX DESCRIPTION names release 3.21.3): the image gets os-release and
 /etc/alpine-release from the v3.21 definition; Syft and Trivy see Alpine 3.21.3 and
 exactly the lock's packages with `distro=3.21.3` PURLs; our SBOMs validate and
-`trivy sbom` reads them as it reads the image; alpine-release's own files win."""
+`trivy sbom` reads them as it reads the image; alpine-release's own files win.
+On edge, whose DESCRIPTION names a snapshot tag, the release is the version of the
+alpine-release the signed index lists (recorded in the lock), as alpine-release says."""
 
 from __future__ import annotations
 
@@ -39,7 +41,15 @@ ALPINE_OS_RELEASE = (
     b'BUG_REPORT_URL="https://gitlab.alpinelinux.org/alpine/aports/-/issues"\n')
 
 
-def _packages() -> list[Apk]:
+EDGE = "3.22.0_alpha20250108"
+# What alpine-release 3.22.0_alpha20250108 ships on edge (a pre-release: "edge").
+EDGE_OS_RELEASE = (
+    b'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.22.0_alpha20250108\n'
+    b'PRETTY_NAME="Alpine Linux edge"\nHOME_URL="https://alpinelinux.org/"\n'
+    b'BUG_REPORT_URL="https://gitlab.alpinelinux.org/alpine/aports/-/issues"\n')
+
+
+def _packages(release: str = RELEASE, os_release: bytes = ALPINE_OS_RELEASE) -> list[Apk]:
     return [
         Apk("musl", "1.2.5-r9", provides=["so:libc.musl-x86_64.so.1=1"],
             files={"lib/ld-musl-x86_64.so.1": F(b"\x7fELF not really", 0o755),
@@ -47,29 +57,30 @@ def _packages() -> list[Apk]:
         Apk("busybox", "1.37.0-r12", depends=["so:libc.musl-x86_64.so.1"],
             provides=["/bin/sh", "cmd:sh=1.37.0-r12"],
             files={"bin/busybox": F(b"#!busybox", 0o755), "bin/sh": Sym("/bin/busybox")}),
-        Apk("alpine-release", RELEASE + "-r0",
-            files={"etc/alpine-release": f"{RELEASE}\n".encode(),
-                   "etc/os-release": ALPINE_OS_RELEASE}),
+        Apk("alpine-release", release + "-r0",
+            files={"etc/alpine-release": f"{release}\n".encode(),
+                   "etc/os-release": os_release}),
     ]
 
 
-@pytest.fixture(scope="module")
-def images(tmp_path_factory) -> dict[str, Path]:
-    tmp = tmp_path_factory.mktemp("alpine-scanned")
+def _build_all(tmp: Path, branch: str, packages: list[Apk], description: str,
+               requests: dict[str, str]) -> dict[str, Path]:
+    """Serve a test-signed `branch`/main, and build each request (name -> packages)
+    with the repos/alpine/<branch>.yaml identity over it."""
     signer = Signer.new("test@example.org-5f3c1a2b.rsa.pub")
-    write_repo(tmp / "srv", "v3.21/main", _packages(), signer,
-               description=f"v{RELEASE}-45-g1a2b3c4d5e".encode())
+    write_repo(tmp / "srv", f"{branch}/main", packages, signer,
+               description=description.encode())
     server = serve_start(tmp / "srv")
-    real = yaml.safe_load((REPOS_DIR / "alpine" / "v3.21.yaml").read_text())
+    real = yaml.safe_load((REPOS_DIR / "alpine" / f"{branch}.yaml").read_text())
     distro = tmp / "alpine-local.yaml"
     distro.write_text(yaml.safe_dump({
-        "family": "alpine", "release": "v3.21", "version": real["version"],
+        "family": "alpine", "release": branch, "version": real["version"],
         "os-release": real["os-release"], "package-signatures": "required",
-        "archives": [{"name": "test", "suites": ["v3.21"], "components": ["main"],
+        "archives": [{"name": "test", "suites": [branch], "components": ["main"],
                       "keys": [str(write_key(tmp, signer))]}]}))
     out = {}
     try:
-        for name, request in (("plain", "busybox"), ("release", "busybox, alpine-release")):
+        for name, request in requests.items():
             d = tmp / name
             d.mkdir()
             spec = d / "image.yaml"
@@ -81,6 +92,38 @@ def images(tmp_path_factory) -> dict[str, Path]:
     finally:
         server.stop()
     return out
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> dict[str, Path]:
+    return _build_all(tmp_path_factory.mktemp("alpine-scanned"), "v3.21", _packages(),
+                      f"v{RELEASE}-45-g1a2b3c4d5e",
+                      {"plain": "busybox", "release": "busybox, alpine-release"})
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory) -> Path:
+    """busybox from edge, alpine-release in the index but not in the image; the
+    DESCRIPTION names a snapshot tag, as edge's do."""
+    return _build_all(tmp_path_factory.mktemp("alpine-edge"), "edge",
+                      _packages(EDGE, EDGE_OS_RELEASE), "v20250108-1234-g0123456789",
+                      {"plain": "busybox"})["plain"]
+
+
+def test_edge_identity_from_the_release_package_in_the_index(edge, tmp_path):
+    lock = json.loads(edge.with_name("image.lock.json").read_text())
+    assert "alpine-release" not in _lock(edge)
+    assert lock["archs"]["x86_64"]["indexes"][0]["alpine-release"] == EDGE + "-r0"
+    assert image_file(edge, "usr/lib/os-release") == EDGE_OS_RELEASE
+    assert image_file(edge, "etc/os-release") == "../usr/lib/os-release"
+    assert image_file(edge, "etc/alpine-release") == f"{EDGE}\n".encode()
+    report = syft(edge)
+    assert report["distro"]["id"] == "alpine" and report["distro"]["versionID"] == EDGE
+    found = syft_packages(report, "apk")
+    assert {n: a["version"] for n, a in found.items()} == _lock(edge)
+    direct = trivy_image(edge, tmp_path / "trivy")
+    assert direct["Metadata"]["OS"] == {"Family": "alpine", "Name": EDGE}
+    assert {n: trivy_version(p) for n, p in trivy_packages(direct).items()} == _lock(edge)
 
 
 class _NoCapsys:

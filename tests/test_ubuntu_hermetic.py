@@ -8,6 +8,12 @@ and slices/ in chisel-releases' own style, base-passwd's mutate script included.
 says `distro: release/chisel.yaml`; it locks for amd64 and arm64, builds amd64, and the
 image runs in a chroot as uid 65532 with /proc mounted: a static program built here by
 the host's gcc checks its uid, /proc, /etc/passwd and /etc/os-release.
+
+Issue 12 on Ubuntu: the Releases say `Version: 24.04`, as Ubuntu's do. An image of whole
+packages without base-files, from a definition with repos/ubuntu/noble.yaml's identity,
+carries base-files' os-release, lsb-release and debian_version on amd64 (primary
+archive) and arm64 (ports), and Syft and Trivy both see Ubuntu 24.04 and exactly the
+lock's packages; a chisel-releases image gets the files its slices did not take.
 """
 
 from __future__ import annotations
@@ -20,13 +26,22 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from aptrepo import AptRepo, File, Pkg
-from hermetic import run
+from hermetic import image_file, run
+from scanners import syft, syft_packages, trivy_image, trivy_packages, trivy_version
 from test_chisel_setup import BASE_PASSWD, chisel_yaml
+from test_osrelease_templates import NOBLE
+
+from assembler.distro.definition import REPOS_DIR
 
 pytestmark = pytest.mark.integration
 
 SUITES = ["noble", "noble-security", "noble-updates"]
+# What Ubuntu's Releases say (e.g. dists/noble/InRelease: "Version: 24.04").
+RELEASE_FIELDS = {suite: {"Version": "24.04"} for suite in SUITES}
+NOBLE_LSB = (b'DISTRIB_ID=Ubuntu\nDISTRIB_RELEASE=24.04\nDISTRIB_CODENAME=noble\n'
+             b'DISTRIB_DESCRIPTION="Ubuntu 24.04 LTS"\n')
 CHROOT = shutil.which("chroot") or "/usr/sbin/chroot"
 
 PROGRAM = r"""
@@ -137,11 +152,11 @@ def ubuntu(tmp_path_factory, apt_key):
     primary = AptRepo(tmp / "ubuntu", {"noble": _packages(hello, "amd64"),
                                        "noble-security": [], "noble-updates": []},
                       components=["main", "universe"], archs=["amd64", "i386", "all"],
-                      key=apt_key)
+                      key=apt_key, release_fields=RELEASE_FIELDS)
     ports = AptRepo(tmp / "ubuntu-ports", {"noble": _packages(b"\x7fELF arm64", "arm64"),
                                            "noble-security": [], "noble-updates": []},
                     components=["main", "universe"], archs=["arm64", "armhf", "all"],
-                    key=apt_key)
+                    key=apt_key, release_fields=RELEASE_FIELDS)
     primary.serve()
     ports.serve()
     release = tmp / "release"
@@ -200,6 +215,11 @@ def test_lock_build_and_run_as_nonroot(ubuntu, tmp_path, capsys) -> None:
     assert (rootfs / "usr/share/hello/greeting").read_text() == "hello\n"   # copy:
     assert not (rootfs / "usr/share/base-passwd/passwd.master").exists()    # until: mutate
     assert (rootfs / "var/lib/chisel/manifest.wall").is_file()
+    # base-files_base took its own os-release; what it did not take comes from
+    # repos/ubuntu/noble.yaml, the release chisel.yaml names.
+    assert (rootfs / "usr/lib/os-release").read_bytes() == b"ID=ubuntu\n"
+    assert (rootfs / "etc/lsb-release").read_bytes() == NOBLE_LSB
+    assert (rootfs / "etc/debian_version").read_bytes() == b"trixie/sid\n"
     if os.geteuid() != 0:
         pytest.skip("chroot and mounting /proc need root")
     r = subprocess.run(["unshare", "--mount", "--fork", "sh", "-c",
@@ -208,6 +228,81 @@ def test_lock_build_and_run_as_nonroot(ubuntu, tmp_path, capsys) -> None:
                        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin:/usr/sbin"})
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["uid=65532", "proc=1", "passwd=1", "os=1"], r.stdout
+
+
+@pytest.fixture(scope="module")
+def whole(ubuntu, tmp_path_factory) -> dict[str, Path]:
+    """base-passwd and hello as whole packages, no base-files, per arch."""
+    tmp, primary, ports = ubuntu
+    d = tmp_path_factory.mktemp("ubuntu-whole")
+    real = yaml.safe_load((REPOS_DIR / "ubuntu" / "noble.yaml").read_text())
+    archive = {"suites": SUITES, "components": ["main", "universe"],
+               "keys": [str(primary.key.public_path)]}
+    distro = d / "noble-local.yaml"
+    distro.write_text(yaml.safe_dump({
+        "family": "ubuntu", "format": "deb", "release": "noble", "version": real["version"],
+        "merged-usr": True, "os-release": real["os-release"],
+        "archives": [{"name": "ubuntu", "archs": ["amd64"], **archive},
+                     {"name": "ubuntu-ports", "archs": ["arm64"], **archive}]}))
+    # An arch's build names only the archive that serves it.
+    mirrors = {"amd64": ["--mirror", f"ubuntu={primary.url}"],
+               "arm64": ["--mirror", f"ubuntu-ports={ports.url}"]}
+    out = {}
+    for name, arch, packages in (("amd64", "amd64", "base-passwd"),
+                                 ("arm64", "arm64", "base-passwd"),
+                                 ("base-files", "amd64", "base-passwd, base-files")):
+        (d / name).mkdir()
+        spec = d / name / "image.yaml"
+        spec.write_text(f"distro: {distro}\narchs: [{arch}]\n"
+                        f"contents:\n  packages: [{packages}]\n")
+        out[name] = d / name / "image.tar"
+        code, _, err = run(["build", str(spec), "-o", str(out[name]), *mirrors[arch],
+                            "--cache-dir", str(d / "cache")], _NoCapsys())
+        assert code == 0, err
+    return out
+
+
+class _NoCapsys:
+    def readouterr(self) -> tuple[str, str]:
+        return "", ""
+
+
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
+def test_whole_package_image_has_base_files_identity(whole, arch) -> None:
+    image = whole[arch]
+    assert image_file(image, "usr/lib/os-release") == NOBLE
+    assert image_file(image, "etc/os-release") == "../usr/lib/os-release"
+    assert image_file(image, "etc/lsb-release") == NOBLE_LSB
+    assert image_file(image, "etc/debian_version") == b"trixie/sid\n"
+
+
+def test_base_files_own_files_win(whole) -> None:
+    image = whole["base-files"]
+    # This base-files ships both os-release files (no link) and no lsb-release: its
+    # files are kept, only what it lacks is added.
+    assert image_file(image, "etc/os-release") == \
+        b"NAME=\"Ubuntu\"\nID=ubuntu\nVERSION_CODENAME=noble\n"
+    assert image_file(image, "usr/lib/os-release") == b"ID=ubuntu\n"
+    assert image_file(image, "etc/lsb-release") == NOBLE_LSB
+
+
+def test_syft_and_trivy_see_ubuntu_and_the_locked_packages(whole, tmp_path) -> None:
+    image = whole["amd64"]
+    lock = json.loads(image.with_name("image.lock.json").read_text())
+    locked = {p["name"]: p["version"] for p in lock["archs"]["amd64"]["packages"]}
+    assert locked == {"base-passwd": "3.6.3build1"}
+    report = syft(image)
+    assert report["distro"]["id"] == "ubuntu" and report["distro"]["versionID"] == "24.04"
+    found = syft_packages(report, "deb")
+    assert {n: a["version"] for n, a in found.items()} == locked
+    assert all("distro=ubuntu-24.04" in a["purl"] for a in found.values()), found
+    direct = trivy_image(image, tmp_path / "trivy")
+    # Trivy names Ubuntu from /etc/lsb-release alone (its os-release reader skips ID=ubuntu).
+    assert direct["Metadata"]["OS"]["Family"] == "ubuntu"
+    assert direct["Metadata"]["OS"]["Name"] == "24.04"
+    packages = trivy_packages(direct)
+    assert {n: trivy_version(p) for n, p in packages.items()} == locked
+    assert all("distro=ubuntu-24.04" in p["Identifier"]["PURL"] for p in packages.values())
 
 
 def test_selecting_a_slice_with_a_mutate_script_is_refused(ubuntu, tmp_path, capsys) -> None:

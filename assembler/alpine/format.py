@@ -106,7 +106,9 @@ class ApkFormat:
         from assembler.alpine.packagedb import release_version
 
         main = distro.archives[0]
-        return release_version(main.name, main.suites[0], indexes)
+        # A numbered branch's tags are its releases; edge's are not (definition "edge").
+        numbered = str(distro.extra.get("version", ""))[:1].isdigit()
+        return release_version(main.name, main.suites[0], indexes, numbered)
 
     def distro_qualifier(self, os_id: str, version_id: str) -> str:
         return version_id

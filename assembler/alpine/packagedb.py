@@ -14,11 +14,19 @@ from assembler.sbom.licenses import NOASSERTION, spdx_expression
 _DESCRIPTION = re.compile(r"v(\d+(?:\.\d+)+)\b")
 
 
-def release_version(main_archive: str, main_suite: str, indexes: list[LockedIndex]) -> str:
+def release_version(main_archive: str, main_suite: str, indexes: list[LockedIndex],
+                    description_names_release: bool = True) -> str:
+    """The release the main repository's signed index names: the version of the
+    alpine-release it lists (what that package's files say; 3.21.3, 3.22.0_alpha20250108),
+    else its DESCRIPTION's tag when that names the branch's release (not on edge, whose
+    tags are snapshots or the last stable release); "" when neither does."""
     for i in indexes:
         if i.archive == main_archive and i.suite == main_suite:
+            package = str(i.fields.get("alpine-release", ""))
+            if package:
+                return package.rsplit("-r", 1)[0]
             m = _DESCRIPTION.match(str(i.fields.get("description", "")))
-            return m.group(1) if m else ""
+            return m.group(1) if m and description_names_release else ""
     return ""
 
 

@@ -144,6 +144,19 @@ def parse_verified(signed: bytes, what: str) -> tuple[str, str, list, list]:
     return description, date, items, triggers
 
 
+# The package whose /etc/alpine-release and os-release name the release. Its version in
+# the signed index is recorded in the lock: on edge the DESCRIPTION names a snapshot tag
+# (v20250108-...) or the last stable tag, never the 3.22.0_alpha20250108 it ships.
+RELEASE_PACKAGE = "alpine-release"
+
+
+def release_package_version(items: list[tuple[str, str, str]]) -> str:
+    """alpine-release's version (e.g. 3.21.3-r0) in an index's compact records, or ""."""
+    found = [line[2:] for name, _, header in items if name == RELEASE_PACKAGE
+             for line in header.split("\n") if line.startswith("V:")]
+    return max(found, key=version_key) if found else ""
+
+
 def _provided_names(text: str) -> list[str]:
     return text.split()
 
@@ -232,11 +245,15 @@ class AlpineIndexLoader(IndexLoader):
                     for pkg_name, names in v.triggers:
                         for n in names.split():
                             universe.triggers.setdefault(n, set()).add(pkg_name)
-                    universe.sources.append({
+                    entry = {
                         "archive": archive.name, "suite": suite, "repository": repo,
                         "date": v.date, "description": v.description,
                         "apkindex-sha256": v.sha256, "signed-by": v.signer,
-                    })
+                    }
+                    release = release_package_version(v.items)
+                    if release:
+                        entry[RELEASE_PACKAGE] = release
+                    universe.sources.append(entry)
         # Everything verified: only now does anything reach the cache.
         for v in verified:
             self.cache.put_blob(v.raw, v.sha256, what=v.url)

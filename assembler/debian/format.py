@@ -98,8 +98,15 @@ class DebFormat:
     def release_version(self, distro: Distro, indexes: list[LockedIndex]) -> str:
         from assembler.debian.packagedb import release_version
 
-        main = distro.archives[0]
-        return release_version(main.name, main.suites[0], indexes)
+        # Ubuntu's ports archive (arm64 and the rest) serves the same release under the
+        # same suite: an arch's lock has its Release, not the primary archive's.
+        suite = distro.archives[0].suites[0]
+        for archive in distro.archives:
+            if archive.suites and archive.suites[0] == suite:
+                found = release_version(archive.name, suite, indexes)
+                if found:
+                    return found
+        return ""
 
     def distro_qualifier(self, os_id: str, version_id: str) -> str:
         return f"{os_id}-{version_id}" if os_id and version_id else ""

@@ -17,13 +17,14 @@ becomes two, `<name>` for amd64/i386 and `<name>-ports` for the rest.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pysequoia
 import yaml
 
-from assembler.distro.definition import Archive, Distro
+from assembler.distro.definition import REPOS_DIR, Archive, Distro
 from assembler.errors import SpecError
 from assembler.spec.document import compose_yaml
 
@@ -209,8 +210,40 @@ def chisel_distro(path: Path) -> Distro:
     release = read_release(path)
     # Ubuntu packages are Debian packages: the deb format reads them. Paths stay as
     # the slices write them (chisel merges nothing; base-files' slices make the links).
+    extra = {"version": release.version, "chisel-format": release.format,
+             "notes": release.notes, "maintenance": release.maintenance}
+    known = _ubuntu_definition(release)
+    if known is not None:
+        # Its version as written ("26.10"): chisel.yaml's unquoted 26.10 reads as 26.1.
+        # The file's path, as a string value, is among the files a cached build is
+        # keyed by (image/recipe.py), so editing its template rebuilds.
+        extra["version"], extra["os-release"], extra["identity-from"] = known
     return Distro(family="ubuntu", release=release.codename, path=path, format="deb",
                   archives=release.archives, merged_usr=False,
-                  slices_dir=path.parent / "slices",
-                  extra={"version": release.version, "chisel-format": release.format,
-                         "notes": release.notes, "maintenance": release.maintenance})
+                  slices_dir=path.parent / "slices", extra=extra)
+
+
+def _ubuntu_definition(release: ChiselRelease) -> tuple[str, dict, str] | None:
+    """The version, os-release template and path of repos/ubuntu/<codename>.yaml when it
+    is this release: chisel.yaml names the release but not its OS identity, which an
+    image needs whether or not it takes base-files' slices."""
+    if not re.fullmatch(r"[a-z]+", release.codename):
+        return None
+    own = REPOS_DIR / "ubuntu" / f"{release.codename}.yaml"
+    try:
+        data = yaml.safe_load(own.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("os-release"), dict):
+        return None
+    version = str(data.get("version", ""))
+    if not _same_version(version, release.version):
+        return None
+    return version, data["os-release"], str(own)
+
+
+def _same_version(a: str, b: str) -> bool:
+    try:
+        return a == b or float(a) == float(b)
+    except ValueError:
+        return False

@@ -91,11 +91,14 @@ def plan_layers(tree: Tree, members: Sequence[Member], layering: Layering,
             if paths:
                 plans.append(LayerPlan("packages: " + ", ".join(names), sorted(paths),
                                        _content_epoch(tree, paths, source_date_epoch)))
-        plans.append(LayerPlan("generated: accounts, certificates, paths", generated))
+        # Its directories (and the app layer's) are packages' too (usr/ for /usr/bin/java):
+        # dated in the tree by the newest package, a bump would change these layers too.
+        plans.append(LayerPlan("generated: accounts, certificates, paths", generated,
+                               source_date_epoch))
     else:
         plans.append(LayerPlan("packages and generated files", generated))
     if app:
-        plans.append(LayerPlan("app: paths with source", app))
+        plans.append(LayerPlan("app: paths with source", app, source_date_epoch))
     return plans
 
 

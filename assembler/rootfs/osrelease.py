@@ -6,11 +6,15 @@ without them is reported as OS "none" and matched against nothing. The base pack
 (base-files, alpine-release) ships them when it is in the image; otherwise they are
 generated from the distro definition's `os-release` template, filled with what the
 archive's signed index says (Debian: the Release's Version; Alpine: the APKINDEX
-DESCRIPTION), so that the bytes are the ones the base package would have shipped.
+DESCRIPTION or the alpine-release version its index lists), so that the bytes are the
+ones the base package would have shipped. A template's `files:` adds the distro's other
+identity files (Ubuntu: /etc/lsb-release, which Trivy reads, and /etc/debian_version,
+whose text names the Debian base rather than a version).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from assembler.distro.definition import Distro
@@ -32,6 +36,12 @@ class Identity:
     # Set when the lock records no signed version (it predates that): the version
     # file is then left out rather than guessed.
     missing_version: bool = False
+    # (image path, bytes) of the template's other files, e.g. ("etc/lsb-release", ...).
+    files: tuple[tuple[str, bytes], ...] = ()
+
+
+# A series that names a release ("12", "24.04", "3.21"); "edge" is a branch, not one.
+_SERIES = re.compile(r"\d+(\.\d+)*")
 
 
 def identity_for(distro: Distro, signed: str) -> Identity | None:
@@ -42,24 +52,46 @@ def identity_for(distro: Distro, signed: str) -> Identity | None:
         return None
     if not isinstance(template, dict) or not isinstance(template.get("text"), str):
         raise SpecError(f"{distro.path}: os-release must be a mapping with a 'text' template "
-                        "(and optionally 'version-file').")
+                        "(and optionally 'version-file' and 'files').")
+    files = template.get("files") or {}
+    if not isinstance(files, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        raise SpecError(f"{distro.path}: os-release files must map image paths to text "
+                        "templates (e.g. /etc/lsb-release: |...).")
     series = str(distro.extra.get("version", ""))
     version = signed or series
-    if series and version != series and not version.startswith(series + "."):
+    if _SERIES.fullmatch(series) and version != series and \
+            not version.startswith(series + "."):
         raise IntegrityError(
             f"{distro.path} is for release {series}, but the signed index of "
             f"{distro.archives[0].name} {distro.archives[0].suites[0]} says {version}; the "
             "mirror serves another release. Check the mirror or the distro definition.")
     values = {"version": version, "series": series, "codename": distro.release}
-    try:
-        text = template["text"].format(**values)
-    except (KeyError, IndexError, ValueError) as e:
-        raise SpecError(f"{distro.path}: os-release text uses an unknown placeholder ({e}); "
-                        "known: " + ", ".join("{" + k + "}" for k in values) + ".") from None
+
+    def fill(what: str, text: str) -> bytes:
+        try:
+            return text.format(**values).encode()
+        except (KeyError, IndexError, ValueError) as e:
+            raise SpecError(f"{distro.path}: os-release {what} uses an unknown placeholder "
+                            f"({e}); known: " + ", ".join("{" + k + "}" for k in values) +
+                            ".") from None
+
     version_file = str(template.get("version-file", "")).lstrip("/") if signed else ""
-    return Identity(os_release=text.encode(), version_file=version_file,
+    return Identity(os_release=fill("text", template["text"]), version_file=version_file,
                     version_text=f"{version}\n".encode() if version_file else b"",
-                    missing_version=bool(template.get("version-file")) and not signed)
+                    missing_version=bool(template.get("version-file")) and not signed,
+                    files=tuple((_image_path(distro, p), fill(f"file {p}", t))
+                                for p, t in sorted(files.items())))
+
+
+def _image_path(distro: Distro, path: str) -> str:
+    """An absolute, plain image path from a definition; a relative or dotted one is
+    refused, since what it names would depend on how it is joined."""
+    parts = path.split("/")
+    if not path.startswith("/") or any(p in ("", ".", "..") for p in parts[1:]):
+        raise SpecError(f"{distro.path}: os-release files: {path!r} is not an absolute path "
+                        "without '.', '..' or empty parts.")
+    return path.lstrip("/")
 
 
 def write_identity(tree: Tree, identity: Identity) -> list[str]:
@@ -75,4 +107,8 @@ def write_identity(tree: Tree, identity: Identity) -> list[str]:
     if identity.version_file and tree.get(identity.version_file) is None:
         tree.add_file(identity.version_file, identity.version_text, 0o644, origin=ORIGIN)
         written.append(identity.version_file)
+    for path, data in identity.files:
+        if tree.get(path) is None:
+            tree.add_file(path, data, 0o644, origin=ORIGIN)
+            written.append(path)
     return written
