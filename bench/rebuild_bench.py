@@ -96,7 +96,7 @@ def main() -> None:
     row("python3, unchanged rebuild", median(a.runs, [EXE, "build", str(py), "-o",
                                                       str(work / "py.tar"), "--locked", *c]),
         "<= 0.3 s")
-    w_tree = row("python3, warm, layer rewritten (no results cached)",
+    w_tree = row("python3, images rewritten (tree re-tarred, blocks reused)",
                  median(a.runs, [EXE, "build", str(py), "-o", str(work / "py.tar"), "--locked",
                                  *c], before=lambda: forget_results(cache)))
 
@@ -157,7 +157,7 @@ def main() -> None:
         timed([EXE, "lock", str(big), *c])
         n = packages_in(work / "libreoffice.lock.json")
         timed([EXE, "build", str(big), "-o", str(work / "big.tar"), *c])   # fetch if new
-        lw = row(f"large ({n} packages), warm, layer rewritten",
+        lw = row(f"large ({n} packages), images rewritten",
                  median(3, [EXE, "build", str(big), "-o", str(work / "big.tar"), *c],
                         before=lambda: forget_results(cache)), "RSS <= 300 MB")
         row(f"large ({n} packages), unchanged rebuild",
@@ -174,7 +174,7 @@ def main() -> None:
     for n, lw, npy in large_rows:
         per100 = lw[1] / n * 100
         py100 = w_tree[1] / npy * 100
-        print(f"warm CPU per 100 packages (layer rewritten): large {per100:.2f} s, python3 "
+        print(f"warm CPU per 100 packages (images rewritten): large {per100:.2f} s, python3 "
               f"{py100:.2f} s ({npy} packages); ratio {per100 / py100:.2f}")
     print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     shutil.rmtree(work, ignore_errors=True)
