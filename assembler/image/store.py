@@ -101,5 +101,6 @@ class TarOrDir:
         with self.open(name) as f:
             data = f.read(MAX_DOCUMENT + 1)
         if len(data) > MAX_DOCUMENT:
-            raise self.error(f"{self.path}: {name} is implausibly large for a JSON document.")
+            raise self.error(f"{self.path}: {name} is over {MAX_DOCUMENT:,} bytes, implausibly "
+                             "large for a JSON document; refusing the image.")
         return data
