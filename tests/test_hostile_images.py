@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from elfmaker import library, program
+from hermetic import run
 from hostiletar import header, member, run_bounded, tar, zst_stream
 
 MB, GiB = 1 << 20, 1 << 30
@@ -96,7 +97,7 @@ def images(tmp_path_factory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("hostile-images")
     normal = _normal_layer()
     elf = header(f"{LIB}/libhuge.so", 5 * GiB, tarfile.REGTYPE) + MAGIC
-    plain = header("usr/share/zeros", 600 * MB, tarfile.REGTYPE)
+    plain = header("usr/share/zeros", 160 * MB, tarfile.REGTYPE)
     pax = header("./PaxHeaders/x", 512 * MB, tarfile.XHDTYPE)
     return {
         "normal-gzip": _write_tar(tmp / "normal-gzip.tar", _oci([gzip.compress(normal)], GZ)),
@@ -105,24 +106,26 @@ def images(tmp_path_factory) -> dict[str, Path]:
         # A 5 GiB library in a 5 MB layer: kept (it is ELF), it would fill the disk.
         "gzip-member": _write_tar(tmp / "gzip-member.tar", _oci(
             [gzip.compress(normal), _gz_stream(elf, 5 * GiB)], GZ)),
-        # 600 MiB of a file nobody keeps, against a 256 MiB bound on a layer's stream.
-        "gzip-stream": _write_tar(tmp / "gzip-stream.tar", _oci([_gz_stream(plain, 600 * MB)],
+        # 160 MiB of a file nobody keeps, against a 64 MiB bound on a layer's stream.
+        "gzip-stream": _write_tar(tmp / "gzip-stream.tar", _oci([_gz_stream(plain, 160 * MB)],
                                                                 GZ)),
         "zstd-stream": _write_tar(tmp / "zstd-stream.tar", _oci(
-            [zst_stream(plain, b"\0", 600 * MB)], ZST)),
+            [zst_stream(plain, b"\0", 160 * MB)], ZST)),
         # A real 512 MB PAX header inside a zstd layer; tarfile would hold it in memory.
         "layer-pax": _write_tar(tmp / "layer-pax.tar", _oci(
             [zst_stream(pax, b"0", 512 * MB)], ZST)),
         # A 1.5 GB PAX header in the image archive itself.
         "archive-pax": _write_tar(tmp / "archive-pax.tar", _oci([gzip.compress(normal)], GZ),
                                   ("./PaxHeaders/y", 1536 * MB, tarfile.XHDTYPE)),
+        "two-layers": _write_tar(tmp / "two-layers.tar", _oci(
+            [gzip.compress(normal), zst_stream(normal, b"\0", 0)], GZ)),
         # docker save's manifest.json, 2 GiB of it.
         "manifest": _write_tar(tmp / "manifest.tar", {"cfg.json": b"{}"},
                                ("manifest.json", 2 * GiB, tarfile.REGTYPE)),
     }
 
 
-STREAM_LIMIT = {"ASSEMBLER_MAX_LAYER_STREAM": "256M"}
+STREAM_LIMIT = {"ASSEMBLER_MAX_LAYER_STREAM": "64M"}
 
 
 @pytest.mark.parametrize("command", ["check", "inspect"])
@@ -152,3 +155,25 @@ def test_normal_image_still_reads(images, name, command):
     code, err, rss = run_bounded([command, str(images[name])], env=STREAM_LIMIT)
     assert code == 0, err
     assert rss < RSS_CAP, f"peak RSS {rss / MB:.0f} MB"
+
+
+
+
+@pytest.mark.parametrize("command", ["check", "inspect"])
+def test_layers_are_bounded_together(images, command, capsys, monkeypatch):
+    """ASSEMBLER_MAX_MEMBERS bounds the entries of all layers together (they are all held
+    at once), not of each: the second layer, which alone is within it, is refused."""
+    normal = _normal_layer()
+    with tarfile.open(fileobj=io.BytesIO(normal)) as tf:
+        per_layer = len(tf.getmembers())
+    with tarfile.open(images["two-layers"]) as tf:
+        limit = max(per_layer, len(tf.getmembers()))   # the archive itself passes
+    assert limit < 2 * per_layer
+    second = hashlib.sha256(zst_stream(normal, b"\0", 0)).hexdigest()
+    monkeypatch.setenv("ASSEMBLER_MAX_MEMBERS", str(limit))
+    path = images["two-layers"]
+    code, _, err = run([command, str(path)], capsys)
+    assert code == 2 and "ASSEMBLER_MAX_MEMBERS" in err and "Traceback" not in err, err
+    assert f"{path}: layer blobs/sha256/{second}: refusing the image" in err, err
+    monkeypatch.setenv("ASSEMBLER_MAX_MEMBERS", str(2 * per_layer))
+    assert run([command, str(path)], capsys)[0] == 0

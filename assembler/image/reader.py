@@ -178,11 +178,12 @@ class ImageFile(TarOrDir):
         `contents` keeps every file's bytes (for an SBOM), not only what the link check
         reads."""
         tree = Tree(allow_setuid=True)
+        budget = self.budget()
         try:
             for i, (name, digest) in enumerate(image.layers):
                 origin = f"layer {i + 1}"
                 opaque: list[str] = []
-                for info, f in self.layer_members(name, digest):
+                for info, f in self.layer_members(name, digest, budget=budget):
                     _apply_member(tree, info, f, origin, opaque, contents)
                 for directory in opaque:
                     _hide_lower(tree, directory, origin)
@@ -191,10 +192,18 @@ class ImageFile(TarOrDir):
             raise
         return tree
 
-    def layer_members(self, name: str, digest: str | None, stats: LayerStats | None = None
+    def budget(self) -> Budget:
+        """What the layers of one image may hold together (members, bytes of files): what
+        reading them keeps in memory or spools grows with it."""
+        return Budget(str(self.path), self.limits, ceiling="image", subject="image")
+
+    def layer_members(self, name: str, digest: str | None, stats: LayerStats | None = None,
+                      budget: Budget | None = None
                       ) -> Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]:
         """The tar members of one layer blob in order, decompressed, each with its content
-        stream (regular files). The blob's digest is checked once it has been read."""
+        stream (regular files). The blob's digest is checked once it has been read.
+        Members are counted against `budget` (one image's, shared by its layers), or
+        against the layer's own."""
         with self.open(name) as raw:
             hashing = _HashingReader(raw)
             buffered = io.BufferedReader(hashing, 1 << 16)
@@ -208,7 +217,8 @@ class ImageFile(TarOrDir):
             else:
                 stream = buffered
             what = f"{self.path}: layer {name}"
-            budget = Budget(what, self.limits, ceiling="image", subject="image")
+            budget = budget or self.budget()
+            budget.what = what   # a refusal names the layer being read
             try:
                 with open_stream(stream, what, self.limits, "layer", "image") as tf:
                     for info in tf:
