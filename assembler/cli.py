@@ -76,7 +76,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
     n = sum(len(a.packages) for a in lock.archs.values())
     info(f"{path}: {'written' if changed else 'unchanged'} ({n} packages, "
          f"{', '.join(lock.archs)}).", options.quiet)
-    if changed and before is not None:
+    if changed and before is not None and not options.quiet:
         print(format_lock_diff(diff_locks(before, lock)), end="")
     return 0
 
@@ -112,7 +112,7 @@ def cmd_show_packages(args: argparse.Namespace) -> int:
                for arch, entry in lock.archs.items()}
         print(json.dumps(out, indent=2))
         return 0
-    noun = format_for(distro_for(spec)).file_noun
+    noun = format_for(distro_for(spec, quiet=args.quiet)).file_noun
     for arch, entry in lock.archs.items():
         rows = [(p.name, p.version, p.arch, p.suite, str(p.size), ", ".join(p.reason))
                 for p in entry.packages]

@@ -44,7 +44,8 @@ def images(tmp_path_factory, apt_key):
         repo.suites["stable"] = [_app("1.1-1", {"usr/bin/app-new": b"new"}), DATA]
         repo.publish()
         update = subprocess.run(
-            [sys.executable, "-m", "assembler.cli", "lock", str(spec), "--update", *common],
+            [sys.executable, "-m", "assembler.cli", "lock", str(spec), "--update",
+             *common[:-1]],   # not -q: that silences the summary
             capture_output=True, text=True)
         assert update.returncode == 0, update.stderr
         assert _cli(["build", str(spec), "-o", str(tmp / "v2.tar"), *common]) == 0

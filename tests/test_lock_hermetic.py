@@ -71,8 +71,12 @@ def test_update_picks_up_new_versions(env, capsys):
     repo.publish()
     assert run(["lock", str(spec), *extra], capsys)[0] == 0
     assert "1.5-1+sec2" not in lock.read_text()  # fresh lock is kept as is
-    assert run(["lock", str(spec), "--update", *extra], capsys)[0] == 0
+    assert run(["lock", str(spec), "--update", *extra], capsys) == (0, "", "")   # -q: silent
     assert "1.5-1+sec2" in lock.read_text()
+    repo.suites["stable-security"].append(Pkg("libfoo", "1.5-1+sec3"))
+    repo.publish()
+    code, out, err = run(["lock", str(spec), "--update", *extra[:-1]], capsys)
+    assert code == 0 and "libfoo 1.5-1+sec2 -> 1.5-1+sec3" in out and "written" in err, out
 
 
 def test_show_packages_and_why(env, capsys):

@@ -211,6 +211,7 @@ def test_lock_build_and_run_as_nonroot(ubuntu, tmp_path, capsys) -> None:
     code, _, err = run(["build", str(spec), "--arch", "amd64", "-o", str(out), "-q", *mirrors],
                        capsys)
     assert code == 0, err
+    assert "note:" not in err and "ubuntu-esm-apps" not in err, err   # -q: no notes either
     rootfs = _unpack(out, tmp_path)
     assert (rootfs / "usr/share/hello/greeting").read_text() == "hello\n"   # copy:
     assert not (rootfs / "usr/share/base-passwd/passwd.master").exists()    # until: mutate

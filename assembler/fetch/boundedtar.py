@@ -1,5 +1,9 @@
 """Reading a package's tars within limits, so a tiny hostile package cannot exhaust the host.
 
+The same limits bound an image's tars when an image on disk is read back
+(`assemble check`, `inspect`, `diff`): the outer archive's headers and each
+layer's, with `subject="image"` in the messages.
+
 A signed index only proves a package is the one its repository published; a
 hostile or compromised repository signs whatever it likes. Python's tarfile
 trusts the archive: it reads a PAX header or a GNU long name of any declared
@@ -47,6 +51,8 @@ _LIMITS = {
     "stream": ("ASSEMBLER_MAX_TAR_STREAM", 16 * GiB, "decompressed bytes of one package tar"),
     "control": ("ASSEMBLER_MAX_CONTROL_SIZE", 64 * MiB, "decompressed bytes of control data"),
     "image": ("ASSEMBLER_MAX_IMAGE_SIZE", 64 * GiB, "bytes of files in one image"),
+    "layer": ("ASSEMBLER_MAX_LAYER_STREAM", 64 * GiB,
+              "decompressed bytes of one image layer read back"),
 }
 # A package's unpacked bytes may exceed its signed installed size by this factor plus
 # MARGIN_BYTES: dpkg-gencontrol and abuild round up per file or per block, so an honest
@@ -73,6 +79,7 @@ class Limits:
     stream: int
     control: int
     image: int
+    layer: int
     margin: int = MARGIN
 
     @classmethod
@@ -116,11 +123,12 @@ def _human(n: int) -> str:
     return str(n)
 
 
-def exceeded(what: str, limit_key: str, amount: str) -> MalformedError:
+def exceeded(what: str, limit_key: str, amount: str, subject: str = "package"
+             ) -> MalformedError:
     var, default, desc = _LIMITS[limit_key]
     return MalformedError(
-        f"{what}: refusing the package, {amount}; the limit is on {desc} (default "
-        f"{_human(default)}). If the package is genuine, raise it (e.g. "
+        f"{what}: refusing the {subject}, {amount}; the limit is on {desc} (default "
+        f"{_human(default)}). If the {subject} is genuine, raise it (e.g. "
         f"{var}={_human(2 * default)}); see docs/security.md.")
 
 
@@ -128,8 +136,9 @@ class LimitedReader(io.RawIOBase):
     """Passes `limit` bytes of `inner` through, then raises instead of reading more."""
 
     def __init__(self, inner: IO[bytes] | io.RawIOBase, limit: int, what: str,
-                 limit_key: str) -> None:
+                 limit_key: str, subject: str = "package") -> None:
         self._inner = inner
+        self._subject = subject
         self._left = limit
         self._limit = limit
         self._what = what
@@ -142,13 +151,15 @@ class LimitedReader(io.RawIOBase):
         data = self._inner.read(min(len(b), self._left + 1))
         if len(data) > self._left:
             raise exceeded(self._what, self._key,
-                           f"it decompresses to more than {self._limit:,} bytes")
+                           f"it decompresses to more than {self._limit:,} bytes",
+                           self._subject)
         self._left -= len(data)
         b[: len(data)] = data
         return len(data)
 
 
-def tarinfo_class(what: str, limits: Limits) -> type[tarfile.TarInfo]:
+def tarinfo_class(what: str, limits: Limits, subject: str = "package"
+                  ) -> type[tarfile.TarInfo]:
     """A TarInfo that refuses oversized or chained extension headers and sparse members.
 
     Hooks tarfile's documented extension point (`_proc_member`, "can be
@@ -161,16 +172,16 @@ def tarinfo_class(what: str, limits: Limits) -> type[tarfile.TarInfo]:
                 return super()._proc_member(tf)  # type: ignore[misc]
             if self.size > limits.header:
                 raise exceeded(what, "header",
-                               f"a tar extension header declares {self.size:,} bytes")
+                               f"a tar extension header declares {self.size:,} bytes", subject)
             depth = getattr(tf, "_assembler_chain", 0)
             if depth >= _MAX_CHAINED:
-                raise MalformedError(f"{what}: refusing the package, its tar chains more than "
+                raise MalformedError(f"{what}: refusing the {subject}, its tar chains more than "
                                    f"{_MAX_CHAINED} extension headers before one member.")
             if self.type == tarfile.XGLTYPE:
                 total = getattr(tf, "_assembler_global", 0) + self.size
                 if total > limits.header:
                     raise exceeded(what, "header",
-                                   f"its global tar headers add up to {total:,} bytes")
+                                   f"its global tar headers add up to {total:,} bytes", subject)
                 tf._assembler_global = total  # type: ignore[attr-defined]
             tf._assembler_chain = depth + 1  # type: ignore[attr-defined]
             try:
@@ -179,18 +190,22 @@ def tarinfo_class(what: str, limits: Limits) -> type[tarfile.TarInfo]:
                 tf._assembler_chain = depth  # type: ignore[attr-defined]
 
         @classmethod
-        def frombuf(cls, buf: bytes | bytearray, encoding: str, errors: str) -> Self:
+        def fromtarfile(cls, tf: tarfile.TarFile) -> Self:
             # tarfile ends the archive silently at a damaged header after the first:
-            # a package would lose its remaining files without a word.
+            # a package (or a layer) would lose its remaining files without a word. A
+            # damaged first header is no tar at all, which tarfile reports itself.
+            first = tf.offset == 0
             try:
-                return super().frombuf(buf, encoding, errors)
+                return super().fromtarfile(tf)
             except _DAMAGED as e:
+                if first:
+                    raise
                 raise MalformedError(f"{what}: a tar header is damaged or cut short ({e}); "
-                                     "refusing the package.") from None
+                                     f"refusing the {subject}.") from None
 
         def _apply_pax_info(self, pax_headers: dict, encoding: str, errors: str) -> None:
             if any(k.startswith("GNU.sparse.") for k in pax_headers):
-                raise _sparse(what, self.name)
+                raise _sparse(what, self.name, subject)
             for key, parse in tarfile.PAX_NUMBER_FIELDS.items():
                 # tarfile turns a value that is no number into 0, so a bad size would
                 # send it parsing file contents as headers.
@@ -200,32 +215,35 @@ def tarinfo_class(what: str, limits: Limits) -> type[tarfile.TarInfo]:
                 except ValueError:
                     raise MalformedError(
                         f"{what}: the PAX record {key}={pax_headers[key][:40]!r} of "
-                        f"{self.name[:200]!r} is not a number; refusing the package.") from None
+                        f"{self.name[:200]!r} is not a number; refusing the {subject}."
+                    ) from None
             super()._apply_pax_info(pax_headers, encoding, errors)  # type: ignore[misc]
 
         def _proc_sparse(self, tf: tarfile.TarFile) -> Any:
-            raise _sparse(what, self.name)
+            raise _sparse(what, self.name, subject)
 
         def _proc_gnusparse_00(self, member: tarfile.TarInfo, *args: Any) -> None:
-            raise _sparse(what, member.name)
+            raise _sparse(what, member.name, subject)
 
         _proc_gnusparse_01 = _proc_gnusparse_10 = _proc_gnusparse_00
 
     return Checked
 
 
-def _sparse(what: str, name: str) -> MalformedError:
-    return MalformedError(f"{what}: refusing the package, its tar member {name[:200]!r} is "
+def _sparse(what: str, name: str, subject: str) -> MalformedError:
+    return MalformedError(f"{what}: refusing the {subject}, its tar member {name[:200]!r} is "
                         "sparse; no Debian or Alpine package ships sparse files, and a sparse "
                         "header can claim any size.")
 
 
 class Budget:
-    """What one package may still unpack: members, names, declared sizes."""
+    """What one package (or image layer) may still unpack: members, names, declared sizes."""
 
     def __init__(self, what: str, limits: Limits, declared: int | None = None,
-                 declared_from: str = "", ceiling: str = "package") -> None:
+                 declared_from: str = "", ceiling: str = "package",
+                 subject: str = "package") -> None:
         self.what = what
+        self.subject = subject
         self.limits = limits
         self.members = 0
         self.content = 0
@@ -242,50 +260,52 @@ class Budget:
 
     def admit(self, info: tarfile.TarInfo) -> None:
         """Refuse `info` if it breaks a limit; count it otherwise."""
-        lim = self.limits
+        lim, subject = self.limits, self.subject
         self.members += 1
         if self.members > lim.members:
-            raise exceeded(self.what, "members", f"it has more than {lim.members:,} members")
+            raise exceeded(self.what, "members", f"it has more than {lim.members:,} members",
+                           subject)
         for field in (info.name, info.linkname):
             if len(field.encode("utf-8", "surrogateescape")) > lim.name:
                 raise exceeded(self.what, "name",
                                f"a member's name or link target starts {field[:80]!r} and is "
-                               f"longer than {lim.name:,} bytes")
+                               f"longer than {lim.name:,} bytes", subject)
         if not (0 <= info.uid < 1 << 32 and 0 <= info.gid < 1 << 32):
             raise MalformedError(f"{self.what}: tar member {info.name[:200]!r} has the owner "
                                  f"{info.uid}:{info.gid}, outside 0 to 2**32-1; refusing the "
-                                 "package.")
+                                 f"{subject}.")
         if not (math.isfinite(info.mtime) and 0 <= info.mtime < _MAX_MTIME):
             raise MalformedError(f"{self.what}: tar member {info.name[:200]!r} has the time "
-                                 f"{info.mtime}, outside 0 to {_MAX_MTIME}; refusing the package.")
+                                 f"{info.mtime}, outside 0 to {_MAX_MTIME}; refusing the "
+                                 f"{subject}.")
         if info.size < 0:
             raise MalformedError(f"{self.what}: tar member {info.name[:200]!r} has a negative "
-                               "size; refusing the package.")
+                               f"size; refusing the {subject}.")
         if info.size > lim.member:
             raise exceeded(self.what, "member",
-                           f"member {info.name[:200]!r} declares {info.size:,} bytes")
+                           f"member {info.name[:200]!r} declares {info.size:,} bytes", subject)
         if info.isreg():
             self.content += info.size
             if self.content > self.bound:
                 var = _LIMITS[self.ceiling][0]
                 raise MalformedError(
-                    f"{self.what}: refusing the package, its files add up to more than "
+                    f"{self.what}: refusing the {subject}, its files add up to more than "
                     f"{self.bound:,} bytes ({self.bound_why}) at member {info.name[:200]!r}. "
-                    f"If the package is genuine, raise that limit ({var} bounds every "
-                    "package whatever it declares); see docs/security.md.")
+                    f"If the {subject} is genuine, raise that limit ({var} bounds every "
+                    f"{subject} whatever it declares); see docs/security.md.")
 
 
 def open_stream(fileobj: IO[bytes] | io.RawIOBase, what: str, limits: Limits,
-                limit_key: str = "stream") -> tarfile.TarFile:
+                limit_key: str = "stream", subject: str = "package") -> tarfile.TarFile:
     """A streaming (`r|`) TarFile over at most `limits.<limit_key>` decompressed bytes.
 
     Names are bytes in the tar; UTF-8 with surrogateescape (tarfile's default
     errors) gives them back unchanged whatever the locale.
     """
     limited = io.BufferedReader(
-        LimitedReader(fileobj, getattr(limits, limit_key), what, limit_key), 1 << 16)
+        LimitedReader(fileobj, getattr(limits, limit_key), what, limit_key, subject), 1 << 16)
     return tarfile.open(fileobj=limited, mode="r|", encoding="utf-8",
-                        tarinfo=tarinfo_class(what, limits))
+                        tarinfo=tarinfo_class(what, limits, subject))
 
 
 def open_bytes(data: bytes, what: str, limits: Limits) -> tarfile.TarFile:

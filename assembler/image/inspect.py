@@ -86,11 +86,12 @@ def _inspect(image_file: ImageFile, image: PlatformImage) -> Inspection:
     files: dict[str, FileInfo] = {}
     contents: dict[str, bytes] = {}
     layers = []
+    budget = image_file.budget()   # every file of every layer is listed: bound them together
     for i, (name, digest) in enumerate(image.layers):
         stats = LayerStats()
         size = entries = 0
         opaque: list[str] = []
-        for info, f in image_file.layer_members(name, digest, stats):
+        for info, f in image_file.layer_members(name, digest, stats, budget):
             entries += 1
             try:
                 path = normalize(info.name)

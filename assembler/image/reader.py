@@ -14,6 +14,11 @@ of another kind, `.wh.NAME` deletes NAME from lower layers and
 The tree is for inspection (the link check), not for writing an image:
 only ELF files and ld.so configuration keep their contents, so a large
 image costs one pass of decompression and little else.
+
+An image on disk is the user's input, not ours: every tar in it (the archive
+and each layer) is read within boundedtar's limits, as a package's tars are,
+and a JSON document within MAX_DOCUMENT. A refusal names the image and the
+layer (exit 2).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from typing import IO, Any, cast
 import zstandard
 
 from assembler.errors import AssemblerError
+from assembler.fetch.boundedtar import Budget, open_stream
 from assembler.image.layout import INDEX_TYPES, Descriptor
 from assembler.image.store import TarOrDir
 from assembler.linkcheck.elf import MAGIC
@@ -172,11 +178,12 @@ class ImageFile(TarOrDir):
         `contents` keeps every file's bytes (for an SBOM), not only what the link check
         reads."""
         tree = Tree(allow_setuid=True)
+        budget = self.budget()
         try:
             for i, (name, digest) in enumerate(image.layers):
                 origin = f"layer {i + 1}"
                 opaque: list[str] = []
-                for info, f in self.layer_members(name, digest):
+                for info, f in self.layer_members(name, digest, budget=budget):
                     _apply_member(tree, info, f, origin, opaque, contents)
                 for directory in opaque:
                     _hide_lower(tree, directory, origin)
@@ -185,10 +192,18 @@ class ImageFile(TarOrDir):
             raise
         return tree
 
-    def layer_members(self, name: str, digest: str | None, stats: LayerStats | None = None
+    def budget(self) -> Budget:
+        """What the layers of one image may hold together (members, bytes of files): what
+        reading them keeps in memory or spools grows with it."""
+        return Budget(str(self.path), self.limits, ceiling="image", subject="image")
+
+    def layer_members(self, name: str, digest: str | None, stats: LayerStats | None = None,
+                      budget: Budget | None = None
                       ) -> Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]:
         """The tar members of one layer blob in order, decompressed, each with its content
-        stream (regular files). The blob's digest is checked once it has been read."""
+        stream (regular files). The blob's digest is checked once it has been read.
+        Members are counted against `budget` (one image's, shared by its layers), or
+        against the layer's own."""
         with self.open(name) as raw:
             hashing = _HashingReader(raw)
             buffered = io.BufferedReader(hashing, 1 << 16)
@@ -197,25 +212,38 @@ class ImageFile(TarOrDir):
             if head[:2] == b"\x1f\x8b":
                 stream = cast(IO[bytes], gzip.GzipFile(fileobj=buffered, mode="rb"))
             elif head == b"\x28\xb5\x2f\xfd":
-                stream = zstandard.ZstdDecompressor().stream_reader(buffered)
+                stream = zstandard.ZstdDecompressor().stream_reader(
+                    buffered, read_across_frames=True)
             else:
                 stream = buffered
+            what = f"{self.path}: layer {name}"
+            budget = budget or self.budget()
+            budget.what = what   # a refusal names the layer being read
             try:
-                with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8") as tf:
+                with open_stream(stream, what, self.limits, "layer", "image") as tf:
                     for info in tf:
+                        budget.admit(info)
                         yield info, tf.extractfile(info) if info.isreg() else None
                     # Read to the end so the digest covers the whole blob.
                     while hashing.read(1 << 20):
                         pass
             except (OSError, EOFError, tarfile.TarError, zstandard.ZstdError) as e:
+                # A damaged blob is better reported as such than by what broke first.
+                while digest is not None and hashing.read(1 << 20):
+                    pass
+                _check_digest(self.path, digest, hashing)
                 raise ImageError(f"{self.path}: layer {name} is not a readable tar ({e})."
                                  ) from None
             if stats is not None:
                 stats.compressed = hashing.count
                 stats.digest = f"sha256:{hashing.hexdigest()}"
-            if digest is not None and hashing.hexdigest() != digest.partition(":")[2]:
-                raise ImageError(f"{self.path}: layer {digest} does not match its "
-                                 "digest; the image is damaged.")
+            _check_digest(self.path, digest, hashing)
+
+
+def _check_digest(path: Path, digest: str | None, hashing: _HashingReader) -> None:
+    if digest is not None and hashing.hexdigest() != digest.partition(":")[2]:
+        raise ImageError(f"{path}: layer {digest} does not match its digest; the image is "
+                         "damaged.")
 
 
 @dataclass

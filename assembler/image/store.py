@@ -3,12 +3,14 @@ or a directory (an OCI layout), read the same way by whoever needs them."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tarfile
 from pathlib import Path
 from typing import IO
 
 from assembler.errors import AssemblerError
+from assembler.fetch.boundedtar import Budget, Limits, tarinfo_class
 
 MAX_DOCUMENT = 4 << 20   # JSON documents (index, manifest, config) are small; refuse more
 
@@ -18,17 +20,29 @@ class TarOrDir:
 
     error: type[AssemblerError] = AssemblerError
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, limits: Limits | None = None) -> None:
         self.path = path
+        self.limits = limits or Limits.from_env()
         self._tar: tarfile.TarFile | None = None
         self._members: dict[str, tarfile.TarInfo] = {}
         if path.is_dir():
             return
+        what = f"{path} (image archive)"
+        # Headers, names and the member count are bounded as in a package's tar; a blob's
+        # declared size costs nothing until it is read (and layers are bounded then), so
+        # one blob may be as large as a whole image.
+        budget = Budget(what, dataclasses.replace(self.limits, member=self.limits.image),
+                        ceiling="image", subject="image")
         try:
-            self._tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed in close()
-            for m in self._tar.getmembers():
+            self._tar = tarfile.open(  # noqa: SIM115 - closed in close()
+                path, "r:*", tarinfo=tarinfo_class(what, self.limits, "image"))
+            for m in self._tar:
+                budget.admit(m)
                 if m.isfile() or m.issym() or m.islnk():
                     self._members[os.path.normpath(m.name.lstrip("/"))] = m
+        except AssemblerError:
+            self.close()
+            raise
         except OSError as e:
             self.close()
             raise self.error(f"{path} is unreadable ({e.strerror or e}).") from None
@@ -87,5 +101,6 @@ class TarOrDir:
         with self.open(name) as f:
             data = f.read(MAX_DOCUMENT + 1)
         if len(data) > MAX_DOCUMENT:
-            raise self.error(f"{self.path}: {name} is implausibly large for a JSON document.")
+            raise self.error(f"{self.path}: {name} is over {MAX_DOCUMENT:,} bytes, implausibly "
+                             "large for a JSON document; refusing the image.")
         return data

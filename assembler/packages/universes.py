@@ -26,9 +26,10 @@ from assembler.progress import Progress, info
 from assembler.spec.document import Spec
 
 
-def distro_for(spec: Spec, options: Options | None = None) -> Distro:
+def distro_for(spec: Spec, options: Options | None = None, quiet: bool = False) -> Distro:
     """The spec's distro with its own repositories added; keys named by URL are fetched
-    (once: distro/keyring.py) into `options.cache`."""
+    (once: distro/keyring.py) into `options.cache`. Its notes are printed unless `quiet`
+    (or `options.quiet`)."""
     resolve_apko(spec)
     try:
         distro = load_distro(spec.distro, spec.path.parent)
@@ -38,7 +39,7 @@ def distro_for(spec: Spec, options: Options | None = None) -> Distro:
     # An archive for other architectures only (Ubuntu's ports) needs no mirror here.
     distro.archives = [a for a in distro.archives if any(a.serves(x) for x in spec.archs)]
     for note in distro.extra.get("notes", []):
-        info(f"note: {distro.path}: {note}")
+        info(f"note: {distro.path}: {note}", quiet or (options is not None and options.quiet))
     for repo in spec.repositories:
         distro.archives.append(Archive(
             name=repo.name, suites=repo.suites, components=repo.components,
