@@ -25,12 +25,11 @@ from pathlib import Path
 from typing import IO
 
 from assembler import __version__
-from assembler.cache import Cache, atomic_write, is_sha256
+from assembler.cache import Cache, atomic_write, is_sha256, sha256_file
 
 # Bump when anything about the key's serialisation changes.
 FORMAT = 1
 _WRITER = Path(__file__).with_name("layer.py")
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -70,14 +69,6 @@ def layer_key(rows: list[list[object]], compression: str, params: dict[str, obje
     return hashlib.sha256(data.encode()).hexdigest()
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
-
-
 class LayerCache:
     """`layers/<key>.json` -> a blob in the content-addressed store, verified on every use."""
 
@@ -107,7 +98,7 @@ class LayerCache:
         """The blob `found` names, if it is there with its recorded hash; a damaged one goes."""
         blob = self.blob_path(found.digest)
         try:
-            if blob.stat().st_size == found.size and sha256_file(blob) == found.digest:
+            if blob.stat().st_size == found.size and "sha256:" + sha256_file(blob) == found.digest:
                 return blob
         except OSError:
             return None
