@@ -36,13 +36,13 @@ def _tree(skip: int | None = None, changed: int | None = None) -> Tree:
 def deflated(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The size of every block actually deflated (not taken from the block cache)."""
     sizes: list[int] = []
-    real = layer_module._deflate_block
+    real = layer_module.deflate_block
 
     def counting(data: bytes, dictionary: bytes, level: int) -> bytes:
         sizes.append(len(data))
         return real(data, dictionary, level)
 
-    monkeypatch.setattr(layer_module, "_deflate_block", counting)
+    monkeypatch.setattr(layer_module, "deflate_block", counting)
     return sizes
 
 

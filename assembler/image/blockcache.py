@@ -2,7 +2,8 @@
 
 A gzip layer is deflated in blocks (image/layer.py), each primed with the 32 KiB
 before it, so a block's compressed bytes are a function of the level, that
-dictionary and the block's own bytes. Block boundaries follow the tar members
+dictionary and the block's own bytes (and of the deflate implementation,
+image/deflate.py, which the key names too). Block boundaries follow the tar members
 (content-defined, not fixed offsets), so a layer that gained or lost a package
 has the same blocks as before except around the change. A block is found by a
 digest of (level, dictionary, data); its record names where its bytes already
@@ -21,13 +22,15 @@ from pathlib import Path
 
 from assembler.cache import Cache, atomic_writer, is_sha256
 from assembler.errors import DiskError
+from assembler.image.deflate import IDENTITY
 
 # Bump when the record's layout changes.
 FORMAT = 1
 
 
 def block_key(level: int, dictionary: bytes, data: bytes) -> str:
-    h = hashlib.sha256(b"deflate-block %d %d %d\n" % (FORMAT, level, len(dictionary)))
+    h = hashlib.sha256(b"deflate-block %d %s %d %d\n" % (FORMAT, IDENTITY.encode(), level,
+                                                          len(dictionary)))
     h.update(dictionary)
     h.update(data)
     return h.hexdigest()

@@ -26,7 +26,6 @@ import hashlib
 import os
 import struct
 import tarfile
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -39,6 +38,7 @@ import zstandard
 from assembler.cache import atomic_writer
 from assembler.errors import SpecError
 from assembler.image.blockcache import BlockCache, block_key
+from assembler.image.deflate import IDENTITY, crc32, deflate_block
 from assembler.image.layercache import LayerCache, Recorded, layer_key
 from assembler.rootfs.tree import Entry, Tree
 
@@ -50,16 +50,16 @@ MEDIA_TYPES: dict[str, str] = {
     "none": "application/vnd.oci.image.layer.v1.tar",
 }
 
-# Measured on 150 MB of /usr/lib + /usr/bin from a Debian system (one core):
-#   gzip 1: 35.1% of input, 107 MB/s    zstd 3: 30.3%, 330 MB/s
-#   gzip 3: 33.8%,           81 MB/s    zstd 9: 27.7%,  66 MB/s
-#   gzip 6: 31.7%,           36 MB/s
-#   gzip 9: 31.5%,            7 MB/s
-# gzip 6 (zlib's default, also Docker's and Go's) is 10% smaller than 1 and
-# still does a 200 MB image in ~5 s; 9 buys 0.8% for 5x the time. zstd 9 is
-# 9% smaller than 3 at a speed close to gzip 6. A layer is compressed once and
-# pulled many times, so size wins until the build gets noticeably slower.
-# Changing either level changes every digest: treat it as a format change.
+# Measured on the 147 MB layer of include-essential python3, deflated as below (1 MiB
+# blocks, each primed with the 32 KiB before it), one core, 2026-12-01:
+#   zlib 1:    1.35 s, 35.6% of input     zlib-ng 3: 1.02 s, 33.9%
+#   zlib 5:    2.56 s, 32.3%              zlib-ng 5: 1.35 s, 33.0%
+#   zlib 6:    4.12 s, 32.0%              zlib-ng 6: 1.63 s, 32.9%
+#   ISA-L 3:   0.38 s, 35.4% (its bytes depend on the CPU: image/deflate.py)
+# and earlier, on 150 MB of /usr: zstd 3 30.3% at 330 MB/s, zstd 9 27.7% at 66 MB/s.
+# zlib-ng 5 costs half of zlib 5 for 2% more bytes; 6 buys 0.3% for a fifth more time.
+# A layer is compressed once and pulled many times, so size wins until the build gets
+# noticeably slower. Changing either level changes every digest: a format change.
 GZIP_LEVEL = 5
 ZSTD_LEVEL = 9
 
@@ -115,22 +115,15 @@ class _HashingWriter:
         return "sha256:" + self.sha256.hexdigest()
 
 
-def _deflate_block(data: bytes, dictionary: bytes, level: int) -> bytes:
-    c = zlib.compressobj(level, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY,
-                         zdict=dictionary) if dictionary else \
-        zlib.compressobj(level, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY)
-    return c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
-
-
 def cuts_before(path: str) -> bool:
     """Whether a block may end before the tar member for `path` (given MIN_CUT bytes
     since the last cut): a property of the name alone, so that the boundaries after
     an inserted or removed member fall where they fell before."""
-    return zlib.crc32(path.encode("utf-8", "surrogateescape")) % CUT_EVERY == 0
+    return crc32(path.encode("utf-8", "surrogateescape")) % CUT_EVERY == 0
 
 
 class ParallelGzipWriter:
-    """A single-member gzip stream, deflated block-wise on a thread pool (zlib drops the GIL).
+    """A single-member gzip stream, deflated block-wise on a thread pool (zlib-ng drops the GIL).
 
     With `blocks`, a block deflated before (same level, dictionary and bytes) is read
     from the cache instead; `placed` lists where this stream's blocks lie in `out`,
@@ -176,12 +169,12 @@ class ParallelGzipWriter:
         key = block_key(self.level, dictionary, block) if self.blocks is not None else ""
         data = self.blocks.get(key) if self.blocks is not None else None
         if data is None:
-            data = _deflate_block(block, dictionary, self.level)
+            data = deflate_block(block, dictionary, self.level)
         sha = hashlib.sha256(data).hexdigest() if self.blocks is not None else ""
         return key, data, sha
 
     def _submit(self, block: bytes) -> None:
-        self._crc = zlib.crc32(block, self._crc)
+        self._crc = crc32(block, self._crc)
         self._size += len(block)
         self._pending.append(self._pool.submit(self._deflate, block, self._previous_tail))
         self._previous_tail = block[-_WINDOW:]
@@ -381,13 +374,13 @@ def _key(entries: list[Entry], compression: Compression, source_date_epoch: int,
         i = _tarinfo(e, source_date_epoch, dir_mtime)
         rows.append([i.name, i.type.decode(), i.mode, i.uid, i.gid, i.size, i.linkname,
                      i.mtime, e.kind, e.link, e.sha256])
-    return layer_key(rows, compression, _params(compression))
+    return layer_key(rows, compression, compression_params(compression))
 
 
-def _params(compression: Compression) -> dict[str, object]:
+def compression_params(compression: str) -> dict[str, object]:
     """The compressor settings that shape the bytes (part of the layer cache key)."""
     if compression == "gzip":
-        return {"level": GZIP_LEVEL, "block": GZIP_BLOCK, "window": _WINDOW,
+        return {"deflate": IDENTITY, "level": GZIP_LEVEL, "block": GZIP_BLOCK, "window": _WINDOW,
                 "cut-every": CUT_EVERY, "min-cut": MIN_CUT}
     if compression == "zstd":
         return {"level": ZSTD_LEVEL, "zstandard": zstandard.__version__}

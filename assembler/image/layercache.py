@@ -17,7 +17,6 @@ import json
 import os
 import sys
 import tempfile
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -62,8 +61,8 @@ def layer_key(rows: list[list[object]], compression: str, params: dict[str, obje
     """The content key of a layer whose members are `rows`: per entry, the tar header
     fields the writer will emit plus the entry's kind, link and content hash."""
     doc = {"format": FORMAT, "assembler": __version__, "writer": _writer_digest(),
-           "python": list(sys.version_info[:2]), "zlib": zlib.ZLIB_RUNTIME_VERSION,
-           "compression": compression, "params": params, "entries": rows}
+           "python": list(sys.version_info[:2]), "compression": compression,
+           "params": params, "entries": rows}
     # ASCII escapes keep non-UTF-8 names (surrogate-escaped bytes) distinct and encodable.
     data = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(data.encode()).hexdigest()

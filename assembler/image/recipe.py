@@ -25,7 +25,7 @@ from pathlib import Path
 from assembler import __version__
 from assembler.cache import Cache, atomic_write
 from assembler.distro.definition import Distro
-from assembler.image.layer import Layer
+from assembler.image.layer import Layer, compression_params
 from assembler.image.layercache import LayerCache, Recorded
 from assembler.lock.lockfile import lock_path
 from assembler.spec.document import Spec
@@ -103,6 +103,8 @@ def _recipe_key(spec: Spec, distro: Distro, arch: str, compression: str,
         "slices": _tree_digest(distro.slices_dir) if slices and distro.slices_dir else None,
         "arch": arch,
         "compression": compression,
+        # The compressor libraries' versions: pinned, but a checkout may hold others.
+        "compressor": compression_params(compression),
         "sde": source_date_epoch,
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
