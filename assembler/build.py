@@ -228,7 +228,7 @@ def _make(spec: Spec, options: Options, lock: Lock, arch: str, mirrors: dict[str
     """Fetch, install, link-check and write one platform's layers."""
     # Here, not at the top: a rebuild whose recipe is cached never downloads or checks
     # anything, and need not import the HTTP stack or the ELF reader.
-    from assembler.fetch.packagefiles import Wanted, fetch_all
+    from assembler.fetch.packagefiles import Wanted, fetching
     from assembler.linkcheck.check import require_links
 
     packages = lock.archs[arch].packages
@@ -236,10 +236,12 @@ def _make(spec: Spec, options: Options, lock: Lock, arch: str, mirrors: dict[str
     items = [Wanted(p.name, mirrors[p.archive], p.filename, p.sha256, p.size,
                     fallback.get((p.archive, p.suite)), (p.archive, p.suite) in fallback)
              for p in packages]
-    files = fetch_all(items, options.cache, options.offline, progress,
-                      lambda sha: package_format.reads_package_file(options.cache, sha))
-    tree, warnings = package_format.install(spec, packages, files, distro, arch,
-                                            options.cache, progress, str(lock_path(spec.path)))
+    # Each package unpacks as soon as its file is in, while the rest still download.
+    with fetching(items, options.cache, options.offline, progress,
+                  lambda sha: package_format.reads_package_file(options.cache, sha)) as files:
+        tree, warnings = package_format.install(spec, packages, files, distro, arch,
+                                                options.cache, progress,
+                                                str(lock_path(spec.path)))
     signed = package_format.release_version(distro, lock.archs[arch].indexes)
     warnings += _os_identity(tree, distro, signed)
     for w in warnings:

@@ -59,14 +59,35 @@ def layer_sizes(tar: Path) -> tuple[int, int]:
     return comp, raw
 
 
+def _package_sets(lock: Path, mm_tar: Path) -> str:
+    """'identical (N)' or what differs: the ratio means something only for the same work."""
+    import json
+    import tarfile
+
+    doc = json.loads(lock.read_text())
+    ours = {p["name"] for a in doc["archs"].values() for p in a["packages"]}
+    with tarfile.open(mm_tar) as t:
+        status = t.extractfile("./var/lib/dpkg/status").read().decode()  # type: ignore[union-attr]
+    theirs = {line.split(":", 1)[1].strip() for line in status.splitlines()
+              if line.startswith("Package:")}
+    if ours == theirs:
+        return f"identical ({len(ours)} packages)"
+    return (f"DIFFERENT: only assemble {sorted(ours - theirs)}, "
+            f"only mmdebstrap {sorted(theirs - ours)}")
+
+
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="assembler-build-bench-"))
     exe = str(Path(sys.executable).with_name("assemble"))
     spec = work / "python3.yaml"
     shutil.copy(ROOT / "specs" / "python3.yaml", spec)
     ess = work / "python3-essential.yaml"
-    ess.write_text((ROOT / "specs" / "python3.yaml").read_text().replace(
-        "contents:\n", "contents:\n  include-essential: true\n"))
+    # The same package set as mmdebstrap's: Essential, python3 and what it depends on
+    # (python3.yaml's ca-certificates would add it and openssl to our side only).
+    text = (ROOT / "specs" / "python3.yaml").read_text()
+    assert "    - ca-certificates\n" in text
+    ess.write_text(text.replace("contents:\n", "contents:\n  include-essential: true\n")
+                   .replace("    - ca-certificates\n", ""))
     rows = []
     cache = work / "cache"
     # Untimed: the host's mirror may be a caching proxy, and whichever run came first
@@ -104,6 +125,7 @@ def main() -> None:
     mm_tar = work / "mmdebstrap.tar"
     t_mm, rss = timed([*mm, "bookworm", str(mm_tar), *sources])
     raw = mm_tar.stat().st_size
+    same_set = _package_sets(work / "python3-essential.lock.json", mm_tar)
     comp = len(gzip.compress(mm_tar.read_bytes(), 6))
     rows.append(("mmdebstrap --variant=essential python3, cold", t_mm, rss, comp, raw))
     # mmdebstrap keeps no cache of its own; its manual's recipe for one is to
@@ -123,6 +145,7 @@ def main() -> None:
     print(f"{'what':46} {'wall s':>7} {'RSS MB':>7} {'gz MB':>7} {'raw MB':>7}")
     for name, t, rss, comp, raw in rows:
         print(f"{name:46} {t:7.2f} {rss:7d} {comp / 1e6:7.1f} {raw / 1e6:7.1f}")
+    print(f"package sets (assemble's lock / mmdebstrap's dpkg status): {same_set}")
     print(f"ratio mmdebstrap / assemble, include-essential, both cold: {t_mm / t_ess:.1f}x")
     print(f"ratio mmdebstrap / assemble, include-essential, both cold, both an "
           f"uncompressed tar: {t_mm / t_essn:.1f}x")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,7 +64,7 @@ class ApkFormat:
     def reads_package_file(self, cache: Cache, sha256: str) -> bool:
         return True   # every build verifies and reads each .apk
 
-    def install(self, spec: Spec, packages: list[LockedPackage], files: dict[str, Path],
+    def install(self, spec: Spec, packages: list[LockedPackage], files: Mapping[str, Path],
                 distro: Distro, arch: str, cache: Cache, progress: Progress,
                 lock_file: str) -> tuple[Tree, list[str]]:
         """.apk data, then apk's database and /etc/apk."""

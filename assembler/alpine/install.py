@@ -26,7 +26,7 @@ import hashlib
 import io
 import stat
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, cast
@@ -193,7 +193,7 @@ def _disown(db: InstalledPackage, path: str) -> None:
             d.files = [f for f in d.files if f.name != base]
 
 
-def install_packages(tree: Tree, packages: list[LockedPackage], files: dict[str, Path],
+def install_packages(tree: Tree, packages: list[LockedPackage], files: Mapping[str, Path],
                      setup: ApkSetup, skip: Callable[[str], bool],
                      progress: Progress | None = None) -> list[str]:
     """Unpack every locked package, then write apk's state. Returns warnings."""

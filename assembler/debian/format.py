@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,7 +73,7 @@ class DebFormat:
 
         return not is_unpacked(cache, sha256)
 
-    def install(self, spec: Spec, packages: list[LockedPackage], files: dict[str, Path],
+    def install(self, spec: Spec, packages: list[LockedPackage], files: Mapping[str, Path],
                 distro: Distro, arch: str, cache: Cache, progress: Progress,
                 lock_file: str) -> tuple[Tree, list[str]]:
         from assembler.debian.install import build_tree

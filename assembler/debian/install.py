@@ -8,6 +8,7 @@ database; nothing from a package runs.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -35,7 +36,8 @@ from assembler.spec.document import Spec
 # Two cores is the common CI box; more workers only queue behind the tree.
 UNPACK_WORKERS = min(4, os.cpu_count() or 1)
 
-def _unpack(cache: Cache, package: LockedPackage, path: Path) -> Unpacked:
+def _unpack(cache: Cache, package: LockedPackage, files: Mapping[str, Path]) -> Unpacked:
+    path = files[package.sha256]   # waits here, on a worker, while the file downloads
     control: list[bytes] = []   # read once: unpacked() asks for the extras first
 
     def extras() -> dict[str, bytes]:
@@ -50,7 +52,8 @@ def _unpack(cache: Cache, package: LockedPackage, path: Path) -> Unpacked:
                              f"({package.filename}): {e.message}") from None
 
 
-def build_tree(spec: Spec, packages: list[LockedPackage], files: dict[str, Path], merged_usr: bool,
+def build_tree(spec: Spec, packages: list[LockedPackage], files: Mapping[str, Path],
+               merged_usr: bool,
                cache: Cache, progress: Progress, arch: str = "",
                catalog_dir: Path | None = None,
                lock_file: str = "the lockfile",
@@ -71,7 +74,7 @@ def build_tree(spec: Spec, packages: list[LockedPackage], files: dict[str, Path]
     # Unpacking the next packages (decompression and hashing release the GIL)
     # overlaps with adding this one to the tree; the tree sees them in lock order.
     with ThreadPoolExecutor(UNPACK_WORKERS) as pool:
-        jobs = [pool.submit(_unpack, cache, p, files[p.sha256]) for p in packages]
+        jobs = [pool.submit(_unpack, cache, p, files) for p in packages]
         for i, (p, job) in enumerate(zip(packages, jobs, strict=True)):
             name = p.name
             progress.status(f"unpacking {i + 1}/{len(packages)} {name}")

@@ -8,9 +8,9 @@ stray temp file at worst, never a wrong entry.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,22 +51,43 @@ def _intact(cache: Cache, it: Wanted, will_read: Callable[[str], bool]) -> bool:
     return True
 
 
-def fetch_all(items: list[Wanted], cache: Cache, offline: bool = False,
-              progress: Progress | None = None,
-              will_read: Callable[[str], bool] = lambda sha256: True) -> dict[str, Path]:
-    """Return {sha256: cached path} for every item, downloading what is missing or
-    damaged. `will_read(sha256)`: the caller reads that file's bytes (so hash it)."""
+class Arriving(Mapping[str, Path]):
+    """{sha256: cached path} whose lookups wait for that file's download: the install
+    unpacks each package as soon as it is in, while the rest still arrive."""
+
+    def __init__(self, ready: dict[str, Path], coming: dict[str, Future[Path]]) -> None:
+        self._ready = ready
+        self._coming = coming
+
+    def __getitem__(self, sha256: str) -> Path:
+        if sha256 in self._ready:
+            return self._ready[sha256]
+        return self._coming[sha256].result()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self._ready, *self._coming])
+
+    def __len__(self) -> int:
+        return len(self._ready) + len(self._coming)
+
+
+@contextmanager
+def fetching(items: list[Wanted], cache: Cache, offline: bool = False,
+             progress: Progress | None = None,
+             will_read: Callable[[str], bool] = lambda sha256: True) -> Iterator[Arriving]:
+    """Download what is missing or damaged in the background, in `items` order (the
+    order an install takes them), and give the files as they arrive. Leaving the block
+    waits for every download and raises the first failure; an exception inside it
+    cancels the downloads not yet started."""
     progress = progress or Progress(quiet=True)
-    out: dict[str, Path] = {}
+    ready: dict[str, Path] = {}
     missing = []
     for it in items:
         if _intact(cache, it, will_read):
-            out[it.sha256] = cache.blob_path(it.sha256)
+            ready[it.sha256] = cache.blob_path(it.sha256)
         else:
             missing.append(it)
-    if not missing:
-        return out
-    if offline:
+    if missing and offline:
         names = ", ".join(it.name for it in missing[:5])
         raise NetworkError(f"--offline: {len(missing)} package file(s) are not in the cache, "
                            f"or were damaged there and deleted ({names}"
@@ -79,14 +100,14 @@ def fetch_all(items: list[Wanted], cache: Cache, offline: bool = False,
         with lock:
             done[0] += n
             progress.status(f"downloading {len(missing)} packages: "
-                            f"{done[0] / 1e6:.1f}/{total / 1e6:.1f} MB")
+                            f"{done[0] / 1e6:.1f}/{total / 1e6:.1f} MB", part="download")
 
-    def one(it: Wanted) -> None:
+    def one(it: Wanted) -> Path:
         dest = cache.blob_path(it.sha256)
         url = f"{it.url_base}/{it.filename}"
         try:
             download(url, dest, it.sha256, it.size, tick)
-            return
+            return dest
         except NotFound:
             if not it.fallback:
                 raise NetworkError(missing_message(it.name, url, None, it.snapshots)) from None
@@ -96,12 +117,23 @@ def fetch_all(items: list[Wanted], cache: Cache, offline: bool = False,
         except NotFound:
             raise NetworkError(missing_message(it.name, url, f"{it.fallback}/{it.filename}",
                                                True)) from None
+        return dest
 
-    # Larger files first so the pool does not end waiting on one big download.
-    with ThreadPoolExecutor(WORKERS) as pool:
-        for f in [pool.submit(one, it) for it in sorted(missing, key=lambda i: -i.size)]:
+    pool = ThreadPoolExecutor(WORKERS)
+    try:
+        coming = {it.sha256: pool.submit(one, it) for it in missing}
+        yield Arriving(ready, coming)
+        for f in coming.values():
             f.result()
-    progress.done()
-    for it in missing:
-        out[it.sha256] = cache.blob_path(it.sha256)
-    return out
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        progress.done(part="download")
+
+
+def fetch_all(items: list[Wanted], cache: Cache, offline: bool = False,
+              progress: Progress | None = None,
+              will_read: Callable[[str], bool] = lambda sha256: True) -> dict[str, Path]:
+    """Return {sha256: cached path} for every item, downloading what is missing or
+    damaged. `will_read(sha256)`: the caller reads that file's bytes (so hash it)."""
+    with fetching(items, cache, offline, progress, will_read) as files:
+        return {it.sha256: files[it.sha256] for it in items}

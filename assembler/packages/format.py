@@ -10,7 +10,7 @@ the package database, link-check hints, SBOM identity) lives behind this.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -67,7 +67,7 @@ class PackageFormat(Protocol):
         the cached copy first, so a damaged one is fetched again.)"""
         ...
 
-    def install(self, spec: Spec, packages: list[LockedPackage], files: dict[str, Path],
+    def install(self, spec: Spec, packages: list[LockedPackage], files: Mapping[str, Path],
                 distro: Distro, arch: str, cache: Cache, progress: Progress,
                 lock_file: str) -> tuple[Tree, list[str]]:
         """The packages' files in a new Tree, plus the package database; warnings."""
