@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SPEC ?= specs/python3.yaml
 SPECS := $(sort $(wildcard specs/*.yaml specs/*/*.yaml))
-DEB_TOOLS := dpkg-dev skopeo umoci docker-registry mmdebstrap apt-utils gcc g++ libc6-dev libssl-dev openssl bubblewrap
+DEB_TOOLS := dpkg-dev skopeo umoci docker-registry mmdebstrap apt-utils gcc g++ libc6-dev libssl-dev openssl bubblewrap qemu-user
 PYTEST_ARGS ?=
 
 .PHONY: run locks test test-fast lint venv sysdeps bench clean
