@@ -98,6 +98,26 @@ def test_unchecked_hash_pycs_from_the_images_interpreter_reproducibly() -> None:
         assert pycs(again) == first  # frozenset order too: PYTHONHASHSEED is fixed
 
 
+
+def test_python3s_own_modules_by_the_default_interpreter_only() -> None:
+    """python3's postinst compiles /usr/share/python3 with the interpreter python3 names."""
+    share = "usr/share/python3"
+    with image() as tree:
+        tree.add_file(f"{share}/py3versions.py", b"def default(): return 3\n", origin="python3")
+        tree.add_file(f"{share}/debpython/__init__.py", b"X = 1\n", origin="python3")
+        compile_stdlib(tree)
+        made = pycs(tree)
+        for name in ("__pycache__/py3versions", "debpython/__pycache__/__init__"):
+            code = marshal.loads(made[f"{share}/{name}.{TAG}.pyc"][16:])
+            assert code.co_filename == f"/{share}/{name.replace('__pycache__/', '')}.py"
+        assert tree.get(f"{share}/__pycache__/py3versions.{TAG}.pyc").origin == "python3"
+    with image() as tree:
+        tree.remove("usr/bin/python3")   # python3.X without the default python3
+        tree.add_file(f"{share}/py3versions.py", b"def default(): return 3\n", origin="python3")
+        compile_stdlib(tree)
+        assert not [p for p in pycs(tree) if p.startswith(share)]
+        assert pycs(tree)  # the standard library still is compiled
+
 def test_no_interpreter_in_the_image_no_bytecode() -> None:
     with image(with_python=False) as tree:
         assert compile_stdlib(tree) == []

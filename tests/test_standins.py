@@ -208,6 +208,25 @@ def test_skeleton_fills_in_but_does_not_replace() -> None:
         assert tree.read("etc/nsswitch.conf") == b"hosts: files\n"
 
 
+
+def test_python3s_postinst_config_where_python3_is_and_only_there() -> None:
+    with Tree() as tree:
+        write_skeleton(tree)
+        assert tree.get("etc/python3/debian_config") is None
+    with Tree() as tree:
+        tree.add_file("usr/share/python3/debian_defaults", b"[DEFAULT]\n", origin="python3")
+        write_skeleton(tree)
+        # What python3's postinst writes, byte for byte (its heredoc, tabs stripped).
+        assert tree.read("etc/python3/debian_config") == (
+            b"[DEFAULT]\n# how to byte-compile (comma separated: standard, optimize)\n"
+            b"byte-compile = standard\n")
+        assert tree.get("etc/python3").kind == "dir"
+    with Tree() as tree:
+        tree.add_file("usr/share/python3/debian_defaults", b"[DEFAULT]\n", origin="python3")
+        tree.add_file("etc/python3/debian_config", b"byte-compile = optimize\n")
+        write_skeleton(tree)
+        assert tree.read("etc/python3/debian_config") == b"byte-compile = optimize\n"
+
 # -- config checks --------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, words", [

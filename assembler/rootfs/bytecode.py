@@ -1,9 +1,11 @@
 """The standard library's bytecode, as Debian's py3compile would leave it after install.
 
 Debian ships no .pyc files; python3.X's postinst compiles the standard library in
-place. We compile it at build time with the image's own interpreter, run only inside a
-bubblewrap sandbox (rootfs/sandbox.py) that holds just what it needs: the interpreter,
-the shared libraries where the loader looks, and the standard library. The bytes then
+place, and python3's compiles its own modules in /usr/share/python3 (py3versions,
+debpython) with the default interpreter. We compile both at build time with the
+image's own interpreter, run only inside a bubblewrap sandbox (rootfs/sandbox.py) that
+holds just what it needs: the interpreter, the shared libraries where the loader looks,
+the standard library and the other sources. The bytes then
 depend on the image alone, never on the host's Python. The .pyc files are
 "unchecked-hash" (PEP 552) at optimization level 0, as py3compile writes them: valid
 without any file times; PYTHONHASHSEED is fixed, for frozenset constants.
@@ -32,6 +34,7 @@ from assembler.rootfs.sandbox import OUT, materialised
 from assembler.rootfs.tree import Entry, Tree
 
 _STDLIB = re.compile(r"usr/lib/python(3\.\d+)/os\.py")
+_DEFAULT_MODULES = "usr/share/python3"
 # Where the loader looks by default (and the merged-/usr top-level links to it).
 _LIBRARY = re.compile(r"(usr/)?lib(32|64|x32)?(/[^/]+-linux-[^/]+)?(/[^/]+\.so[^/]*)?")
 # Bounds for what goes to the compiler: the standard library is about 30 MB of source.
@@ -66,7 +69,12 @@ def compile_stdlib(tree: Tree, cache: Cache | None = None) -> list[str]:
         python = tree.resolve(f"usr/bin/python{version}")
         if python is None or python.kind not in ("file", "hardlink"):
             continue  # a standard library without its interpreter: nothing to compile with
-        _compile_dir(tree, libdir, python, f"cpython-{version.replace('.', '')}", cache)
+        # python3's postinst: `py3compile -p python3 /usr/share/python3/`, by the
+        # interpreter /usr/bin/python3 names.
+        default = tree.resolve("usr/bin/python3")
+        also = (_DEFAULT_MODULES,) if default is not None and default.path == python.path \
+            else ()
+        _compile_dir(tree, libdir, python, f"cpython-{version.replace('.', '')}", cache, also)
     return []
 
 
@@ -103,10 +111,13 @@ def _cache_path(cache: Cache, key: str) -> Path:
 
 
 def _compile_dir(tree: Tree, libdir: str, python: Entry, tag: str,
-                 cache: Cache | None = None) -> int:
+                 cache: Cache | None = None, also: tuple[str, ...] = ()) -> int:
+    """Compile the sources under `libdir` and the `also` directories, with `python` and
+    the standard library in `libdir`, in one sandbox."""
+    dirs = tuple(d + "/" for d in (libdir, *also))
     targets, linked = [], {python.path}
     for e in tree.entries():
-        if not (e.path.startswith(libdir + "/") and e.path.endswith(".py")) \
+        if not (e.path.startswith(dirs) and e.path.endswith(".py")) \
                 or "/__pycache__/" in e.path or "\n" in e.path:
             continue
         # A link (sitecustomize.py -> /etc/python3.X/) is compiled as its target's source.
@@ -123,7 +134,7 @@ def _compile_dir(tree: Tree, libdir: str, python: Entry, tag: str,
         return 0
 
     def wanted(e: Entry) -> bool:
-        return e.path in linked or e.path.startswith(libdir + "/") \
+        return e.path in linked or e.path.startswith(dirs) \
             or e.path.startswith("etc/ld.so.") or bool(_LIBRARY.fullmatch(e.path))
 
     key = _key(tree, wanted, targets) if cache is not None else ""
