@@ -69,7 +69,6 @@ def test_streaming_read_each_compression(tmp_path: Path, compression: str) -> No
     big = bytes(range(256)) * 4096  # 1 MiB: several buffer refills
     path = build_deb(tmp_path, compression, big)
     assert deb.read_control(path) == CONTROL
-    assert deb.md5sums(path) == {"usr/bin/demo": hashlib.md5(b"#!/bin/sh\necho demo\n").hexdigest()}
     seen = {}
     for info, f in deb.iter_data(path):
         seen[info.name] = (info.type, f.read() if f is not None else None)

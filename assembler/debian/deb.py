@@ -245,18 +245,6 @@ def read_control(path: StrPath, limits: Limits | None = None) -> bytes:
     return files["control"]
 
 
-def md5sums(path: StrPath) -> dict[str, str]:
-    """The package's md5sums as {relative path: hex md5}; empty if it ships none."""
-    data = control_files(path).get("md5sums", b"")
-    out: dict[str, str] = {}
-    for line in data.decode("utf-8", "surrogateescape").splitlines():
-        digest, _, name = line.partition(" ")
-        if digest and name:
-            # The separator is two spaces (md5sum's text mode); tolerate one.
-            out[name.lstrip(" *").lstrip("/")] = digest
-    return out
-
-
 _INSTALLED_SIZE = re.compile(rb"^Installed-Size:[ \t]*([0-9]{1,15})[ \t]*$", re.M | re.I)
 
 
