@@ -107,3 +107,24 @@ def test_cli_exit_code_and_no_traceback(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and "image.yaml:4:" in r.stderr
+
+
+@pytest.mark.parametrize("entry, words", [
+    ("{path: /srv, type: dir}", ["image.yaml:5:", "unknown path type 'dir'",
+                                 "Did you mean 'directory'", "Types: directory, file"]),
+    ("{path: /srv}", ["image.yaml:5:", "a path entry needs 'path' and 'type'"]),
+])
+def test_path_entry_type(tmp_path, entry, words):
+    msg = _err(tmp_path, BASE + f"paths:\n  - {entry}\n")
+    assert all(w in msg for w in words), msg
+
+
+def test_apko_path_entry_type_names_apkos_types(tmp_path):
+    p = tmp_path / "apko.yaml"
+    p.write_text("contents:\n  repositories: [https://127.0.0.1:9/os]\n  packages: [glibc]\n"
+                 "paths:\n  - {path: /srv, type: file}\n")
+    with pytest.raises(SpecError) as e:
+        load_spec(p)
+    msg = str(e.value)
+    assert "apko.yaml:5:" in msg and "unknown path type 'file'" in msg, msg
+    assert "apko's types: directory, empty-file, hardlink, symlink, permissions." in msg, msg

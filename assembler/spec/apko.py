@@ -29,7 +29,13 @@ from pathlib import Path
 import yaml
 
 from assembler.errors import SpecError
-from assembler.spec.document import NodeReader, compose_yaml, did_you_mean, host_arch
+from assembler.spec.document import (
+    NodeReader,
+    compose_yaml,
+    did_you_mean,
+    host_arch,
+    path_type,
+)
 
 TOP = ("contents", "entrypoint", "cmd", "stop-signal", "work-dir", "accounts", "archs",
        "environment", "paths", "vcs-url", "annotations", "include", "volumes", "layering",
@@ -455,12 +461,7 @@ def _path(r: _Reader, node: yaml.Node) -> list[yaml.Node]:
     uid/gid) after every mutation, so a mode left out is 0; a hardlink's go to the
     file it shares an inode with; `recursive` covers the tree beneath."""
     pm = _mapping(r, node, "a path", PATH)
-    if "path" not in pm or "type" not in pm:
-        raise r.err(node, "a path entry needs 'path' and 'type'.")
-    kind = r.string(pm["type"], "type")
-    if kind not in PATH_TYPES:
-        raise r.err(pm["type"], f"unknown path type {kind!r}." + did_you_mean(kind, PATH_TYPES)
-                    + " apko's types: " + ", ".join(PATH_TYPES) + ".")
+    kind = path_type(r, node, pm, PATH_TYPES, "apko's types")
     mode = _s(_mode(r, pm["permissions"]), pm["permissions"]) if "permissions" in pm \
         else _s("0", node)
     owner: list[tuple[str, yaml.Node]] = []

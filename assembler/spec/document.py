@@ -12,7 +12,7 @@ import os
 import re
 import shlex
 import stat
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -679,14 +679,22 @@ def _read_paths(r: NodeReader, node: yaml.Node, accounts: Accounts) -> list[Path
     return [_read_path(r, n, accounts) for n in r.seq(node, "paths")]
 
 
-def _read_path(r: NodeReader, node: yaml.Node, accounts: Accounts) -> PathEntry:
-    pm = r.mapping(node, "a path", PATH_KEYS)
+def path_type(r: NodeReader, node: yaml.Node, pm: dict[str, yaml.Node], types: Sequence[str],
+              listing: str) -> str:
+    """A path entry's `type`, one of `types` (`listing` names them in the error); the
+    entry must have `path` and `type`."""
     if "path" not in pm or "type" not in pm:
         raise r.err(node, "a path entry needs 'path' and 'type'.")
     kind = r.string(pm["type"], "type")
-    if kind not in PATH_TYPES:
-        raise r.err(pm["type"], f"unknown path type {kind!r}." + did_you_mean(kind, PATH_TYPES)
-                    + " Types: " + ", ".join(PATH_TYPES) + ".")
+    if kind not in types:
+        raise r.err(pm["type"], f"unknown path type {kind!r}." + did_you_mean(kind, types)
+                    + f" {listing}: " + ", ".join(types) + ".")
+    return kind
+
+
+def _read_path(r: NodeReader, node: yaml.Node, accounts: Accounts) -> PathEntry:
+    pm = r.mapping(node, "a path", PATH_KEYS)
+    kind = path_type(r, node, pm, PATH_TYPES, "Types")
     for key in pm:
         if key not in PATH_TYPE_KEYS[kind]:
             raise r.err(pm[key], f"a {kind} path does not take {key!r} (it takes "
